@@ -1,0 +1,102 @@
+/**
+ * Wiring of the push side: settings → state store → one worker per vessel → replicator →
+ * stabilizer → watcher and scanner; and the two ways it ends: `--once` when everything present
+ * at start is processed, or a signal (no new work, transfers cut short, exit 0 within 10 s).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeIgnoreMatcher } from './glob.js';
+import type { Logger } from './log.js';
+import { Replicator, type Failure } from './replicator.js';
+import { Scanner } from './scanner.js';
+import type { Settings } from './settings.js';
+import { Stabilizer } from './stabilizer.js';
+import { StateStore } from './state-store.js';
+import { VesselWorker } from './vessel-worker.js';
+import { Watcher } from './watcher.js';
+
+export interface PushOptions {
+  once: boolean;
+  /** `--once`: a vessel without progress for this long is given up. */
+  giveUpAfterMs: number;
+  /** Aborted when the process is asked to stop. */
+  signal: AbortSignal;
+}
+
+export interface PushResult {
+  failures: Failure[];
+  gaveUp: string[];
+}
+
+/** How long a stop may wait for transfers to wind down before the store is closed anyway. */
+const STOP_GRACE_MS = 7000;
+
+export async function runPush(settings: Settings, log: Logger, options: PushOptions): Promise<PushResult> {
+  const store = new StateStore(settings.monster.database);
+  const replicator = new Replicator(settings, store, log);
+  const workers = settings.vessels.map((v) => new VesselWorker(v, store, replicator, log, { once: options.once, giveUpAfterMs: options.giveUpAfterMs }));
+  workers.forEach((w) => replicator.addWorker(w));
+  const filter = { isIgnored: makeIgnoreMatcher(settings.monster.ignore) };
+  const scanner = new Scanner(filter, log);
+  const locations = new Map(settings.directories.map((d) => [d.name, d.location]));
+  const stabilizer = new Stabilizer(settings.monster.stableTimeMs, locations, {
+    stable: (f) => replicator.dispatch(f),
+    gone: (d, r) => replicator.gone(d, r),
+    symlink: (p) => scanner.warnLink(p),
+  });
+  replicator.onRecheck = (d, r) => stabilizer.observe(d, r);
+  const scanAll = async () => {
+    for (const d of settings.directories) await scanner.scan(d.location, (rel) => stabilizer.observe(d.name, rel), options.signal);
+  };
+
+  let watcher: Watcher | undefined;
+  let rescanTimer: NodeJS.Timeout | undefined;
+  try {
+    log.info({ directories: settings.directories.length, vessels: settings.vessels.length, once: options.once }, 'starting');
+    for (const w of settings.warnings) log.warn(w);
+    store.retryFailed(); // a new start gives every earlier failure another round
+    await replicator.replay();
+    if (!options.once) {
+      // Watch before the first scan, so nothing written during the scan is missed.
+      watcher = new Watcher(settings.directories.map((d) => ({ directory: d.name, location: d.location })), filter, (d, r) => stabilizer.observe(d, r), log);
+      await watcher.ready();
+    }
+    await scanAll();
+    if (options.once) {
+      await untilSettled(stabilizer, replicator, workers, options.signal);
+    } else {
+      const every = settings.monster.rescanIntervalS * 1000;
+      if (every > 0) {
+        rescanTimer = setInterval(() => {
+          replicator.retryFailed();
+          void scanAll();
+        }, every);
+      }
+      log.info('watching for new files');
+      await new Promise<void>((resolve) => options.signal.addEventListener('abort', () => resolve(), { once: true }));
+    }
+  } finally {
+    clearInterval(rescanTimer);
+    stabilizer.stop();
+    await watcher?.close();
+    if (options.signal.aborted) log.info('stopping: no new work; transfers in flight keep their chunks for the next start');
+    await Promise.race([Promise.all(workers.map((w) => w.stop())), sleep(STOP_GRACE_MS)]);
+    workers.forEach((w) => w.close());
+    store.close();
+  }
+  return {
+    failures: replicator.failures,
+    gaveUp: workers.flatMap((w) => (w.gaveUp ? [w.gaveUp] : [])),
+  };
+}
+
+/** `--once`: resolves when no file is waiting to settle, queued, in transfer or being moved. */
+async function untilSettled(stabilizer: Stabilizer, replicator: Replicator, workers: VesselWorker[], signal: AbortSignal): Promise<void> {
+  // Polling a few cheap counters is simpler and more robust than stitching together the
+  // completion events of three components; 100 ms is noise next to any transfer.
+  let quietRounds = 0;
+  while (!signal.aborted && quietRounds < 2) {
+    const settled = stabilizer.size === 0 && !replicator.busy && workers.every((w) => w.idle);
+    quietRounds = settled ? quietRounds + 1 : 0;
+    await sleep(100);
+  }
+}

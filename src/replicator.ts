@@ -1,0 +1,230 @@
+/**
+ * Turns stable shore files into deliveries and finished deliveries into `processed/` moves.
+ *
+ * Every version is written to the state store before any vessel queue sees it, so a crash
+ * between the two loses nothing: `replay()` at startup re-queues every pending row. When all
+ * vessels that should have a version confirmed it, the shore file moves to `processed/` and
+ * its row is forgotten.
+ */
+import { createHash } from 'node:crypto';
+import { lstat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join, posix } from 'node:path';
+import { describe } from './errors.js';
+import type { Logger } from './log.js';
+import { moveToProcessed } from './processed.js';
+import type { DirectorySettings, Settings } from './settings.js';
+import type { StableFile } from './stabilizer.js';
+import type { FileVersion, StateStore } from './state-store.js';
+import type { DeliveryJob, DeliveryOutcome } from './transfer/upload.js';
+import type { VesselWorker, WorkerHost } from './vessel-worker.js';
+
+export interface Failure {
+  vessel: string;
+  file: string;
+  reason: string;
+}
+
+export class Replicator implements WorkerHost {
+  readonly #settings: Settings;
+  readonly #store: StateStore;
+  readonly #log: Logger;
+  readonly #directories: Map<string, DirectorySettings>;
+  readonly #workers = new Map<string, VesselWorker>();
+  readonly #shore = hostname();
+  #busy = 0;
+  /** Called when a file must be looked at again (it changed under a transfer). */
+  onRecheck: (directory: string, relpath: string) => void = () => {};
+  readonly failures: Failure[] = [];
+
+  constructor(settings: Settings, store: StateStore, log: Logger) {
+    this.#settings = settings;
+    this.#store = store;
+    this.#log = log;
+    this.#directories = new Map(settings.directories.map((d) => [d.name, d]));
+  }
+
+  addWorker(worker: VesselWorker): void {
+    this.#workers.set(worker.name, worker);
+  }
+
+  /** True while a processed move or other bookkeeping is under way. */
+  get busy(): boolean {
+    return this.#busy > 0;
+  }
+
+  /** The vessels that should have files of this Directory. */
+  targets(directory: string): string[] {
+    return this.#settings.vessels.filter((v) => !v.ignoreDirs.includes(directory)).map((v) => v.name);
+  }
+
+  #versionKey(directory: DirectorySettings, f: StableFile): string {
+    return createHash('sha256')
+      .update([this.#shore, directory.location, f.relpath, f.size, f.mtimeMs, this.#settings.monster.chunkSize].join('\0'))
+      .digest('hex').slice(0, 32);
+  }
+
+  /** A stable file: record its version and queue it for every vessel that lacks it. */
+  dispatch(f: StableFile): void {
+    const directory = this.#directories.get(f.directory)!;
+    const version = this.#store.recordVersion(
+      { directory: f.directory, relpath: f.relpath, size: f.size, mtimeMs: f.mtimeMs, versionKey: this.#versionKey(directory, f) },
+      this.targets(f.directory),
+      (old, vessels) => {
+        this.#log.info({ file: join(directory.location, f.relpath) }, 'file changed before it was everywhere; replicating the new version');
+        this.#recordLeftovers(old, vessels);
+      },
+    );
+    this.#queueVersion(version);
+  }
+
+  #queueVersion(version: FileVersion): void {
+    const deliveries = this.#store.deliveries(version.id);
+    const pending = deliveries.filter((d) => d.state === 'pending');
+    for (const d of pending) this.#workers.get(d.vessel)?.enqueue(version.id);
+    if (pending.length === 0 && deliveries.every((d) => d.state === 'done')) void this.#process(version.id);
+  }
+
+  /** A path disappeared from the shore: forget it unless it has been processed meanwhile. */
+  gone(directory: string, relpath: string): void {
+    const version = this.#store.fileByPath(directory, relpath);
+    if (version) this.#forget(version, 'file removed from the shore before it was everywhere; dropped');
+  }
+
+  #forget(version: FileVersion, why: string): void {
+    this.#recordLeftovers(version, this.#store.deliveries(version.id).filter((d) => d.state !== 'done').map((d) => d.vessel));
+    this.#store.deleteFile(version.id);
+    this.#log.info({ file: this.#localPath(version) }, why);
+    for (const w of this.#workers.values()) w.cleanLeftovers();
+  }
+
+  #recordLeftovers(version: FileVersion, vessels: string[]): void {
+    for (const vessel of vessels) {
+      const v = this.#settings.vessels.find((s) => s.name === vessel);
+      const directory = this.#directories.get(version.directory);
+      if (!v || !directory) continue;
+      const paths = this.#remotePaths(version, directory, v.tempDir, vessel);
+      this.#store.addLeftover({ vessel, chunkPrefix: paths.chunkPrefix, assemblyPath: paths.assemblyPath });
+    }
+  }
+
+  #localPath(version: { directory: string; relpath: string }): string {
+    return join(this.#directories.get(version.directory)?.location ?? '?', version.relpath);
+  }
+
+  #remotePaths(version: FileVersion, directory: DirectorySettings, tempDir: string, vessel: string) {
+    const destination = posix.join(directory.remoteLocation, version.relpath);
+    // Per vessel, so two vessel entries that are one host never share a chunk or a temporary name.
+    const key = createHash('sha256').update(`${version.versionKey}\0${vessel}`).digest('hex').slice(0, 32);
+    return {
+      destination,
+      chunkPrefix: `${tempDir}/cm-${key}`,
+      assemblyPath: posix.join(posix.dirname(destination), `.cm-${key}.tmp`),
+    };
+  }
+
+  jobFor(fileId: number, vessel: string): DeliveryJob | undefined {
+    const version = this.#store.file(fileId);
+    const delivery = version && this.#store.delivery(fileId, vessel);
+    const directory = version && this.#directories.get(version.directory);
+    const v = this.#settings.vessels.find((s) => s.name === vessel);
+    if (!version || delivery?.state !== 'pending' || !directory || !v) return undefined;
+    return {
+      vessel,
+      localPath: join(directory.location, version.relpath),
+      size: version.size,
+      mtimeMs: version.mtimeMs,
+      sha256: version.sha256,
+      chunkSize: this.#settings.monster.chunkSize,
+      ...this.#remotePaths(version, directory, v.tempDir, vessel),
+    };
+  }
+
+  outcome(fileId: number, vessel: string, outcome: DeliveryOutcome, seconds: number): void {
+    const version = this.#store.file(fileId);
+    if (!version) return;
+    const file = this.#localPath(version);
+    switch (outcome.kind) {
+      case 'done': {
+        this.#store.markDone(fileId, vessel, version.size);
+        const mbps = seconds > 0 ? +(outcome.bytesSent / seconds / 1e6).toFixed(1) : 0;
+        this.#log.info(
+          { vessel, file, bytes: version.size, sent: outcome.bytesSent, seconds: +seconds.toFixed(3), MBps: mbps, sha256: outcome.sha256 },
+          outcome.alreadyThere ? 'already on vessel (same size and SHA-256); confirmed' : 'replicated',
+        );
+        if (this.#store.deliveries(fileId).every((d) => d.state === 'done')) void this.#process(fileId);
+        return;
+      }
+      case 'gone':
+        this.#forget(version, 'file removed from the shore before it was everywhere; dropped');
+        return;
+      case 'changed':
+        this.#log.info({ vessel, file }, 'file changed during transfer; will replicate the new version once it is stable');
+        this.onRecheck(version.directory, version.relpath);
+    }
+  }
+
+  failed(fileId: number, vessel: string, reason: string): void {
+    const version = this.#store.file(fileId);
+    if (!version) return;
+    this.#store.markAttemptFailed(fileId, vessel, reason, true);
+    this.failures.push({ vessel, file: this.#localPath(version), reason });
+  }
+
+  /** Every vessel has the version: move the shore file to processed/ and forget it. */
+  async #process(fileId: number): Promise<void> {
+    this.#busy++;
+    try {
+      const version = this.#store.file(fileId);
+      if (!version) return;
+      const directory = this.#directories.get(version.directory)!;
+      const file = join(directory.location, version.relpath);
+      const st = await lstat(file).catch(() => undefined);
+      if (!st) {
+        // Already moved by an earlier run that stopped before forgetting it, or removed by hand.
+        this.#store.deleteFile(fileId);
+        return;
+      }
+      if (st.size !== version.size || st.mtimeMs !== version.mtimeMs) {
+        this.onRecheck(version.directory, version.relpath); // a newer version: replicate that too
+        return;
+      }
+      const moved = await moveToProcessed(directory.location, version.relpath);
+      this.#store.deleteFile(fileId);
+      this.#log.info({ file, to: moved.target, ...(moved.keptOlderAs ? { olderKeptAs: moved.keptOlderAs } : {}) }, 'on every vessel; moved to processed');
+    } catch (err) {
+      this.#log.error({ fileId, err: describe(err) }, 'cannot move to processed; will try again at the next rescan');
+    } finally {
+      this.#busy--;
+    }
+  }
+
+  /**
+   * Startup: bring every row in line with the settings and the shore, then queue what is
+   * pending. Rows whose file is gone are forgotten; changed ones are looked at again.
+   */
+  async replay(): Promise<void> {
+    for (const version of this.#store.allFiles()) {
+      if (!this.#directories.has(version.directory)) {
+        this.#log.warn({ directory: version.directory, file: version.relpath }, 'Directory no longer in the settings; forgetting its queued file');
+        this.#store.deleteFile(version.id);
+        continue;
+      }
+      const st = await lstat(this.#localPath(version)).catch(() => undefined);
+      const allDone = this.#store.deliveries(version.id).every((d) => d.state === 'done');
+      if (!st && allDone) this.#store.deleteFile(version.id);
+      else if (!st) this.#forget(version, 'file removed from the shore while stopped; dropped');
+      else if (st.size !== version.size || st.mtimeMs !== version.mtimeMs) this.onRecheck(version.directory, version.relpath);
+      else {
+        this.#store.syncTargets(version.id, this.targets(version.directory));
+        this.#queueVersion(version);
+      }
+    }
+  }
+
+  /** Daemon mode: failed deliveries get another round (the operator may have fixed the cause). */
+  retryFailed(): void {
+    if (this.#store.retryFailed() === 0) return;
+    for (const version of this.#store.allFiles()) this.#queueVersion(version);
+  }
+}

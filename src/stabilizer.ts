@@ -1,0 +1,107 @@
+/**
+ * Holds back a file until it has stopped changing: its size and mtime must stay the same for
+ * `stableTimeMs`. A file whose mtime is already that old is stable at first sight (catch-up
+ * after downtime goes out at once); a fresh one is looked at again when it would be old
+ * enough. Repeat events for one path fold into the one pending check.
+ */
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface StableFile {
+  directory: string;
+  relpath: string;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface StabilizerEvents {
+  stable(file: StableFile): void;
+  gone(directory: string, relpath: string): void;
+  symlink(path: string): void;
+}
+
+interface Pending {
+  timer?: NodeJS.Timeout;
+  checking: boolean;
+  recheck: boolean;
+  last?: { size: number; mtimeMs: number; since: number };
+}
+
+export class Stabilizer {
+  readonly #pending = new Map<string, Pending>();
+  #stopped = false;
+
+  constructor(
+    private readonly stableTimeMs: number,
+    private readonly locations: ReadonlyMap<string, string>,
+    private readonly events: StabilizerEvents,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Files still waiting to become stable (or being looked at). */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /** Something happened to this path: look at it now. */
+  observe(directory: string, relpath: string): void {
+    if (this.#stopped) return;
+    const key = `${directory}\0${relpath}`;
+    let p = this.#pending.get(key);
+    if (!p) {
+      p = { checking: false, recheck: false };
+      this.#pending.set(key, p);
+    }
+    if (p.checking) {
+      p.recheck = true;
+      return;
+    }
+    clearTimeout(p.timer);
+    p.timer = undefined;
+    void this.#check(key, p, directory, relpath);
+  }
+
+  async #check(key: string, p: Pending, directory: string, relpath: string): Promise<void> {
+    p.checking = true;
+    const path = join(this.locations.get(directory)!, relpath);
+    let st;
+    try {
+      st = await lstat(path);
+    } catch {
+      st = undefined;
+    }
+    p.checking = false;
+    if (this.#stopped) return;
+    if (!st || st.isDirectory()) {
+      this.#pending.delete(key);
+      if (!st) this.events.gone(directory, relpath);
+      return;
+    }
+    if (st.isSymbolicLink() || !st.isFile()) {
+      this.#pending.delete(key);
+      if (st.isSymbolicLink()) this.events.symlink(path);
+      return;
+    }
+    const now = this.now();
+    const same = p.last !== undefined && p.last.size === st.size && p.last.mtimeMs === st.mtimeMs;
+    if (!same) p.last = { size: st.size, mtimeMs: st.mtimeMs, since: now };
+    const quietFor = Math.max(now - st.mtimeMs, now - p.last!.since);
+    if (quietFor >= this.stableTimeMs && !p.recheck) {
+      this.#pending.delete(key);
+      this.events.stable({ directory, relpath, size: st.size, mtimeMs: st.mtimeMs });
+      return;
+    }
+    const wait = p.recheck ? 0 : this.stableTimeMs - quietFor;
+    p.recheck = false;
+    p.timer = setTimeout(() => {
+      p.timer = undefined;
+      void this.#check(key, p, directory, relpath);
+    }, Math.max(wait, 10));
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const p of this.#pending.values()) clearTimeout(p.timer);
+    this.#pending.clear();
+  }
+}

@@ -1,0 +1,313 @@
+/**
+ * The daemon's memory across restarts, in SQLite (WAL).
+ *
+ * A `files` row is the version of one shore file being replicated (path, size, mtime, and its
+ * SHA-256 once read). A `deliveries` row says, per vessel that should have it, whether it is
+ * pending, done (confirmed on the vessel) or failed. `chunks` lists the chunks a vessel has of
+ * that version, so a restart resumes instead of resending. `leftovers` are chunk sets and
+ * half-assembled files on vessels that belong to no live version any more; they are removed
+ * when the vessel is reachable. Rows are written before work is queued, so a crash loses nothing:
+ * startup replays every pending row.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+const SCHEMA_VERSION = 1;
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+  id INTEGER PRIMARY KEY,
+  directory TEXT NOT NULL,
+  relpath TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ms REAL NOT NULL,
+  version_key TEXT NOT NULL,
+  sha256 TEXT,
+  queued_at INTEGER NOT NULL,
+  UNIQUE (directory, relpath)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  vessel TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  error TEXT,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (file_id, vessel)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  vessel TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  PRIMARY KEY (file_id, vessel, idx)
+);
+CREATE TABLE IF NOT EXISTS leftovers (
+  vessel TEXT NOT NULL,
+  chunk_prefix TEXT NOT NULL,
+  assembly_path TEXT NOT NULL,
+  PRIMARY KEY (vessel, chunk_prefix)
+);
+CREATE TABLE IF NOT EXISTS host_keys (
+  host TEXT PRIMARY KEY,
+  fingerprint TEXT NOT NULL,
+  first_seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vessel_stats (
+  vessel TEXT PRIMARY KEY,
+  files_done INTEGER NOT NULL DEFAULT 0,
+  bytes_done INTEGER NOT NULL DEFAULT 0,
+  last_success_at INTEGER,
+  last_error TEXT,
+  last_error_at INTEGER
+);
+`;
+
+export type DeliveryState = 'pending' | 'done' | 'failed';
+
+export interface FileVersion {
+  id: number;
+  directory: string;
+  relpath: string;
+  size: number;
+  mtimeMs: number;
+  versionKey: string;
+  sha256: string | null;
+}
+
+export interface Delivery {
+  fileId: number;
+  vessel: string;
+  state: DeliveryState;
+  attempts: number;
+  error: string | null;
+}
+
+export interface Leftover {
+  vessel: string;
+  chunkPrefix: string;
+  assemblyPath: string;
+}
+
+interface FileRow {
+  id: number;
+  directory: string;
+  relpath: string;
+  size: number;
+  mtime_ms: number;
+  version_key: string;
+  sha256: string | null;
+}
+
+const toVersion = (r: FileRow): FileVersion => ({
+  id: r.id, directory: r.directory, relpath: r.relpath, size: r.size, mtimeMs: r.mtime_ms,
+  versionKey: r.version_key, sha256: r.sha256,
+});
+
+export class StateStore {
+  readonly #db: Database.Database;
+  readonly #stmt: ReturnType<StateStore['prepare']>;
+
+  constructor(file: string, options: { readonly?: boolean } = {}) {
+    if (!options.readonly) mkdirSync(dirname(file), { recursive: true });
+    this.#db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    // WAL lets `status` read while the daemon writes; NORMAL is durable across process crashes
+    // (the only crash the daemon can cause) and much cheaper than FULL per commit.
+    if (!options.readonly) {
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma('synchronous = NORMAL');
+    }
+    this.#db.pragma('foreign_keys = ON');
+    this.#db.pragma('busy_timeout = 5000');
+    if (!options.readonly) this.#migrate();
+    this.#stmt = this.prepare();
+  }
+
+  #migrate(): void {
+    this.#db.exec(schema);
+    const row = this.#db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined;
+    if (!row) {
+      this.#db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
+    } else if (Number(row.value) > SCHEMA_VERSION) {
+      throw new Error(`state database schema ${row.value} is newer than this contentmonster understands (${SCHEMA_VERSION})`);
+    }
+  }
+
+  private prepare() {
+    const db = this.#db;
+    return {
+      fileByPath: db.prepare(`SELECT * FROM files WHERE directory = ? AND relpath = ?`),
+      fileById: db.prepare(`SELECT * FROM files WHERE id = ?`),
+      allFiles: db.prepare(`SELECT * FROM files ORDER BY id`),
+      insertFile: db.prepare(`INSERT INTO files (directory, relpath, size, mtime_ms, version_key, queued_at) VALUES (?, ?, ?, ?, ?, ?)`),
+      updateFile: db.prepare(`UPDATE files SET size = ?, mtime_ms = ?, version_key = ?, sha256 = NULL, queued_at = ? WHERE id = ?`),
+      setSha: db.prepare(`UPDATE files SET sha256 = ? WHERE id = ?`),
+      deleteFile: db.prepare(`DELETE FROM files WHERE id = ?`),
+      deliveries: db.prepare(`SELECT file_id AS fileId, vessel, state, attempts, error FROM deliveries WHERE file_id = ?`),
+      delivery: db.prepare(`SELECT file_id AS fileId, vessel, state, attempts, error FROM deliveries WHERE file_id = ? AND vessel = ?`),
+      upsertDelivery: db.prepare(`INSERT INTO deliveries (file_id, vessel, state, updated_at) VALUES (?, ?, 'pending', ?)
+        ON CONFLICT (file_id, vessel) DO NOTHING`),
+      resetDeliveries: db.prepare(`UPDATE deliveries SET state = 'pending', attempts = 0, error = NULL, updated_at = ? WHERE file_id = ?`),
+      setDelivery: db.prepare(`UPDATE deliveries SET state = ?, error = ?, attempts = attempts + ?, updated_at = ? WHERE file_id = ? AND vessel = ?`),
+      deleteDelivery: db.prepare(`DELETE FROM deliveries WHERE file_id = ? AND vessel = ?`),
+      retryFailed: db.prepare(`UPDATE deliveries SET state = 'pending', updated_at = ? WHERE state = 'failed'`),
+      failedDeliveries: db.prepare(`SELECT d.vessel, d.error, f.directory, f.relpath FROM deliveries d JOIN files f ON f.id = d.file_id WHERE d.state = 'failed' ORDER BY f.id`),
+      chunks: db.prepare(`SELECT idx FROM chunks WHERE file_id = ? AND vessel = ?`),
+      addChunk: db.prepare(`INSERT OR IGNORE INTO chunks (file_id, vessel, idx) VALUES (?, ?, ?)`),
+      clearChunks: db.prepare(`DELETE FROM chunks WHERE file_id = ? AND vessel = ?`),
+      clearAllChunks: db.prepare(`DELETE FROM chunks WHERE file_id = ?`),
+      addLeftover: db.prepare(`INSERT OR IGNORE INTO leftovers (vessel, chunk_prefix, assembly_path) VALUES (?, ?, ?)`),
+      leftovers: db.prepare(`SELECT vessel, chunk_prefix AS chunkPrefix, assembly_path AS assemblyPath FROM leftovers WHERE vessel = ?`),
+      deleteLeftover: db.prepare(`DELETE FROM leftovers WHERE vessel = ? AND chunk_prefix = ?`),
+      hostKey: db.prepare(`SELECT fingerprint FROM host_keys WHERE host = ?`),
+      addHostKey: db.prepare(`INSERT OR IGNORE INTO host_keys (host, fingerprint, first_seen) VALUES (?, ?, ?)`),
+      statsDone: db.prepare(`INSERT INTO vessel_stats (vessel, files_done, bytes_done, last_success_at) VALUES (?, 1, ?, ?)
+        ON CONFLICT (vessel) DO UPDATE SET files_done = files_done + 1, bytes_done = bytes_done + excluded.bytes_done, last_success_at = excluded.last_success_at`),
+      statsError: db.prepare(`INSERT INTO vessel_stats (vessel, last_error, last_error_at) VALUES (?, ?, ?)
+        ON CONFLICT (vessel) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at`),
+    };
+  }
+
+  fileByPath(directory: string, relpath: string): FileVersion | undefined {
+    const row = this.#stmt.fileByPath.get(directory, relpath) as FileRow | undefined;
+    return row && toVersion(row);
+  }
+
+  file(id: number): FileVersion | undefined {
+    const row = this.#stmt.fileById.get(id) as FileRow | undefined;
+    return row && toVersion(row);
+  }
+
+  allFiles(): FileVersion[] {
+    return (this.#stmt.allFiles.all() as FileRow[]).map(toVersion);
+  }
+
+  /**
+   * Records a version of a shore file and which vessels should have it. A different earlier
+   * version of the same path is replaced: its deliveries start over, and `onSuperseded` gets the
+   * old version so its chunks on the vessels can be queued for removal.
+   */
+  recordVersion(
+    v: Omit<FileVersion, 'id' | 'sha256'>,
+    vessels: readonly string[],
+    onSuperseded: (old: FileVersion, vesselsWithChunks: string[]) => void,
+  ): FileVersion {
+    return this.#db.transaction(() => {
+      const now = Date.now();
+      const existing = this.fileByPath(v.directory, v.relpath);
+      let id: number;
+      if (existing && existing.versionKey === v.versionKey) {
+        id = existing.id;
+      } else if (existing) {
+        id = existing.id;
+        const withChunks = this.deliveries(id).map((d) => d.vessel);
+        onSuperseded(existing, withChunks);
+        this.#stmt.clearAllChunks.run(id);
+        this.#stmt.updateFile.run(v.size, v.mtimeMs, v.versionKey, now, id);
+        this.#stmt.resetDeliveries.run(now, id);
+      } else {
+        id = Number(this.#stmt.insertFile.run(v.directory, v.relpath, v.size, v.mtimeMs, v.versionKey, now).lastInsertRowid);
+      }
+      this.#syncTargets(id, vessels, now);
+      return this.file(id)!;
+    })();
+  }
+
+  /** Makes the delivery rows of a file match the vessels that should have it now. */
+  #syncTargets(fileId: number, vessels: readonly string[], now: number): void {
+    const wanted = new Set(vessels);
+    for (const d of this.deliveries(fileId)) {
+      if (!wanted.has(d.vessel)) this.#stmt.deleteDelivery.run(fileId, d.vessel);
+    }
+    for (const vessel of wanted) this.#stmt.upsertDelivery.run(fileId, vessel, now);
+  }
+
+  syncTargets(fileId: number, vessels: readonly string[]): void {
+    this.#db.transaction(() => this.#syncTargets(fileId, vessels, Date.now()))();
+  }
+
+  setSha256(fileId: number, sha256: string): void {
+    this.#stmt.setSha.run(sha256, fileId);
+  }
+
+  /** Forgets a file (processed, or gone from the shore); its deliveries and chunks go with it. */
+  deleteFile(fileId: number): void {
+    this.#stmt.deleteFile.run(fileId);
+  }
+
+  deliveries(fileId: number): Delivery[] {
+    return this.#stmt.deliveries.all(fileId) as Delivery[];
+  }
+
+  delivery(fileId: number, vessel: string): Delivery | undefined {
+    return this.#stmt.delivery.get(fileId, vessel) as Delivery | undefined;
+  }
+
+  markDone(fileId: number, vessel: string, bytes: number): void {
+    this.#db.transaction(() => {
+      const now = Date.now();
+      this.#stmt.setDelivery.run('done', null, 0, now, fileId, vessel);
+      this.#stmt.clearChunks.run(fileId, vessel);
+      this.#stmt.statsDone.run(vessel, bytes, now);
+    })();
+  }
+
+  /** A failed attempt: `final` marks the delivery failed (until the next retry round). */
+  markAttemptFailed(fileId: number, vessel: string, error: string, final: boolean): void {
+    this.#db.transaction(() => {
+      const now = Date.now();
+      this.#stmt.setDelivery.run(final ? 'failed' : 'pending', error, 1, now, fileId, vessel);
+      this.#stmt.statsError.run(vessel, error, now);
+    })();
+  }
+
+  recordVesselError(vessel: string, error: string): void {
+    this.#stmt.statsError.run(vessel, error, Date.now());
+  }
+
+  /** Puts every failed delivery back in line; returns how many. */
+  retryFailed(): number {
+    return this.#stmt.retryFailed.run(Date.now()).changes;
+  }
+
+  failures(): { vessel: string; error: string | null; directory: string; relpath: string }[] {
+    return this.#stmt.failedDeliveries.all() as { vessel: string; error: string | null; directory: string; relpath: string }[];
+  }
+
+  chunksPresent(fileId: number, vessel: string): Set<number> {
+    return new Set((this.#stmt.chunks.all(fileId, vessel) as { idx: number }[]).map((r) => r.idx));
+  }
+
+  addChunk(fileId: number, vessel: string, idx: number): void {
+    this.#stmt.addChunk.run(fileId, vessel, idx);
+  }
+
+  clearChunks(fileId: number, vessel: string): void {
+    this.#stmt.clearChunks.run(fileId, vessel);
+  }
+
+  addLeftover(l: Leftover): void {
+    this.#stmt.addLeftover.run(l.vessel, l.chunkPrefix, l.assemblyPath);
+  }
+
+  leftovers(vessel: string): Leftover[] {
+    return this.#stmt.leftovers.all(vessel) as Leftover[];
+  }
+
+  deleteLeftover(l: Leftover): void {
+    this.#stmt.deleteLeftover.run(l.vessel, l.chunkPrefix);
+  }
+
+  hostKey(host: string): string | undefined {
+    return (this.#stmt.hostKey.get(host) as { fingerprint: string } | undefined)?.fingerprint;
+  }
+
+  recordHostKey(host: string, fingerprint: string): void {
+    this.#stmt.addHostKey.run(host, fingerprint, Date.now());
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+}

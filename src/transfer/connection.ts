@@ -1,0 +1,300 @@
+/**
+ * One SSH connection to a vessel with its SFTP session, wrapped in promises that never hang.
+ *
+ * ssh2 has no per-request timeout and no keepalive by default; a dead link would give no event
+ * at all. Here keepalives are on, and every SFTP request and exec has a deadline: when one
+ * passes, the whole connection is torn down (a stalled channel means a stalled link), every
+ * request in flight fails with a TransientError, and the vessel worker reconnects.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import type { ClientChannel, ConnectConfig, SFTPWrapper, Stats } from 'ssh2';
+import { ConfigError, TransientError, VesselRefusedError, classify } from '../errors.js';
+import type { VesselSettings } from '../settings.js';
+import { fingerprint, judgeHostKey, type HostKeyRecords } from './host-key.js';
+
+const { Client } = ssh2;
+
+/** ssh2 reports SFTP status codes on `code`. */
+const SFTP_NO_SUCH_FILE = 2;
+
+// aes128-gcm first: AES-NI makes it the cheapest cipher per byte on the shore and on the vessel.
+const ciphers = [
+  'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes192-ctr', 'aes256-ctr',
+  'chacha20-poly1305@openssh.com',
+] as ConnectConfig['algorithms'] extends infer A ? A extends { cipher?: infer C } ? C : never : never;
+
+// OpenSSH allows 10 sessions per connection (MaxSessions); the SFTP session is one of them.
+const MAX_EXECS = 8;
+
+export interface ExecResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RemoteStat {
+  size: number;
+  isFile: boolean;
+  isDirectory: boolean;
+}
+
+/** What the transfer code needs from a vessel; nothing more of ssh2 leaks past this. */
+export interface RemoteFs {
+  /** Largest payload of one SFTP write request the server accepts. */
+  readonly maxWriteLength: number;
+  stat(path: string): Promise<RemoteStat | null>;
+  open(path: string, flags: 'w' | 'r+'): Promise<Buffer>;
+  write(handle: Buffer, data: Buffer, position: number): Promise<void>;
+  close(handle: Buffer): Promise<void>;
+  mkdirp(path: string): Promise<void>;
+  exec(command: string, timeoutMs?: number): Promise<ExecResult>;
+}
+
+export interface ConnectOptions {
+  vessel: VesselSettings;
+  hostKeys: HostKeyRecords;
+  onFirstUse?: (fingerprint: string) => void;
+  signal?: AbortSignal;
+}
+
+/** Private keys to offer when no IdentityFile is set, in OpenSSH's order. */
+const defaultKeyNames = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
+
+function privateKeyFor(vessel: VesselSettings): Buffer | undefined {
+  if (vessel.identityFile) {
+    try {
+      return readFileSync(vessel.identityFile);
+    } catch (err) {
+      throw new ConfigError(`[Vessel ${vessel.name}] IdentityFile: cannot read ${vessel.identityFile}: ${(err as Error).message}`, { vessel: vessel.name, cause: err });
+    }
+  }
+  for (const name of defaultKeyNames) {
+    try {
+      return readFileSync(join(homedir(), '.ssh', name));
+    } catch {
+      // try the next one
+    }
+  }
+  return undefined;
+}
+
+export class VesselConnection implements RemoteFs {
+  readonly vessel: string;
+  readonly maxWriteLength: number;
+  readonly #client: InstanceType<typeof Client>;
+  readonly #sftp: SFTPWrapper;
+  readonly #timeoutMs: number;
+  #closedError: Error | undefined;
+  #closeListeners = new Set<(err: Error) => void>();
+  #execsRunning = 0;
+  #execWaiters: (() => void)[] = [];
+
+  private constructor(vessel: string, client: InstanceType<typeof Client>, sftp: SFTPWrapper, timeoutMs: number) {
+    this.vessel = vessel;
+    this.#client = client;
+    this.#sftp = sftp;
+    this.#timeoutMs = timeoutMs;
+    const limit = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen;
+    this.maxWriteLength = Math.max(1024, Math.min(limit ?? 32_768, 256 * 1024));
+    client.on('close', () => this.#fail(new TransientError(`connection to vessel ${vessel} closed`, { vessel })));
+    client.on('error', (err) => this.#fail(classify(err, { vessel })));
+  }
+
+  static async open(options: ConnectOptions): Promise<VesselConnection> {
+    const { vessel, hostKeys } = options;
+    const client = new Client();
+    const timeoutMs = vessel.timeoutS * 1000;
+    const host = `${vessel.address}:${vessel.port}`;
+    let refusal: string | undefined;
+    const config: ConnectConfig = {
+      host: vessel.address,
+      port: vessel.port,
+      username: vessel.username,
+      password: vessel.password,
+      privateKey: privateKeyFor(vessel),
+      passphrase: vessel.passphrase,
+      agent: process.env.SSH_AUTH_SOCK || undefined,
+      tryKeyboard: vessel.password !== undefined,
+      readyTimeout: timeoutMs,
+      // Detects a dead link within about two intervals even when no request is pending.
+      keepaliveInterval: Math.max(1000, Math.min(5000, timeoutMs / 2)),
+      keepaliveCountMax: 2,
+      algorithms: { cipher: ciphers },
+      hostVerifier: (key: Buffer) => {
+        const verdict = judgeHostKey(vessel.name, host, fingerprint(key), vessel.hostKey, hostKeys);
+        if (!verdict.ok) refusal = verdict.reason;
+        else if (verdict.firstUse) options.onFirstUse?.(fingerprint(key));
+        return verdict.ok;
+      },
+    };
+    if (vessel.password !== undefined) {
+      client.on('keyboard-interactive', (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => vessel.password!)));
+    }
+    const abort = () => client.destroy();
+    options.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.once('ready', resolve);
+        client.once('error', reject);
+        client.once('close', () => reject(new TransientError(`connection to vessel ${vessel.name} closed during handshake`, { vessel: vessel.name })));
+        client.connect(config);
+      });
+      const sftp = await withDeadline(
+        new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s)))),
+        timeoutMs, `opening SFTP on vessel ${vessel.name}`, () => client.destroy(),
+      );
+      return new VesselConnection(vessel.name, client, sftp, timeoutMs);
+    } catch (err) {
+      client.destroy();
+      if (refusal) throw new VesselRefusedError(refusal, { vessel: vessel.name });
+      if (options.signal?.aborted) throw new TransientError(`connecting to vessel ${vessel.name} aborted`, { vessel: vessel.name });
+      const classified = classify(err, { vessel: vessel.name });
+      if (classified instanceof VesselRefusedError) {
+        throw new VesselRefusedError(`vessel ${vessel.name}: authentication as ${vessel.username} failed (${(err as Error).message})`, { vessel: vessel.name, cause: err });
+      }
+      throw new TransientError(`cannot connect to vessel ${vessel.name} (${host}): ${(err as Error).message}`, { vessel: vessel.name, cause: err });
+    } finally {
+      options.signal?.removeEventListener('abort', abort);
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closedError !== undefined;
+  }
+
+  /** Called once with the reason when the connection dies. */
+  onClose(listener: (err: Error) => void): () => void {
+    if (this.#closedError) {
+      listener(this.#closedError);
+      return () => {};
+    }
+    this.#closeListeners.add(listener);
+    return () => this.#closeListeners.delete(listener);
+  }
+
+  #fail(err: Error): void {
+    if (this.#closedError) return;
+    this.#closedError = err;
+    this.#client.destroy();
+    for (const l of this.#closeListeners) l(err);
+    this.#closeListeners.clear();
+  }
+
+  /** Tears the connection down; every pending request fails. */
+  disconnect(reason = 'closed by contentmonster'): void {
+    this.#fail(new TransientError(`connection to vessel ${this.vessel} ${reason}`, { vessel: this.vessel }));
+  }
+
+  /**
+   * Runs one SFTP request with the connection's deadline. A request that outlives it means the
+   * link stalled: the connection is closed so that everything waiting on it fails fast.
+   */
+  #request<T>(what: string, path: string, start: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    const pending = new Promise<T>((resolve, reject) => {
+      const off = this.onClose(reject);
+      start((err, value) => {
+        off();
+        if (err) reject(classify(err, { vessel: this.vessel, path }));
+        else resolve(value as T);
+      });
+    });
+    return withDeadline(pending, this.#timeoutMs, `SFTP ${what} ${path} on vessel ${this.vessel}`, () => this.disconnect(`stalled (${what} got no answer)`));
+  }
+
+  async stat(path: string): Promise<RemoteStat | null> {
+    try {
+      const st = await this.#request<Stats>('stat', path, (cb) => this.#sftp.lstat(path, cb));
+      return { size: st.size, isFile: st.isFile(), isDirectory: st.isDirectory() };
+    } catch (err) {
+      if (isNoSuchFile(err)) return null;
+      throw err;
+    }
+  }
+
+  open(path: string, flags: 'w' | 'r+'): Promise<Buffer> {
+    return this.#request<Buffer>('open', path, (cb) => this.#sftp.open(path, flags, 0o644, cb));
+  }
+
+  write(handle: Buffer, data: Buffer, position: number): Promise<void> {
+    return this.#request<void>('write', '', (cb) => this.#sftp.write(handle, data, 0, data.length, position, (err) => cb(err)));
+  }
+
+  close(handle: Buffer): Promise<void> {
+    return this.#request<void>('close', '', (cb) => this.#sftp.close(handle, (err) => cb(err)));
+  }
+
+  async mkdirp(path: string): Promise<void> {
+    const st = await this.stat(path);
+    if (st?.isDirectory) return;
+    const parent = path.slice(0, path.lastIndexOf('/'));
+    if (parent && parent !== path) await this.mkdirp(parent);
+    try {
+      await this.#request<void>('mkdir', path, (cb) => this.#sftp.mkdir(path, (err) => cb(err)));
+    } catch (err) {
+      // Another file's upload may have created it meanwhile.
+      if (!(await this.stat(path))?.isDirectory) throw err;
+    }
+  }
+
+  async exec(command: string, timeoutMs = this.#timeoutMs): Promise<ExecResult> {
+    await this.#execSlot();
+    try {
+      return await this.#exec(command, timeoutMs);
+    } finally {
+      this.#execsRunning--;
+      this.#execWaiters.shift()?.();
+    }
+  }
+
+  async #execSlot(): Promise<void> {
+    while (this.#execsRunning >= MAX_EXECS) await new Promise<void>((r) => this.#execWaiters.push(r));
+    this.#execsRunning++;
+  }
+
+  #exec(command: string, timeoutMs: number): Promise<ExecResult> {
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    const running = new Promise<ExecResult>((resolve, reject) => {
+      const off = this.onClose(reject);
+      this.#client.exec(command, (err, stream: ClientChannel) => {
+        if (err) {
+          off();
+          reject(classify(err, { vessel: this.vessel }));
+          return;
+        }
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        stream.on('data', (d: Buffer) => out.push(d));
+        stream.stderr.on('data', (d: Buffer) => errOut.push(d));
+        // The exit code arrives with 'close' (an 'exit' event may come before the output ends).
+        stream.on('close', (code: number | null, signal: string | null) => {
+          off();
+          resolve({ code: code ?? null, signal: signal ?? null, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errOut).toString().trim() });
+        });
+        stream.end();
+      });
+    });
+    return withDeadline(running, timeoutMs, `remote command on vessel ${this.vessel}`, () => this.disconnect('stalled (remote command got no answer)'));
+  }
+}
+
+export function isNoSuchFile(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return cause?.code === SFTP_NO_SUCH_FILE || (err as { code?: unknown }).code === SFTP_NO_SUCH_FILE;
+}
+
+/** Rejects with a TransientError (and runs `onTimeout`) if `p` has not settled in time. */
+export function withDeadline<T>(p: Promise<T>, ms: number, what: string, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new TransientError(`${what}: no answer within ${Math.round(ms / 1000)} s`));
+      onTimeout();
+    }, ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,292 @@
+/**
+ * Delivers one version of one shore file to one vessel:
+ *
+ * 1. If the destination already holds a file of the same size whose SHA-256 is the shore's,
+ *    it is confirmed without sending anything (a lost state file, or a crash after the rename).
+ * 2. Each chunk's present length is read from the vessel (stat); a chunk is resumed from the
+ *    bytes it has. SFTP servers handle the requests of one handle in order and a TCP stream
+ *    delivers a prefix, so whatever a killed upload left is a correct prefix; the whole-file
+ *    check in step 4 is the safety net for anything else.
+ * 3. The shore file is read once, front to back: every byte feeds the SHA-256, and the bytes the
+ *    vessel lacks go out as pipelined SFTP writes (many requests in flight). No file is ever
+ *    held in memory; at most `windowBytes` per transfer are.
+ * 4. One remote command joins the chunks beside the destination, checks the SHA-256 there and
+ *    renames the result into place (see shell.ts).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { FileError, StoppedError, TransientError } from '../errors.js';
+import { planChunks, type ChunkPart } from './chunk-plan.js';
+import { isNoSuchFile, type RemoteFs } from './connection.js';
+import { AssembleExit, assembleScript, checkExistingScript, removeChunksCommand } from './shell.js';
+
+/** What one delivery needs to know; the caller builds it from the state row and settings. */
+export interface DeliveryJob {
+  vessel: string;
+  localPath: string;
+  /** Absolute path on the vessel. */
+  destination: string;
+  size: number;
+  mtimeMs: number;
+  /** Shore SHA-256 of this version when an earlier read already computed it. */
+  sha256: string | null;
+  chunkSize: number;
+  /** `${TempDir}/cm-${versionKey}`: chunk i is `${chunkPrefix}.${i}`. */
+  chunkPrefix: string;
+  /** Hidden name beside the destination where the chunks are joined. */
+  assemblyPath: string;
+}
+
+export interface DeliveryHooks {
+  signal: AbortSignal;
+  /** A chunk is complete on the vessel. */
+  chunkDone(index: number): void;
+  /** The vessel's chunks were discarded (after a mismatch or when they vanished). */
+  chunksReset(): void;
+  /** The shore SHA-256 of this version is known. */
+  sha256Known(sha256: string): void;
+  /** Bytes acknowledged by the vessel since the last call. */
+  progress(bytes: number): void;
+}
+
+export type DeliveryOutcome =
+  | { kind: 'done'; bytesSent: number; alreadyThere: boolean; sha256: string }
+  | { kind: 'gone' }
+  | { kind: 'changed' };
+
+export interface UploadOptions {
+  /**
+   * Bytes of SFTP writes in flight per transfer. Enough to fill a long fat link (100 Mbit/s at
+   * 300 ms round trip is 3.75 MB) yet small enough that memory stays flat.
+   * @default 4 MiB
+   */
+  windowBytes?: number;
+  /**
+   * Extra time allowed for remote commands per byte of the file (join and hash run at disk speed).
+   * @default 1 second per 5 MB
+   */
+  execMsPerByte?: number;
+  /** Base time allowed for a remote command, in ms (the vessel's Timeout). */
+  execBaseMs: number;
+}
+
+const DEFAULT_WINDOW = 4 * 1024 * 1024;
+const DEFAULT_EXEC_MS_PER_BYTE = 1 / 5_000;
+const STAT_BATCH = 64;
+
+/** Signals that the shore file no longer is the version being sent. */
+class LocalChange extends Error {
+  constructor(readonly kind: 'gone' | 'changed') {
+    super(kind);
+  }
+}
+
+export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<DeliveryOutcome> {
+  try {
+    await checkLocalVersion(job);
+    const existing = await confirmExisting(remote, job, hooks, options);
+    if (existing) return existing;
+    const parts = planChunks(job.size, job.chunkSize);
+    const present = await presentLengths(remote, job, parts);
+    const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options);
+    // The bytes sent must still be the file's: a writer that came back during the upload
+    // means a new version, which is replicated on its own.
+    await checkLocalVersion(job);
+    hooks.sha256Known(sha256);
+    await assemble(remote, job, parts.length, sha256, hooks, options);
+    return { kind: 'done', bytesSent, alreadyThere: false, sha256 };
+  } catch (err) {
+    if (err instanceof LocalChange) return { kind: err.kind };
+    throw err;
+  }
+}
+
+async function checkLocalVersion(job: DeliveryJob): Promise<void> {
+  let st;
+  try {
+    st = await lstat(job.localPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new LocalChange('gone');
+    throw new FileError(`cannot read ${job.localPath}: ${(err as Error).message}`, { path: job.localPath, cause: err });
+  }
+  if (!st.isFile()) throw new LocalChange('gone');
+  if (st.size !== job.size || st.mtimeMs !== job.mtimeMs) throw new LocalChange('changed');
+}
+
+function execTimeout(job: DeliveryJob, options: UploadOptions): number {
+  return options.execBaseMs + job.size * (options.execMsPerByte ?? DEFAULT_EXEC_MS_PER_BYTE);
+}
+
+/** Step 1: a destination with the right size and hash is confirmed as it is. */
+async function confirmExisting(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<DeliveryOutcome | undefined> {
+  const st = await remote.stat(job.destination);
+  if (!st?.isFile || st.size !== job.size) return undefined;
+  const sha256 = job.sha256 ?? await hashLocalFile(job, hooks.signal);
+  hooks.sha256Known(sha256);
+  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix), execTimeout(job, options));
+  if (result.code !== 0) return undefined;
+  if (result.stdout.trim() !== sha256) return undefined;
+  hooks.chunksReset();
+  return { kind: 'done', bytesSent: 0, alreadyThere: true, sha256 };
+}
+
+async function openLocal(job: DeliveryJob): Promise<FileHandle> {
+  try {
+    return await open(job.localPath, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new LocalChange('gone');
+    throw new FileError(`cannot read ${job.localPath}: ${(err as Error).message}`, { path: job.localPath, cause: err });
+  }
+}
+
+async function hashLocalFile(job: DeliveryJob, signal: AbortSignal): Promise<string> {
+  const fh = await openLocal(job);
+  try {
+    const hash = createHash('sha256');
+    await readRange(fh, 0, job.size, 1024 * 1024, signal, (buf) => hash.update(buf));
+    return hash.digest('hex');
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Step 2: how many bytes of each chunk the vessel already has (0 when too long to trust). */
+async function presentLengths(remote: RemoteFs, job: DeliveryJob, parts: ChunkPart[]): Promise<number[]> {
+  const present: number[] = [];
+  for (let i = 0; i < parts.length; i += STAT_BATCH) {
+    const batch = parts.slice(i, i + STAT_BATCH);
+    const stats = await Promise.all(batch.map((p) => remote.stat(`${job.chunkPrefix}.${p.index}`)));
+    stats.forEach((st, k) => present.push(st?.isFile && st.size <= batch[k]!.length ? st.size : 0));
+  }
+  return present;
+}
+
+/** Reads [offset, offset+length) of the shore file in pieces of at most `piece` bytes. */
+async function readRange(fh: FileHandle, offset: number, length: number, piece: number, signal: AbortSignal, onData: (buf: Buffer) => void): Promise<void> {
+  for (let pos = 0; pos < length;) {
+    if (signal.aborted) throw new StoppedError('stopping');
+    const n = Math.min(piece, length - pos);
+    const buf = Buffer.allocUnsafe(n);
+    const { bytesRead } = await fh.read(buf, 0, n, offset + pos);
+    if (bytesRead === 0) throw new LocalChange('changed');
+    onData(bytesRead === n ? buf : buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+}
+
+/** Step 3: one front-to-back read of the shore file that hashes everything and sends what is missing. */
+async function sendChunks(
+  remote: RemoteFs, job: DeliveryJob, parts: ChunkPart[], present: number[], hooks: DeliveryHooks, options: UploadOptions,
+): Promise<{ sha256: string; bytesSent: number }> {
+  // With the hash already known, bytes the vessel has need not even be read.
+  const hash = job.sha256 ? undefined : createHash('sha256');
+  let bytesSent = 0;
+  const fh = await openLocal(job);
+  try {
+    for (const part of parts) {
+      const have = present[part.index]!;
+      if (hash && have > 0) await readRange(fh, part.offset, have, 1024 * 1024, hooks.signal, (buf) => hash.update(buf));
+      if (have < part.length) bytesSent += await sendChunk(remote, fh, job, part, have, hash, hooks, options);
+      hooks.chunkDone(part.index);
+    }
+  } finally {
+    await fh.close();
+  }
+  return { sha256: hash ? hash.digest('hex') : job.sha256!, bytesSent };
+}
+
+/**
+ * Sends bytes [have, length) of one chunk as pipelined writes at their offsets: a new request
+ * goes out as soon as the window has room, without waiting for earlier answers.
+ */
+async function sendChunk(
+  remote: RemoteFs, fh: FileHandle, job: DeliveryJob, part: ChunkPart, have: number,
+  hash: Hash | undefined, hooks: DeliveryHooks, options: UploadOptions,
+): Promise<number> {
+  const handle = await openChunk(remote, `${job.chunkPrefix}.${part.index}`, have > 0 ? 'r+' : 'w');
+  const piece = remote.maxWriteLength;
+  const maxInFlight = Math.max(1, Math.floor((options.windowBytes ?? DEFAULT_WINDOW) / piece));
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  let closed = false;
+  const send = (buf: Buffer, position: number) => {
+    const write: Promise<void> = remote.write(handle, buf, position).then(
+      () => { inFlight.delete(write); hooks.progress(buf.length); },
+      (err: unknown) => { inFlight.delete(write); failure ??= err; },
+    );
+    inFlight.add(write);
+  };
+  try {
+    for (let pos = have; pos < part.length;) {
+      if (hooks.signal.aborted) throw new StoppedError('stopping');
+      while (inFlight.size >= maxInFlight && !failure) await Promise.race(inFlight);
+      if (failure) throw failure;
+      const n = Math.min(piece, part.length - pos);
+      const buf = Buffer.allocUnsafe(n);
+      const { bytesRead } = await fh.read(buf, 0, n, part.offset + pos);
+      if (bytesRead !== n) throw new LocalChange('changed');
+      hash?.update(buf);
+      send(buf, pos);
+      pos += n;
+    }
+    await Promise.all(inFlight);
+    if (failure) throw failure;
+    await remote.close(handle);
+    closed = true;
+  } finally {
+    if (!closed) {
+      await Promise.allSettled(inFlight);
+      await remote.close(handle).catch(() => {});
+    }
+  }
+  return part.length - have;
+}
+
+/** Opens a chunk for writing; TempDir is created (with its parents) the first time it is missing. */
+async function openChunk(remote: RemoteFs, path: string, flags: 'w' | 'r+'): Promise<Buffer> {
+  try {
+    return await remote.open(path, flags);
+  } catch (err) {
+    if (!isNoSuchFile(err)) throw err;
+    await remote.mkdirp(path.slice(0, path.lastIndexOf('/')));
+    return remote.open(path, flags);
+  }
+}
+
+/** Step 4: join, verify and place; maps each failing step of the script to an error class. */
+async function assemble(remote: RemoteFs, job: DeliveryJob, chunkCount: number, sha256: string, hooks: DeliveryHooks, options: UploadOptions): Promise<void> {
+  const plan = { chunkPrefix: job.chunkPrefix, chunkCount, assemblyPath: job.assemblyPath, destination: job.destination, sha256 };
+  const r = await remote.exec(assembleScript(plan), execTimeout(job, options));
+  if (r.code === 0) return;
+  const ctx = { vessel: job.vessel, path: job.destination };
+  const detail = r.stderr ? `: ${r.stderr.split('\n')[0]}` : '';
+  switch (r.code) {
+    case AssembleExit.mismatch:
+      await discardChunks(remote, job, hooks);
+      throw new FileError(`SHA-256 on vessel ${job.vessel} is ${r.stdout.trim()}, expected ${sha256}; chunks discarded, sending again`, ctx);
+    case AssembleExit.destinationIsDirectory:
+      throw new FileError(`${job.destination} on vessel ${job.vessel} is a directory`, ctx);
+    case AssembleExit.mkdir:
+      throw new FileError(`cannot create the destination folder on vessel ${job.vessel}${detail}`, ctx);
+    case AssembleExit.rename:
+      throw new FileError(`cannot move the file into place on vessel ${job.vessel}${detail}`, ctx);
+    case AssembleExit.cat:
+    case AssembleExit.hash: {
+      const step = r.code === AssembleExit.cat ? 'joining chunks (cat)' : 'hashing (sha256sum)';
+      if (/no space left/i.test(r.stderr)) throw new TransientError(`vessel ${job.vessel} is full while ${step}${detail}`, ctx);
+      if (/no such file/i.test(r.stderr) && r.code === AssembleExit.cat) {
+        // Chunks vanished (a vessel reboot clears a tmpfs TempDir): start this file over.
+        await discardChunks(remote, job, hooks);
+        throw new TransientError(`chunks vanished from vessel ${job.vessel} while ${step}; sending again`, ctx);
+      }
+      throw new FileError(`${step} failed on vessel ${job.vessel}${detail}`, ctx);
+    }
+    default:
+      throw new FileError(`remote command failed on vessel ${job.vessel} (exit ${r.code ?? r.signal})${detail}`, ctx);
+  }
+}
+
+async function discardChunks(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks): Promise<void> {
+  hooks.chunksReset();
+  await remote.exec(removeChunksCommand(job.chunkPrefix)).catch(() => {});
+}

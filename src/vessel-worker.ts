@@ -1,0 +1,293 @@
+/**
+ * One vessel's side of replication: its connection, its queue, its backoff. Nothing here waits
+ * on another vessel, so a slow, full or dead vessel holds back only itself.
+ *
+ * Jobs are file ids; the job reads the current state row when it starts, so a job queued
+ * twice, or for a version that was replaced meanwhile, does the right thing. A transient
+ * failure (link, timeout, full disk) drops the connection and retries after a backoff, without
+ * counting against the file; a FileError counts an attempt and, after `maxAttempts`, marks the
+ * delivery failed with its reason until the next retry round.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import PQueue from 'p-queue';
+import { nextDelay, refusedDelayMs } from './backoff.js';
+import { ConfigError, FileError, StoppedError, VesselRefusedError, classify, describe } from './errors.js';
+import type { Logger } from './log.js';
+import type { VesselSettings } from './settings.js';
+import type { StateStore } from './state-store.js';
+import { VesselConnection } from './transfer/connection.js';
+import { removeLeftoversScript } from './transfer/shell.js';
+import { deliverFile, type DeliveryJob, type DeliveryOutcome } from './transfer/upload.js';
+
+const maxAttempts = 3;
+
+/** What the worker asks of the replicator, which owns files and directories. */
+export interface WorkerHost {
+  /** The delivery to make now, or undefined when there is none (done, gone, replaced). */
+  jobFor(fileId: number, vessel: string): DeliveryJob | undefined;
+  outcome(fileId: number, vessel: string, outcome: DeliveryOutcome, seconds: number): void;
+  failed(fileId: number, vessel: string, reason: string): void;
+}
+
+export interface WorkerOptions {
+  /** `--once`: a refused vessel, or one without progress for `giveUpAfterMs`, is given up. */
+  once: boolean;
+  giveUpAfterMs: number;
+}
+
+export class VesselWorker {
+  readonly name: string;
+  readonly #settings: VesselSettings;
+  readonly #store: StateStore;
+  readonly #host: WorkerHost;
+  readonly #log: Logger;
+  readonly #options: WorkerOptions;
+  readonly #queue: PQueue;
+  readonly #queued = new Set<number>();
+  readonly #again = new Set<number>();
+  readonly #stop = new AbortController();
+  /** Aborted on stop and on give-up: ends every wait of this worker. */
+  readonly #halt = new AbortController();
+  #connection: VesselConnection | undefined;
+  #connecting: Promise<void> | undefined;
+  #delayMs = 0;
+  #nextAttemptAt = 0;
+  #lastRefusal: string | undefined;
+  #gaveUp: string | undefined;
+  #lastProgressAt = Date.now();
+  #lastError = '';
+  #watchdog: NodeJS.Timeout | undefined;
+
+  constructor(settings: VesselSettings, store: StateStore, host: WorkerHost, log: Logger, options: WorkerOptions) {
+    this.name = settings.name;
+    this.#settings = settings;
+    this.#store = store;
+    this.#host = host;
+    this.#log = log.child({ vessel: settings.name });
+    this.#options = options;
+    this.#queue = new PQueue({ concurrency: settings.concurrency });
+    if (options.once) this.#watchdog = setInterval(() => this.#checkProgress(), 1000).unref();
+  }
+
+  /** Why this vessel was given up (`--once` only), if it was. */
+  get gaveUp(): string | undefined {
+    return this.#gaveUp;
+  }
+
+  /** No job waiting or running. */
+  get idle(): boolean {
+    return this.#queue.size === 0 && this.#queue.pending === 0;
+  }
+
+  /** Queues the delivery of a file; a file already queued is looked at again when its job ends. */
+  enqueue(fileId: number): void {
+    if (this.#stop.signal.aborted) return;
+    if (this.#queued.has(fileId)) {
+      this.#again.add(fileId);
+      return;
+    }
+    this.#queued.add(fileId);
+    this.#queue.add(() => this.#run(fileId)).catch((err: unknown) => {
+      // #run handles its own errors; anything here is a bug worth seeing.
+      this.#log.error({ err }, 'unexpected error in delivery job');
+    });
+  }
+
+  async #run(fileId: number): Promise<void> {
+    try {
+      await this.#deliver(fileId);
+    } finally {
+      this.#queued.delete(fileId);
+      if (this.#again.delete(fileId)) this.enqueue(fileId);
+    }
+  }
+
+  async #deliver(fileId: number): Promise<void> {
+    let retryDelay = 0;
+    for (;;) {
+      const job = this.#host.jobFor(fileId, this.name);
+      if (!job || this.#stop.signal.aborted) return;
+      if (this.#gaveUp) {
+        this.#host.failed(fileId, this.name, this.#gaveUp);
+        return;
+      }
+      let connection: VesselConnection;
+      try {
+        connection = await this.#connect();
+      } catch {
+        continue; // stopped or given up: the checks at the top of the loop decide
+      }
+      const started = performance.now();
+      try {
+        const outcome = await deliverFile(connection, job, this.#hooks(fileId), { execBaseMs: this.#settings.timeoutS * 1000 });
+        this.#lastProgressAt = Date.now();
+        this.#host.outcome(fileId, this.name, outcome, (performance.now() - started) / 1000);
+        return;
+      } catch (raw) {
+        if (this.#stop.signal.aborted || raw instanceof StoppedError) return;
+        const err = classify(raw, { vessel: this.name, path: job.localPath });
+        this.#lastError = describe(err);
+        if (err instanceof FileError) {
+          if (!this.#fileFailed(fileId, job, err)) return;
+          continue;
+        }
+        if (err instanceof VesselRefusedError || err instanceof ConfigError) {
+          this.#refused(err);
+          continue;
+        }
+        this.#log.warn({ file: job.localPath, err: describe(err) }, 'transfer interrupted; will resume');
+        this.#store.recordVesselError(this.name, describe(err));
+        this.#dropConnection(connection, err);
+        retryDelay = nextDelay(retryDelay);
+        await sleep(retryDelay, undefined, { signal: this.#halt.signal }).catch(() => {});
+      }
+    }
+  }
+
+  /** Records a failed attempt; true when the file should be tried again right away. */
+  #fileFailed(fileId: number, job: DeliveryJob, err: FileError): boolean {
+    const attempts = (this.#store.delivery(fileId, this.name)?.attempts ?? 0) + 1;
+    const final = attempts >= maxAttempts;
+    this.#store.markAttemptFailed(fileId, this.name, describe(err), final);
+    if (!final) {
+      this.#log.warn({ file: job.localPath, attempt: attempts, err: describe(err) }, 'delivery failed; trying again');
+      return true;
+    }
+    this.#log.error({ file: job.localPath, attempts, err: describe(err) }, 'delivery failed; the file stays queued and is retried at the next rescan');
+    this.#host.failed(fileId, this.name, describe(err));
+    return false;
+  }
+
+  #hooks(fileId: number) {
+    return {
+      signal: this.#stop.signal,
+      chunkDone: (index: number) => this.#store.addChunk(fileId, this.name, index),
+      chunksReset: () => this.#store.clearChunks(fileId, this.name),
+      sha256Known: (sha256: string) => this.#store.setSha256(fileId, sha256),
+      progress: () => {
+        this.#lastProgressAt = Date.now();
+      },
+    };
+  }
+
+  /** The live connection, connecting (after the backoff wait) when there is none. */
+  async #connect(): Promise<VesselConnection> {
+    for (;;) {
+      if (this.#stop.signal.aborted) throw new StoppedError('stopping');
+      if (this.#gaveUp) throw new StoppedError(this.#gaveUp);
+      if (this.#connection && !this.#connection.closed) return this.#connection;
+      this.#connecting ??= this.#attemptConnection().finally(() => {
+        this.#connecting = undefined;
+      });
+      await this.#connecting;
+    }
+  }
+
+  async #attemptConnection(): Promise<void> {
+    const wait = this.#nextAttemptAt - Date.now();
+    if (wait > 0) await sleep(wait, undefined, { signal: this.#halt.signal }).catch(() => {});
+    if (this.#stop.signal.aborted || this.#gaveUp) return;
+    try {
+      const connection = await VesselConnection.open({
+        vessel: this.#settings,
+        hostKeys: this.#store,
+        signal: this.#stop.signal,
+        onFirstUse: (fp) => this.#log.info({ fingerprint: fp }, 'host key seen for the first time; recorded'),
+      });
+      this.#connection = connection;
+      this.#delayMs = 0;
+      this.#lastRefusal = undefined;
+      this.#lastProgressAt = Date.now();
+      this.#log.info({ address: `${this.#settings.address}:${this.#settings.port}` }, 'connected');
+      connection.onClose((err) => {
+        if (!this.#stop.signal.aborted) this.#log.debug({ err: describe(err) }, 'connection closed');
+      });
+      void this.#removeLeftovers(connection);
+    } catch (raw) {
+      if (this.#stop.signal.aborted) return;
+      const err = classify(raw, { vessel: this.name });
+      this.#lastError = describe(err);
+      this.#store.recordVesselError(this.name, describe(err));
+      if (err instanceof VesselRefusedError || err instanceof ConfigError) {
+        this.#refused(err);
+        return;
+      }
+      this.#delayMs = nextDelay(this.#delayMs);
+      this.#nextAttemptAt = Date.now() + this.#delayMs;
+      this.#log.warn({ err: describe(err), retryInSeconds: +(this.#delayMs / 1000).toFixed(1) }, 'cannot reach vessel; will retry');
+    }
+  }
+
+  /** Authentication, host key, key file: an operator must act. Log once, retry slowly. */
+  #refused(err: Error): void {
+    const reason = describe(err);
+    if (this.#options.once) {
+      this.#giveUp(reason);
+      return;
+    }
+    if (reason !== this.#lastRefusal) this.#log.error({ err: reason, retryInSeconds: refusedDelayMs / 1000 }, 'vessel refused; fix the settings or the vessel');
+    this.#lastRefusal = reason;
+    this.#nextAttemptAt = Date.now() + refusedDelayMs;
+  }
+
+  #dropConnection(connection: VesselConnection, err: Error): void {
+    if (this.#connection !== connection) return;
+    connection.disconnect(`dropped after: ${describe(err)}`);
+    this.#connection = undefined;
+    this.#delayMs = nextDelay(this.#delayMs);
+    this.#nextAttemptAt = Date.now() + this.#delayMs;
+  }
+
+  /** Removes chunk sets and half-joined files of versions that no longer exist. Best effort. */
+  async #removeLeftovers(connection: VesselConnection): Promise<void> {
+    for (const l of this.#store.leftovers(this.name)) {
+      if (connection.closed) return;
+      try {
+        const r = await connection.exec(removeLeftoversScript(l.chunkPrefix, l.assemblyPath));
+        if (r.code === 0) this.#store.deleteLeftover(l);
+      } catch {
+        return; // the next connection tries again
+      }
+    }
+  }
+
+  /** New leftovers were recorded: remove them now if connected. */
+  cleanLeftovers(): void {
+    if (this.#connection && !this.#connection.closed) void this.#removeLeftovers(this.#connection);
+  }
+
+  #checkProgress(): void {
+    if (this.#gaveUp || this.idle) {
+      this.#lastProgressAt = Date.now();
+      return;
+    }
+    const quiet = Date.now() - this.#lastProgressAt;
+    if (quiet >= this.#options.giveUpAfterMs) {
+      this.#giveUp(`no progress for ${Math.round(quiet / 1000)} s${this.#lastError ? ` (last error: ${this.#lastError})` : ''}`);
+    }
+  }
+
+  #giveUp(reason: string): void {
+    if (this.#gaveUp) return;
+    this.#gaveUp = `vessel ${this.name} given up: ${reason}`;
+    this.#log.error({ err: reason }, 'vessel given up for this run');
+    this.#halt.abort();
+    this.#connection?.disconnect('given up');
+  }
+
+  /** Takes no new work, cuts transfers short (the vessel keeps its chunks), and waits for the jobs to end. */
+  async stop(): Promise<void> {
+    clearInterval(this.#watchdog);
+    this.#stop.abort();
+    this.#halt.abort();
+    this.#queue.clear();
+    this.#connection?.disconnect('stopping');
+    await this.#queue.onIdle();
+  }
+
+  /** Closes the connection when the run is over (`--once`). */
+  close(): void {
+    clearInterval(this.#watchdog);
+    this.#connection?.disconnect('run finished');
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * chokidar over every Directory's Location, reduced to "look at this path again". Stability,
+ * version tracking and deletion handling all happen downstream, so a missed or repeated event
+ * costs nothing but a stat; the periodic rescan covers what inotify drops (queue overflow,
+ * files created in a new folder before its watch exists, ENOSPC on watches).
+ */
+import { watch, type FSWatcher } from 'chokidar';
+import { relative, sep } from 'node:path';
+import type { Logger } from './log.js';
+import { isExcluded, type ScanFilter } from './scanner.js';
+
+export interface WatchTarget {
+  directory: string;
+  location: string;
+}
+
+export class Watcher {
+  readonly #watchers: FSWatcher[] = [];
+
+  constructor(
+    targets: readonly WatchTarget[],
+    filter: ScanFilter,
+    onPath: (directory: string, relpath: string) => void,
+    log: Logger,
+  ) {
+    for (const t of targets) {
+      const rel = (p: string) => relative(t.location, p).split(sep).join('/');
+      const w = watch(t.location, {
+        ignoreInitial: true,
+        followSymlinks: false,
+        persistent: true,
+        ignored: (p: string) => {
+          const r = rel(p);
+          return r !== '' && isExcluded(r, filter);
+        },
+      });
+      const touched = (p: string) => onPath(t.directory, rel(p));
+      w.on('add', touched).on('change', touched).on('unlink', touched);
+      w.on('error', (err) => log.warn({ directory: t.directory, err: (err as Error).message }, 'file watcher error; the periodic rescan covers missed files'));
+      this.#watchers.push(w);
+    }
+  }
+
+  /** Resolves once every initial watch is in place. */
+  ready(): Promise<void> {
+    return Promise.all(this.#watchers.map((w) => new Promise<void>((r) => w.once('ready', () => r())))).then(() => {});
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#watchers.map((w) => w.close()));
+  }
+}

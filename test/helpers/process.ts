@@ -1,0 +1,247 @@
+// Running the real CLI as a child process, the way an operator or systemd would.
+//
+// Timeouts here are safety nets against hangs (a test should fail with the output in hand, not
+// sit until the runner's global timeout); they are never assertions about speed.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+
+export const DEFAULT_CLI = '/work/main/dist/main.js';
+const OUTPUT_KEEP = 64 * 1024 * 1024; // a chatty daemon at debug level must not eat all memory
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface SpawnOptions {
+  /** Merged over process.env; a key set to undefined is removed from the child's environment. */
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Path of the CLI entry (default dist/main.js). A .ts path runs through tsx. */
+  cli?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leftover children are SIGKILLed when the test process exits, whatever the reason, so a failed
+// test never leaves a daemon replicating into the next one.
+
+const liveChildren = new Set<ChildProcess>();
+
+function killLeftovers(): void {
+  for (const child of liveChildren) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+process.on('exit', killLeftovers);
+// 'exit' does not run on a fatal signal: clean up, and exit unless someone else handles it.
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  process.on(sig, () => {
+    killLeftovers();
+    if (process.listenerCount(sig) === 1) process.exit(code);
+  });
+}
+
+/** Environment for the child: ours plus overrides, minus the test runner's own marker. */
+function childEnv(env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
+  // NODE_TEST_CONTEXT makes a Node child think it is a test file of our runner; the CLI is not.
+  return { ...process.env, NODE_TEST_CONTEXT: undefined, ...env };
+}
+
+/** Node arguments to run `cli`: plain for built JS, through tsx's loader for a .ts source. */
+function nodeArgs(cli: string, args: string[]): string[] {
+  if (!/\.[cm]?ts$/.test(cli)) return [cli, ...args];
+  // Resolve tsx from this project, not from the child's cwd (often a temp dir without it).
+  const loader = createRequire(import.meta.url).resolve('tsx'); // its "." export: dist/loader.mjs
+  return ['--import', pathToFileURL(loader).href, cli, ...args];
+}
+
+function spawnCli(args: string[], opts: SpawnOptions): ChildProcess {
+  const child = spawn(process.execPath, nodeArgs(opts.cli ?? DEFAULT_CLI, args), {
+    env: childEnv(opts.env),
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+  child.once('error', () => liveChildren.delete(child));
+  return child;
+}
+
+/** Appends to a bounded text buffer, dropping the oldest part when it grows too big. */
+function append(buf: string, more: string): string {
+  const s = buf + more;
+  return s.length > OUTPUT_KEEP ? s.slice(s.length - OUTPUT_KEEP) : s;
+}
+
+/**
+ * Runs the CLI to completion. Resolves with its exit status and output whatever the exit code
+ * (tests assert on it); rejects only when it cannot be started or overruns `timeoutMs`
+ * (default 120 s), in which case it is SIGKILLed first.
+ */
+export function runCli(
+  args: string[],
+  opts: SpawnOptions & { timeoutMs?: number } = {},
+): Promise<RunResult> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  return new Promise((resolve, reject) => {
+    const child = spawnCli(args, opts);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout = append(stdout, d)));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = append(stderr, d)));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`runCli ${args.join(' ')}: no exit after ${timeoutMs} ms (killed)\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    // 'close', not 'exit': it comes after the pipes are drained, so no output is lost.
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export interface Daemon {
+  pid: number;
+  /** stdout+stderr so far, interleaved in arrival order */
+  output(): string;
+  /** Resolves when the accumulated output matches; rejects with the output on timeout (default
+   * 60 s) or when the process exits before a match. */
+  waitForOutput(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the exit status (at once if already exited); rejects on timeout (default
+   * 60 s) without killing: the test decides what to do next. */
+  waitForExit(timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends a signal (default SIGTERM); no-op once exited. */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** Starts the CLI in the background (typically `run`), for tests that watch it work. */
+export function startDaemon(args: string[], opts: SpawnOptions = {}): Daemon {
+  const child = spawnCli(args, opts);
+  // A test that forgets to stop its daemon must not hang the test process; the exit hook above
+  // kills it. Every wait below has its own timer, which keeps the loop alive while waiting.
+  child.unref();
+  for (const s of [child.stdout, child.stderr]) (s as unknown as { unref?: () => void } | null)?.unref?.();
+  let out = '';
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  let spawnError: Error | null = null;
+  const listeners = new Set<() => void>(); // woken on every output chunk and on exit
+
+  const notify = (): void => {
+    for (const l of [...listeners]) l();
+  };
+  const onData = (d: string): void => {
+    out = append(out, d);
+    notify();
+  };
+  child.stdout!.setEncoding('utf8').on('data', onData);
+  child.stderr!.setEncoding('utf8').on('data', onData);
+  child.once('error', (err) => {
+    spawnError = err;
+    exit ??= { code: null, signal: null };
+    notify();
+  });
+  // 'close' (pipes drained) rather than 'exit', so waitForOutput sees the last lines.
+  child.once('close', (code, signal) => {
+    exit = { code, signal };
+    notify();
+  });
+
+  /** Waits until `test` returns a value, re-checking on each output chunk and on exit. */
+  function until<T>(test: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        let v: T | undefined;
+        try {
+          v = test();
+        } catch (err) {
+          finish();
+          reject(err);
+          return;
+        }
+        if (v !== undefined) {
+          finish();
+          resolve(v);
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`daemon ${child.pid}: timed out after ${timeoutMs} ms waiting for ${what}\noutput:\n${out}`));
+      }, timeoutMs);
+      const finish = (): void => {
+        clearTimeout(timer);
+        listeners.delete(check);
+      };
+      listeners.add(check);
+      check();
+    });
+  }
+
+  return {
+    pid: child.pid ?? 0,
+    output: () => out,
+    waitForOutput(re: RegExp, timeoutMs = 60_000) {
+      return until(
+        () => {
+          // A fresh non-global copy: a /g regex's lastIndex would make repeated checks skip.
+          const m = out.match(new RegExp(re.source, re.flags.replace('g', '')));
+          if (m) return m;
+          if (exit) {
+            const how = spawnError ? `failed to start (${spawnError.message})` : `exited (code ${exit.code}, signal ${exit.signal})`;
+            throw new Error(`daemon ${child.pid} ${how} before output matched ${re}\noutput:\n${out}`);
+          }
+          return undefined;
+        },
+        timeoutMs,
+        `output matching ${re}`,
+      );
+    },
+    waitForExit(timeoutMs = 60_000) {
+      return until(() => exit ?? undefined, timeoutMs, 'exit');
+    },
+    kill(signal: NodeJS.Signals = 'SIGTERM') {
+      if (exit || child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+    },
+  };
+}
+
+/**
+ * Polls `check` every `intervalMs` (default 100) until it returns a truthy value, and returns
+ * it. A throwing check counts as "not yet" (e.g. a file not there yet); the last error is in
+ * the timeout message. Throws after `timeoutMs` (default 60 s) naming `what`.
+ */
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 60_000,
+  intervalMs = 100,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v as NonNullable<T>;
+      lastError = undefined;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) {
+      const detail = lastError ? `; last error: ${lastError instanceof Error ? lastError.message : String(lastError)}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
