@@ -139,7 +139,9 @@ export class VesselConnection implements RemoteFs {
     try {
       await new Promise<void>((resolve, reject) => {
         client.once('ready', resolve);
-        client.once('error', reject);
+        // `on`, not `once`: ssh2 can emit several errors for one failed handshake, and an
+        // 'error' with no listener would crash the daemon.
+        client.on('error', reject);
         client.once('close', () => reject(new TransientError(`connection to vessel ${vessel.name} closed during handshake`, { vessel: vessel.name })));
         client.connect(config);
       });

@@ -4,9 +4,10 @@
 // sit until the runner's global timeout); they are never assertions about speed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-export const DEFAULT_CLI = '/work/main/dist/main.js';
+/** The built CLI of this checkout (wherever it was cloned). */
+export const DEFAULT_CLI = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 const OUTPUT_KEEP = 64 * 1024 * 1024; // a chatty daemon at debug level must not eat all memory
 
 export interface RunResult {
@@ -40,12 +41,18 @@ function killLeftovers(): void {
   }
 }
 process.on('exit', killLeftovers);
+/** Marks the signal handlers of the test helpers (sshd.ts, process.ts) so they can tell theirs from others'. */
+const HARNESS_HANDLER = Symbol.for('contentmonster.e2e.signalHandler');
 // 'exit' does not run on a fatal signal: clean up, and exit unless someone else handles it.
 for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
-  process.on(sig, () => {
+  const onSignal = (): void => {
     killLeftovers();
-    if (process.listenerCount(sig) === 1) process.exit(code);
-  });
+    // Exit only if no one but these harness modules listens (each marks its handlers).
+    const others = process.listeners(sig).filter((l) => !(l as unknown as Record<symbol, boolean>)[HARNESS_HANDLER]);
+    if (others.length === 0) process.exit(code);
+  };
+  (onSignal as unknown as Record<symbol, boolean>)[HARNESS_HANDLER] = true;
+  process.on(sig, onSignal);
 }
 
 /** Environment for the child: ours plus overrides, minus the test runner's own marker. */

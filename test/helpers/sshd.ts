@@ -75,13 +75,18 @@ function killAllSync(): void {
 }
 
 process.on('exit', killAllSync);
+/** Marks the signal handlers of the test helpers (sshd.ts, process.ts) so they can tell theirs from others'. */
+const HARNESS_HANDLER = Symbol.for('contentmonster.e2e.signalHandler');
 // 'exit' does not run on a fatal signal. If nobody else handles the signal, clean up and exit
 // with the conventional status; if someone else does, just clean up and let them decide.
 for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
   const onSignal = (): void => {
     killAllSync();
-    if (process.listenerCount(sig) === 1) process.exit(code);
+    // Exit only if no one but these harness modules listens (each marks its handlers).
+    const others = process.listeners(sig).filter((l) => !(l as unknown as Record<symbol, boolean>)[HARNESS_HANDLER]);
+    if (others.length === 0) process.exit(code);
   };
+  (onSignal as unknown as Record<symbol, boolean>)[HARNESS_HANDLER] = true;
   process.on(sig, onSignal);
 }
 
@@ -221,9 +226,12 @@ class VesselImpl implements Vessel {
         hasExited = true;
         resolve();
       });
-    });
-    child.once('error', (err) => {
-      this.stderr += `spawn error: ${err.message}\n`;
+      // A failed spawn (no `unshare`?) emits 'error' and no 'exit'.
+      child.once('error', (err) => {
+        this.stderr += `spawn error: ${err.message}\n`;
+        hasExited = true;
+        resolve();
+      });
     });
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => {

@@ -1,0 +1,87 @@
+// Shared set-up for push tests: a settings.ini for a farm of vessels, and assertions on what
+// each vessel holds. The shore's Directory is under farm.viewPath, which every vessel sees as
+// its own backing directory, so RemoteLocation defaults to Location as in the seed.
+import { writeFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+import type { VesselFarm, Vessel } from './sshd.js';
+import { sha256File, listFiles } from './tree.js';
+
+export interface SettingsOptions {
+  chunkSize?: number;
+  stableTime?: number;
+  directories?: { name: string; location: string; extra?: string }[];
+  /** Per vessel extra lines, by index. */
+  vesselExtra?: (i: number) => string;
+  /** Port per vessel (e.g. a proxy's) by index; default the vessel's own. */
+  portFor?: (i: number) => number;
+  vessels?: number[];
+  monsterExtra?: string;
+}
+
+export function settingsPath(farm: VesselFarm): string {
+  return join(farm.root, 'settings.ini');
+}
+
+export function databasePath(farm: VesselFarm): string {
+  return join(farm.root, 'state', 'database.sqlite3');
+}
+
+export async function writeSettings(farm: VesselFarm, o: SettingsOptions = {}): Promise<string> {
+  const dirs = o.directories ?? [{ name: 'data', location: farm.viewPath }];
+  const indexes = o.vessels ?? farm.vessels.map((_, i) => i);
+  const text = [
+    '[MONSTER]',
+    `ChunkSize = ${o.chunkSize ?? 65536}  # small, so that files have several chunks`,
+    `StableTime = ${o.stableTime ?? 0}`,
+    `Database = ${databasePath(farm)}`,
+    o.monsterExtra ?? '',
+    ...dirs.flatMap((d) => [`[Directory ${d.name}]  # comment after a header`, `Location = ${d.location}`, d.extra ?? '']),
+    ...indexes.flatMap((i) => {
+      const v = farm.vessels[i]!;
+      return [
+        `[Vessel ${v.name}]`,
+        'Address = 127.0.0.1',
+        `Port = ${o.portFor ? o.portFor(i) : v.port}`,
+        'Username = root',
+        `IdentityFile = ${farm.clientKey}`,
+        'Timeout = 5',
+        o.vesselExtra?.(i) ?? '',
+      ];
+    }),
+  ].join('\n');
+  const file = settingsPath(farm);
+  await writeFile(file, `${text}\n`);
+  return file;
+}
+
+/** Every listed file is on the vessel under the same relative path with the same SHA-256. */
+export async function assertOnVessel(vessel: Vessel, viewPath: string, expected: Map<string, string>, sub = ''): Promise<void> {
+  for (const [rel, sha] of expected) {
+    const path = vessel.hostPath(join(viewPath, sub, rel));
+    assert.equal(await sha256File(path).catch((e) => `missing (${(e as Error).message})`), sha, `${rel} on ${vessel.name}`);
+  }
+}
+
+/** TempDir on the vessel holds nothing, and no half-joined file is left in the destination tree. */
+export async function assertVesselClean(vessel: Vessel, viewPath: string, tempDir = '/tmp/.ContentMonster'): Promise<void> {
+  const temp = await readdir(vessel.hostPath(tempDir)).catch(() => []);
+  assert.deepEqual(temp, [], `TempDir on ${vessel.name} is left clean`);
+  const stray = (await listFiles(vessel.hostPath(viewPath))).filter((f) => /(^|\/)\.cm-[0-9a-f]+\.tmp$/.test(f));
+  assert.deepEqual(stray, [], `no half-joined file on ${vessel.name}`);
+}
+
+/** Reads the state database the way `status` will: read-only, next to a running daemon. */
+export function chunkCount(farm: VesselFarm, vessel: string): number {
+  try {
+    const db = new Database(databasePath(farm), { readonly: true, fileMustExist: true });
+    try {
+      return (db.prepare('SELECT count(*) AS n FROM chunks WHERE vessel = ?').get(vessel) as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { describe as suite, it } from 'node:test';
+import {
+  ConfigError,
+  ExitCode,
+  FileError,
+  StoppedError,
+  TransientError,
+  VesselRefusedError,
+  classify,
+  describe,
+} from '../../src/errors.js';
+
+function errnoError(code: string, message = `${code}: something`): NodeJS.ErrnoException {
+  return Object.assign(new Error(message), { code });
+}
+
+/** ssh2 SFTP status errors carry the numeric status on `code`. */
+function sftpError(code: number, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+function ssh2Error(level: string, message: string): Error {
+  return Object.assign(new Error(message), { level });
+}
+
+type Class = typeof TransientError | typeof FileError | typeof VesselRefusedError;
+
+suite('classify', () => {
+  const table: [string, unknown, Class][] = [
+    ['ECONNRESET', errnoError('ECONNRESET', 'read ECONNRESET'), TransientError],
+    ['ETIMEDOUT', errnoError('ETIMEDOUT', 'connect ETIMEDOUT 10.0.0.1:22'), TransientError],
+    ['ECONNREFUSED', errnoError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:22'), TransientError],
+    ['EPIPE', errnoError('EPIPE'), TransientError],
+    ['EHOSTUNREACH', errnoError('EHOSTUNREACH'), TransientError],
+    ['ENOTFOUND (DNS)', errnoError('ENOTFOUND'), TransientError],
+    ['ssh2 client-timeout', ssh2Error('client-timeout', 'Timed out while waiting for handshake'), TransientError],
+    ['ssh2 client-socket', ssh2Error('client-socket', 'socket closed'), TransientError],
+    ['ssh2 protocol', ssh2Error('protocol', 'bad packet'), TransientError],
+    ['ssh2 client-authentication', ssh2Error('client-authentication', 'All configured authentication methods failed'), VesselRefusedError],
+    ['SFTP 2 NO_SUCH_FILE', sftpError(2, 'No such file'), FileError],
+    ['SFTP 3 PERMISSION_DENIED', sftpError(3, 'Permission denied'), FileError],
+    ['SFTP 6 NO_CONNECTION', sftpError(6, 'No connection'), TransientError],
+    ['SFTP 7 CONNECTION_LOST', sftpError(7, 'Connection lost'), TransientError],
+    ['SFTP 4 FAILURE (unknown: transient)', sftpError(4, 'Failure'), TransientError],
+    ['EACCES', errnoError('EACCES', "EACCES: permission denied, open '/data/x'"), FileError],
+    ['EPERM', errnoError('EPERM'), FileError],
+    ['ENOENT', errnoError('ENOENT'), FileError],
+    ['EISDIR', errnoError('EISDIR'), FileError],
+    ['an unknown error (transient, so nothing is lost)', new Error('weird'), TransientError],
+    ['a string', 'just a string', TransientError],
+    ['undefined', undefined, TransientError],
+    ['null', null, TransientError],
+  ];
+
+  for (const [name, raw, cls] of table) {
+    it(`${name} → ${cls.name}`, () => {
+      const c = classify(raw);
+      assert.ok(c instanceof cls, `got ${c.constructor.name}`);
+      assert.equal(c.name, cls.name);
+      assert.ok(c instanceof Error);
+      assert.equal(c.cause, raw, 'the raw error is kept as the cause');
+    });
+  }
+
+  it('ssh2 level wins over an errno code (authentication failure on a reset socket is still refused)', () => {
+    const raw = Object.assign(new Error('auth failed'), { level: 'client-authentication', code: 'ECONNRESET' });
+    assert.ok(classify(raw) instanceof VesselRefusedError);
+  });
+
+  it('messages: authentication and SFTP status errors say what happened and keep the original text', () => {
+    assert.match(classify(ssh2Error('client-authentication', 'All methods failed')).message, /^authentication failed: All methods failed$/);
+    assert.match(classify(sftpError(3, 'Permission denied')).message, /permission denied: Permission denied/);
+    assert.match(classify(sftpError(2, 'No such file')).message, /no such file: No such file/);
+    assert.equal(classify(errnoError('ECONNRESET', 'read ECONNRESET')).message, 'read ECONNRESET');
+    assert.equal(classify('just a string').message, 'just a string');
+  });
+
+  it('an already-classified error passes through unchanged (same object, context not overwritten)', () => {
+    for (const err of [
+      new TransientError('t', { vessel: 'a' }),
+      new FileError('f', { path: '/p' }),
+      new VesselRefusedError('r'),
+      new ConfigError('c'),
+      new StoppedError('s'),
+    ]) {
+      const before = { message: err.message, vessel: err.vessel, path: err.path, cause: err.cause };
+      const c = classify(err, { vessel: 'other', path: '/other' });
+      assert.equal(c, err);
+      assert.deepEqual({ message: c.message, vessel: c.vessel, path: c.path, cause: c.cause }, before);
+    }
+  });
+
+  it('keeps the context (vessel, path) on the classified error', () => {
+    const raw = errnoError('EACCES');
+    const c = classify(raw, { vessel: 'ship1', path: '/data/in/a.txt' });
+    assert.ok(c instanceof FileError);
+    assert.equal(c.vessel, 'ship1');
+    assert.equal(c.path, '/data/in/a.txt');
+    assert.equal(c.cause, raw);
+    const t = classify(errnoError('ECONNRESET'), { vessel: 'ship2' });
+    assert.equal(t.vessel, 'ship2');
+    assert.equal(t.path, undefined);
+  });
+
+  it('the raw error wins over a cause passed in the context', () => {
+    const raw = errnoError('ETIMEDOUT');
+    assert.equal(classify(raw, { cause: new Error('other') }).cause, raw);
+  });
+});
+
+suite('error classes', () => {
+  it('carry their own name, the context and an optional cause', () => {
+    const cause = new Error('inner');
+    const e = new FileError('outer', { vessel: 'v', path: '/p', cause });
+    assert.equal(e.name, 'FileError');
+    assert.equal(e.message, 'outer');
+    assert.equal(e.vessel, 'v');
+    assert.equal(e.path, '/p');
+    assert.equal(e.cause, cause);
+    assert.ok(!('cause' in new ConfigError('no cause')), 'no cause property when none was given');
+    assert.ok(e.stack?.includes('outer'));
+  });
+
+  it('ExitCode has the CLI codes', () => {
+    assert.deepEqual(ExitCode, { ok: 0, failure: 1, usage: 2 });
+  });
+});
+
+suite('describe', () => {
+  function count(haystack: string, needle: string): number {
+    return haystack.split(needle).length - 1;
+  }
+
+  it('includes the cause message once when the message already contains it', () => {
+    const raw = errnoError('ECONNRESET', 'read ECONNRESET');
+    const text = describe(classify(raw));
+    assert.equal(text, 'read ECONNRESET');
+    assert.equal(count(text, 'read ECONNRESET'), 1);
+    const auth = describe(classify(ssh2Error('client-authentication', 'All configured authentication methods failed')));
+    assert.equal(count(auth, 'All configured authentication methods failed'), 1);
+    const perm = describe(classify(sftpError(3, 'Permission denied')));
+    assert.equal(count(perm, 'Permission denied'), 1);
+  });
+
+  it('appends the cause message when it adds something', () => {
+    const e = new FileError('cannot read the shore file', { cause: new Error("EACCES: permission denied, open '/x'") });
+    assert.equal(describe(e), "cannot read the shore file: EACCES: permission denied, open '/x'");
+    assert.equal(count(describe(e), 'EACCES'), 1);
+  });
+
+  it('an error without a cause, or a non-Error cause, is just its message', () => {
+    assert.equal(describe(new Error('plain')), 'plain');
+    assert.equal(describe(new TransientError('t', { cause: 'a string cause' })), 't');
+  });
+
+  it('a non-Error is stringified', () => {
+    assert.equal(describe('text'), 'text');
+    assert.equal(describe(42), '42');
+    assert.equal(describe(undefined), 'undefined');
+  });
+});

@@ -1,0 +1,425 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  AssembleExit,
+  assembleScript,
+  checkExistingScript,
+  hashFileCommand,
+  quote,
+  removeChunksCommand,
+  removeLeftoversScript,
+  type AssemblePlan,
+} from '../../src/transfer/shell.js';
+
+let root: string;
+/** Every injection attempt below tries to create this file (by absolute path and, with cwd = root, by name). */
+let marker: string;
+const markerName = 'MARKER';
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'cm-shell-'));
+  marker = join(root, markerName);
+});
+
+after(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+// File names cannot hold `/`, so injections hidden in names use the bare marker name; every
+// script runs with cwd = root, where that name resolves to `marker`.
+function assertNoMarker(): void {
+  assert.equal(existsSync(marker), false, `an injection created ${marker}`);
+}
+
+function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+interface ShResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function sh(script: string): ShResult {
+  const r = spawnSync('/bin/sh', ['-c', script], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let caseNo = 0;
+/** A fresh directory per case, so cases never see each other's files. */
+function caseDir(name = 'case'): string {
+  const dir = join(root, `${name}-${++caseNo}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+function writeChunks(prefix: string, chunks: (string | Buffer)[]): void {
+  chunks.forEach((c, i) => writeFileSync(`${prefix}.${i}`, c));
+}
+
+function chunksLeft(prefix: string, count: number): number[] {
+  const left: number[] = [];
+  for (let i = 0; i < count; i++) if (existsSync(`${prefix}.${i}`)) left.push(i);
+  return left;
+}
+
+// Strings that would do something if a shell saw them unquoted.
+const hostile: string[] = [
+  '',
+  ' ',
+  'two words',
+  '  leading and trailing  ',
+  "it's",
+  "'",
+  "''",
+  "'\\''",
+  '"double"',
+  `mixed '"' "'" quotes`,
+  `$(touch ${markerName})`,
+  '$(touch MARKER_ABS)', // replaced below by the absolute marker path
+  `\`touch ${markerName}\``,
+  `; touch ${markerName}`,
+  `&& touch ${markerName}`,
+  `| touch ${markerName}`,
+  `a\ntouch ${markerName}\nb`,
+  '\n',
+  'tab\there',
+  '-n',
+  '-e x',
+  '--',
+  '-',
+  '*',
+  '?',
+  '[a-z]*',
+  '~',
+  '~root',
+  '\\',
+  'back\\slash\\n',
+  '$HOME ${HOME} $1 $@ $? $$',
+  '%s %d %%',
+  '> out.txt',
+  '< /etc/passwd',
+  '#comment',
+  '!',
+  '{a,b}',
+  '日本語 ünïcödé 😀',
+  '\u00a0nbsp\u200bzwsp',
+  `'; touch ${markerName}; echo '`,
+  `"; touch ${markerName}; echo "`,
+];
+
+describe('quote', () => {
+  before(() => {
+    const i = hostile.indexOf('$(touch MARKER_ABS)');
+    hostile[i] = `$(touch '${marker}')`;
+  });
+
+  it('wraps a plain word in single quotes', () => {
+    assert.equal(quote('abc'), `'abc'`);
+    assert.equal(quote(''), `''`);
+    assert.equal(quote("a'b"), `'a'\\''b'`);
+  });
+
+  for (const [i, s] of hostile.entries()) {
+    it(`makes hostile string #${i} ${JSON.stringify(s)} one inert word`, () => {
+      const value = hostile[i]!; // read at run time: one entry is rewritten in before()
+      const out = execFileSync('/bin/sh', ['-c', `printf %s ${quote(value)}`], { cwd: root, encoding: 'utf8' });
+      assert.equal(out, value);
+      assertNoMarker();
+    });
+  }
+
+  it('keeps every hostile string one word among others (argument count)', () => {
+    const script = `set -- ${hostile.map(quote).join(' ')}; printf '%s\\n' "$#"`;
+    const out = execFileSync('/bin/sh', ['-c', script], { cwd: root, encoding: 'utf8' });
+    assert.equal(out, `${hostile.length}\n`);
+    assertNoMarker();
+  });
+
+  it('concatenated quoted strings form one word with the literal concatenation', () => {
+    const a = "it's";
+    const b = '$(x)';
+    const out = execFileSync('/bin/sh', ['-c', `printf %s ${quote(a)}${quote(b)}`], { cwd: root, encoding: 'utf8' });
+    assert.equal(out, a + b);
+  });
+});
+
+describe('assembleScript', () => {
+  it('0 chunks: creates an empty destination, creating a missing parent folder', () => {
+    const dir = caseDir('empty');
+    const destination = join(dir, 'not', 'there', 'yet', 'empty.bin');
+    const assemblyPath = join(dir, 'not', 'there', 'yet', '.cm-empty.tmp');
+    const r = sh(assembleScript({ chunkPrefix: join(dir, 'cm-empty'), chunkCount: 0, assemblyPath, destination, sha256: sha256('') }));
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(statSync(destination).isFile());
+    assert.equal(statSync(destination).size, 0);
+    assert.equal(existsSync(assemblyPath), false);
+  });
+
+  it('3 chunks: the destination is their concatenation, chunks and the assembly file are removed', () => {
+    const dir = caseDir('three');
+    const prefix = join(dir, 'tmp', 'cm-three');
+    mkdirSync(join(dir, 'tmp'));
+    const chunks = [Buffer.from('alpha\n'), Buffer.from([0, 1, 2, 255, 10, 13]), Buffer.from('gamma without newline')];
+    writeChunks(prefix, chunks);
+    const whole = Buffer.concat(chunks);
+    const destination = join(dir, 'out', 'file.bin');
+    const assemblyPath = join(dir, 'out', '.cm-three.tmp');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPath, destination, sha256: sha256(whole) }));
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(readFileSync(destination), whole);
+    assert.deepEqual(chunksLeft(prefix, 3), []);
+    assert.equal(existsSync(assemblyPath), false);
+    assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
+    assert.deepEqual(readdirSync(join(dir, 'out')), ['file.bin']);
+  });
+
+  it('12 chunks: joins them in numeric order (10 and 11 after 9) and removes all of them', () => {
+    const dir = caseDir('twelve');
+    const prefix = join(dir, 'cm-twelve');
+    const chunks = Array.from({ length: 12 }, (_, i) => `<${i}>`);
+    writeChunks(prefix, chunks);
+    const whole = chunks.join('');
+    const destination = join(dir, 'dest.txt');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 12, assemblyPath: join(dir, '.asm'), destination, sha256: sha256(whole) }));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(destination, 'utf8'), whole);
+    assert.deepEqual(readdirSync(dir), ['dest.txt']);
+  });
+
+  it('a wrong sha256: exits mismatch, prints the actual hash, leaves no destination, keeps the chunks, removes the assembly file', () => {
+    const dir = caseDir('mismatch');
+    const prefix = join(dir, 'cm-mm');
+    const chunks = ['one', 'two', 'three'];
+    writeChunks(prefix, chunks);
+    const destination = join(dir, 'sub', 'dest.txt');
+    const assemblyPath = join(dir, 'sub', '.cm-mm.tmp');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPath, destination, sha256: sha256('something else') }));
+    assert.equal(r.status, AssembleExit.mismatch);
+    assert.equal(r.stdout.trim(), sha256(chunks.join('')));
+    assert.equal(existsSync(destination), false);
+    assert.equal(existsSync(assemblyPath), false);
+    assert.deepEqual(chunksLeft(prefix, 3), [0, 1, 2]);
+  });
+
+  it('a wrong sha256 leaves an existing older destination untouched', () => {
+    const dir = caseDir('mismatch-old');
+    const prefix = join(dir, 'cm-mo');
+    writeChunks(prefix, ['new ', 'content']);
+    const destination = join(dir, 'dest.txt');
+    writeFileSync(destination, 'old content');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 2, assemblyPath: join(dir, '.asm'), destination, sha256: '0'.repeat(64) }));
+    assert.equal(r.status, AssembleExit.mismatch);
+    assert.equal(r.stdout.trim(), sha256('new content'));
+    assert.equal(readFileSync(destination, 'utf8'), 'old content');
+    assert.deepEqual(chunksLeft(prefix, 2), [0, 1]);
+    assert.equal(existsSync(join(dir, '.asm')), false);
+  });
+
+  it('a destination that is a directory: exits destinationIsDirectory and leaves the directory alone', () => {
+    const dir = caseDir('isdir');
+    const prefix = join(dir, 'cm-dir');
+    writeChunks(prefix, ['x']);
+    const destination = join(dir, 'dest');
+    mkdirSync(destination);
+    writeFileSync(join(destination, 'inside'), 'keep');
+    const assemblyPath = join(dir, '.cm-dir.tmp');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 1, assemblyPath, destination, sha256: sha256('x') }));
+    assert.equal(r.status, AssembleExit.destinationIsDirectory);
+    assert.ok(statSync(destination).isDirectory());
+    assert.deepEqual(readdirSync(destination), ['inside']);
+    assert.equal(existsSync(assemblyPath), false);
+    assert.deepEqual(chunksLeft(prefix, 1), [0]);
+  });
+
+  it('a missing chunk: exits cat and creates no destination', () => {
+    const dir = caseDir('missing-chunk');
+    const prefix = join(dir, 'cm-missing');
+    writeFileSync(`${prefix}.0`, 'a');
+    writeFileSync(`${prefix}.2`, 'c');
+    const destination = join(dir, 'dest');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPath: join(dir, '.asm'), destination, sha256: sha256('abc') }));
+    assert.equal(r.status, AssembleExit.cat);
+    assert.equal(existsSync(destination), false);
+    assert.deepEqual(chunksLeft(prefix, 3), [0, 2]);
+  });
+
+  it('replaces an older destination file', () => {
+    const dir = caseDir('replace');
+    const prefix = join(dir, 'cm-rep');
+    writeChunks(prefix, ['fresh ', 'bytes']);
+    const destination = join(dir, 'dest.txt');
+    writeFileSync(destination, 'an older and longer version of the file');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 2, assemblyPath: join(dir, '.asm'), destination, sha256: sha256('fresh bytes') }));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(destination, 'utf8'), 'fresh bytes');
+    assert.deepEqual(readdirSync(dir), ['dest.txt']);
+  });
+
+  it('chunk prefixes and destinations with hostile characters work and inject nothing', () => {
+    const dir = caseDir('hostile');
+    const nasty = `sp ace 'q' "dq" $(touch ${markerName}) \`touch ${markerName}\` ; & | * ? [x] ~ \\ \n nl\ttab 😀`;
+    const tempDir = join(dir, `tmp ${nasty}`);
+    mkdirSync(tempDir);
+    const prefix = join(tempDir, `cm-${nasty}`);
+    const chunks = ['first;', ' $(second)', "\n'third'"];
+    writeChunks(prefix, chunks);
+    // A bystander that a mis-quoted glob (`*`, `?`, `[x]` taken as patterns) could remove.
+    const bystander = join(tempDir, 'cm-other.0');
+    writeFileSync(bystander, 'keep me');
+    const destDir = join(dir, `dest ${nasty}`, `-sub $(touch ${markerName})`);
+    const destination = join(destDir, `-file ${nasty}.txt`);
+    const assemblyPath = join(destDir, `.cm-${nasty}.tmp`);
+    const whole = chunks.join('');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPath, destination, sha256: sha256(whole) }));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(destination, 'utf8'), whole);
+    assert.deepEqual(chunksLeft(prefix, 3), []);
+    assert.equal(existsSync(assemblyPath), false);
+    assert.deepEqual(readdirSync(tempDir), ['cm-other.0']);
+    assertNoMarker();
+    assert.equal(existsSync(join(root, markerName)), false);
+  });
+
+  it('a hostile sha256 string is compared, not executed', () => {
+    const dir = caseDir('hostile-sha');
+    const prefix = join(dir, 'cm');
+    writeChunks(prefix, ['x']);
+    const destination = join(dir, 'dest');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 1, assemblyPath: join(dir, '.asm'), destination, sha256: `x" ] || touch ${markerName}; [ "` }));
+    assert.equal(r.status, AssembleExit.mismatch);
+    assert.equal(existsSync(destination), false);
+    assertNoMarker();
+  });
+});
+
+describe('checkExistingScript', () => {
+  it('prints the hash and removes the chunks when it matches', () => {
+    const dir = caseDir('check-match');
+    const prefix = join(dir, 'cm-chk');
+    writeChunks(prefix, ['a', 'b']);
+    const destination = join(dir, 'dest');
+    writeFileSync(destination, 'ab');
+    const r = sh(checkExistingScript(destination, sha256('ab'), prefix));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `${sha256('ab')}\n`);
+    assert.deepEqual(chunksLeft(prefix, 2), []);
+    assert.equal(readFileSync(destination, 'utf8'), 'ab');
+  });
+
+  it('prints the actual hash and keeps the chunks when it does not match', () => {
+    const dir = caseDir('check-mismatch');
+    const prefix = join(dir, 'cm-chk');
+    writeChunks(prefix, ['a', 'b']);
+    const destination = join(dir, 'dest');
+    writeFileSync(destination, 'XY');
+    const r = sh(checkExistingScript(destination, sha256('ab'), prefix));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `${sha256('XY')}\n`);
+    assert.deepEqual(chunksLeft(prefix, 2), [0, 1]);
+  });
+
+  it('a missing destination exits with the hash step code and keeps the chunks', () => {
+    const dir = caseDir('check-missing');
+    const prefix = join(dir, 'cm-chk');
+    writeChunks(prefix, ['a']);
+    const r = sh(checkExistingScript(join(dir, 'nope'), sha256('a'), prefix));
+    assert.equal(r.status, AssembleExit.hash);
+    assert.deepEqual(chunksLeft(prefix, 1), [0]);
+  });
+
+  it('works with hostile destination and prefix names', () => {
+    const dir = caseDir('check-hostile');
+    const nasty = `a b 'c' "d" $(touch ${markerName}) \`touch ${markerName}\`; | \n *`;
+    const prefix = join(dir, `cm ${nasty}`);
+    writeChunks(prefix, ['1', '2']);
+    const destination = join(dir, `dest ${nasty}`);
+    writeFileSync(destination, 'content');
+    const r = sh(checkExistingScript(destination, sha256('content'), prefix));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `${sha256('content')}\n`);
+    assert.deepEqual(chunksLeft(prefix, 2), []);
+    assertNoMarker();
+  });
+});
+
+describe('hashFileCommand', () => {
+  it('prints the SHA-256 of a file with a hostile name', () => {
+    const dir = caseDir('hash');
+    const file = join(dir, `f $(touch ${markerName}) 'x' \n`);
+    writeFileSync(file, 'hash me');
+    const r = sh(hashFileCommand(file));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.split(' ')[0], sha256('hash me'));
+    assertNoMarker();
+  });
+});
+
+describe('removeLeftoversScript / removeChunksCommand', () => {
+  it('the glob `prefix.[0-9]*` removes prefix.0..N (and prefix.<digit><anything>) and the assembly file, keeps prefix-other, prefix.txt, prefix and prefix.', () => {
+    const dir = caseDir('leftovers');
+    const prefix = join(dir, 'cm-abc');
+    const removed = ['cm-abc.0', 'cm-abc.1', 'cm-abc.9', 'cm-abc.10', 'cm-abc.123', 'cm-abc.1.bak', 'cm-abc.2x'];
+    const kept = ['cm-abc-other', 'cm-abc.txt', 'cm-abc', 'cm-abc.', 'cm-abc.x1', 'cm-abcd.0', 'cm-ab.0', 'other.0'];
+    for (const name of [...removed, ...kept]) writeFileSync(join(dir, name), name);
+    const assemblyPath = join(dir, '.cm-abc.tmp');
+    writeFileSync(assemblyPath, 'half');
+    const r = sh(removeLeftoversScript(prefix, assemblyPath));
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(readdirSync(dir).sort(), [...kept].sort());
+  });
+
+  it('succeeds when there is nothing to remove (idempotent)', () => {
+    const dir = caseDir('leftovers-none');
+    const r = sh(removeLeftoversScript(join(dir, 'cm-none'), join(dir, '.cm-none.tmp')));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(sh(removeChunksCommand(join(dir, 'cm-none'))).status, 0);
+  });
+
+  it('glob characters in the prefix are literal: a prefix `p*` does not remove `pX.0`', () => {
+    const dir = caseDir('leftovers-glob');
+    writeFileSync(join(dir, 'p*.0'), '');
+    writeFileSync(join(dir, 'p*.1'), '');
+    writeFileSync(join(dir, 'pX.0'), '');
+    writeFileSync(join(dir, 'p?.0'), '');
+    writeFileSync(join(dir, 'p[a].0'), '');
+    writeFileSync(join(dir, 'pa.0'), '');
+    assert.equal(sh(removeChunksCommand(join(dir, 'p*'))).status, 0);
+    assert.equal(sh(removeChunksCommand(join(dir, 'p[a]'))).status, 0);
+    assert.deepEqual(readdirSync(dir).sort(), ['p?.0', 'pX.0', 'pa.0'].sort());
+  });
+
+  it('hostile prefixes and assembly paths work and inject nothing', () => {
+    const dir = caseDir('leftovers-hostile');
+    const nasty = `x y 'q' "d" $(touch ${markerName}) \`touch ${markerName}\` ; && | \n\t ~ \\`;
+    const prefix = join(dir, `cm-${nasty}`);
+    writeChunks(prefix, ['a', 'b', 'c']);
+    const assemblyPath = join(dir, `.cm-${nasty}.tmp`);
+    writeFileSync(assemblyPath, 'half');
+    writeFileSync(join(dir, 'bystander'), '');
+    const r = sh(removeLeftoversScript(prefix, assemblyPath));
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(readdirSync(dir), ['bystander']);
+    assertNoMarker();
+  });
+});
+
+describe('AssembleExit', () => {
+  it('has one distinct, non-zero code per step', () => {
+    const codes = Object.values(AssembleExit);
+    assert.equal(new Set(codes).size, codes.length);
+    for (const c of codes) assert.ok(c > 1 && c < 126, `code ${c} must not collide with shell conventions`);
+  });
+
+  it('a plan object type-checks with every field', () => {
+    const p: AssemblePlan = { chunkPrefix: '/t/p', chunkCount: 0, assemblyPath: '/d/.a', destination: '/d/f', sha256: sha256('') };
+    assert.match(assembleScript(p), /^mkdir -p -- '\/d' \|\| exit 10\n/);
+  });
+});
