@@ -63,7 +63,11 @@ export function createLogger(level: LogLevel, format: LogFormat = 'auto'): Logge
   const options = {
     level,
     base: undefined,
-    redact: { paths: ['password', 'passphrase', '*.password', '*.passphrase'], censor: '[redacted]' },
+    // Secrets are never put in a log object on purpose; this is the safety net, two levels deep.
+    redact: {
+      paths: ['password', 'passphrase', '*.password', '*.passphrase', '*.*.password', '*.*.passphrase', '*[*].password', '*[*].passphrase'],
+      censor: '[redacted]',
+    },
   };
   const destination = resolved === 'json' ? pino.destination({ dest: 1, sync: true }) : textDestination(resolved);
   return pino(options, destination);

@@ -2,7 +2,7 @@
 // SHA-256 on every vessel; nothing here mocks SFTP.
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startProxy } from '../helpers/proxy.js';
@@ -72,6 +72,9 @@ describe('push: contentmonster run', () => {
     const r = await runCli(['run', '-c', settings, '--once'], { cwd: farm.root });
     assert.equal(r.code, 0, r.stdout + r.stderr);
 
+    // The default TempDir is on the vessels' tmpfs /tmp: another filesystem than the destination.
+    const v1 = farm.vessels[0]!;
+    assert.notEqual((await stat(v1.hostPath('/tmp'))).dev, (await stat(v1.hostPath(farm.viewPath))).dev);
     for (const v of farm.vessels) {
       await assertOnVessel(v, farm.viewPath, files);
       await assertVesselClean(v, farm.viewPath);
@@ -163,7 +166,7 @@ describe('push: contentmonster run', () => {
     }
   });
 
-  it('resumes a half-sent file after kill -9 instead of starting over', async () => {
+  it('resumes a half-sent file after kill -9 and after SIGTERM instead of starting over', async () => {
     const proxy = await startProxy(farm.vessels[0]!.port);
     try {
       const size = 16 * 1024 * 1024;
@@ -179,6 +182,18 @@ describe('push: contentmonster run', () => {
       }
       await first.waitForExit();
       assert.ok(!(await exists(farm.vessels[0]!.hostPath(join(farm.viewPath, 'big.bin')))), 'not yet placed');
+
+      // Then as a daemon, stopped by SIGTERM in the middle of the file: a clean exit 0.
+      const second = startDaemon(['run', '-c', settings], { cwd: farm.root });
+      try {
+        await waitFor(() => chunkCount(farm, 'v1') >= 8, 'eight chunks confirmed in the state file');
+        second.kill('SIGTERM');
+        const exit = await second.waitForExit(15_000);
+        assert.equal(exit.code, 0, second.output());
+      } finally {
+        second.kill('SIGKILL');
+      }
+      assert.ok(!(await exists(farm.vessels[0]!.hostPath(join(farm.viewPath, 'big.bin')))), 'still not placed');
 
       proxy.setRateLimit(0);
       proxy.resetCounters();

@@ -1,0 +1,85 @@
+// The CLI's contract with operators: exit codes, one-line errors without stack traces, help.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../helpers/process.js';
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cm-cli-'));
+  await mkdir(join(dir, 'data'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const valid = (extra = '') => `[Directory d]\nLocation = data\n[Vessel v]\nAddress = 127.0.0.1\nPort = 1\n${extra}\n`;
+
+/** Exactly one non-empty line, naming the problem, and no stack trace. */
+function assertOneLine(stderr: string, re: RegExp): void {
+  const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+  assert.equal(lines.length, 1, `one line expected, got:\n${stderr}`);
+  assert.match(lines[0]!, re);
+  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+}
+
+describe('cli', () => {
+  it('--help lists the run command and exits 0', async () => {
+    const r = await runCli(['--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /run \[options\]/);
+    const sub = await runCli(['run', '--help']);
+    assert.equal(sub.code, 0);
+    for (const flag of ['--config', '--once', '--give-up-after', '--log-format', '--log-level']) assert.match(sub.stdout, new RegExp(flag));
+  });
+
+  it('--version prints the package version', async () => {
+    const r = await runCli(['--version']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout.trim(), /^\d+\.\d+\.\d+$/);
+  });
+
+  it('an unknown flag or command is a usage error (exit 2)', async () => {
+    assert.equal((await runCli(['run', '--bogus'])).code, 2);
+    assert.equal((await runCli(['launch'])).code, 2);
+  });
+
+  it('a misspelt key exits 2 with one line naming file, line, section, key and the right key', async () => {
+    const file = join(dir, 'typo.ini');
+    await writeFile(file, valid('Concurency = 4'));
+    const r = await runCli(['run', '-c', file, '--once']);
+    assert.equal(r.code, 2);
+    assertOneLine(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:6: \\[Vessel v\\] Concurency: .*Concurrency`));
+  });
+
+  it('a missing settings file exits 2 with one line', async () => {
+    const r = await runCli(['run', '-c', join(dir, 'nope.ini'), '--once']);
+    assert.equal(r.code, 2);
+    assertOneLine(r.stderr, /nope\.ini.*no such file/);
+  });
+
+  it('the settings path comes from $CONTENTMONSTER_CONFIG when -c is absent', async () => {
+    const r = await runCli(['run', '--once'], { env: { CONTENTMONSTER_CONFIG: join(dir, 'from-env.ini') } });
+    assert.equal(r.code, 2);
+    assertOneLine(r.stderr, /from-env\.ini/);
+  });
+
+  it('a bad --give-up-after exits 2', async () => {
+    const file = join(dir, 'ok.ini');
+    await writeFile(file, valid());
+    const r = await runCli(['run', '-c', file, '--once', '--give-up-after', 'soon']);
+    assert.equal(r.code, 2);
+    assertOneLine(r.stderr, /--give-up-after/);
+  });
+
+  it('never prints a password from the settings, even at trace level', async () => {
+    const file = join(dir, 'secret.ini');
+    await writeFile(file, valid('Password = pa;ss#w0rd-SECRET\nPassphrase = phrase-SECRET'));
+    await writeFile(join(dir, 'data', 'x.bin'), 'x'); // something to send, so that it tries to log in
+    const r = await runCli(['run', '-c', file, '--once', '--give-up-after', '1', '--log-level', 'trace', '--log-format', 'json']);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.doesNotMatch(r.stdout + r.stderr, /SECRET/);
+  });
+});
