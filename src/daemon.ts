@@ -32,7 +32,7 @@ const STOP_GRACE_MS = 7000;
 
 export async function runPush(settings: Settings, log: Logger, options: PushOptions): Promise<PushResult> {
   const store = new StateStore(settings.monster.database);
-  const replicator = new Replicator(settings, store, log);
+  const replicator = new Replicator(settings, store, log, { collectFailures: options.once });
   const workers = settings.vessels.map((v) => new VesselWorker(v, store, replicator, log, { once: options.once, giveUpAfterMs: options.giveUpAfterMs }));
   workers.forEach((w) => replicator.addWorker(w));
   const filter = { isIgnored: makeIgnoreMatcher(settings.monster.ignore) };

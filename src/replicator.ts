@@ -35,9 +35,12 @@ export class Replicator implements WorkerHost {
   #busy = 0;
   /** Called when a file must be looked at again (it changed under a transfer). */
   onRecheck: (directory: string, relpath: string) => void = () => {};
+  /** `--once` only: what did not make it, for the final report (a daemon would grow it forever). */
   readonly failures: Failure[] = [];
+  readonly #collectFailures: boolean;
 
-  constructor(settings: Settings, store: StateStore, log: Logger) {
+  constructor(settings: Settings, store: StateStore, log: Logger, options: { collectFailures: boolean }) {
+    this.#collectFailures = options.collectFailures;
     this.#settings = settings;
     this.#store = store;
     this.#log = log;
@@ -168,7 +171,7 @@ export class Replicator implements WorkerHost {
     const version = this.#store.file(fileId);
     if (!version) return;
     this.#store.markAttemptFailed(fileId, vessel, reason, true);
-    this.failures.push({ vessel, file: this.#localPath(version), reason });
+    if (this.#collectFailures) this.failures.push({ vessel, file: this.#localPath(version), reason });
   }
 
   /** Every vessel has the version: move the shore file to processed/ and forget it. */
@@ -193,7 +196,10 @@ export class Replicator implements WorkerHost {
       this.#store.deleteFile(fileId);
       this.#log.info({ file, to: moved.target, ...(moved.keptOlderAs ? { olderKeptAs: moved.keptOlderAs } : {}) }, 'on every vessel; moved to processed');
     } catch (err) {
-      this.#log.error({ fileId, err: describe(err) }, 'cannot move to processed; will try again at the next rescan');
+      const version = this.#store.file(fileId);
+      const file = version ? this.#localPath(version) : String(fileId);
+      this.#log.error({ file, err: describe(err) }, 'on every vessel, but cannot move to processed; will try again at the next rescan');
+      if (this.#collectFailures) this.failures.push({ vessel: '(shore)', file, reason: `cannot move to processed: ${describe(err)}` });
     } finally {
       this.#busy--;
     }

@@ -151,7 +151,7 @@ export class StateStore {
       resetDeliveries: db.prepare(`UPDATE deliveries SET state = 'pending', attempts = 0, error = NULL, updated_at = ? WHERE file_id = ?`),
       setDelivery: db.prepare(`UPDATE deliveries SET state = ?, error = ?, attempts = attempts + ?, updated_at = ? WHERE file_id = ? AND vessel = ?`),
       deleteDelivery: db.prepare(`DELETE FROM deliveries WHERE file_id = ? AND vessel = ?`),
-      retryFailed: db.prepare(`UPDATE deliveries SET state = 'pending', updated_at = ? WHERE state = 'failed'`),
+      retryFailed: db.prepare(`UPDATE deliveries SET state = 'pending', attempts = 0, updated_at = ? WHERE state = 'failed'`),
       failedDeliveries: db.prepare(`SELECT d.vessel, d.error, f.directory, f.relpath FROM deliveries d JOIN files f ON f.id = d.file_id WHERE d.state = 'failed' ORDER BY f.id`),
       chunks: db.prepare(`SELECT idx FROM chunks WHERE file_id = ? AND vessel = ?`),
       addChunk: db.prepare(`INSERT OR IGNORE INTO chunks (file_id, vessel, idx) VALUES (?, ?, ?)`),
@@ -218,7 +218,9 @@ export class StateStore {
   #syncTargets(fileId: number, vessels: readonly string[], now: number): void {
     const wanted = new Set(vessels);
     for (const d of this.deliveries(fileId)) {
-      if (!wanted.has(d.vessel)) this.#stmt.deleteDelivery.run(fileId, d.vessel);
+      if (wanted.has(d.vessel)) continue;
+      this.#stmt.deleteDelivery.run(fileId, d.vessel);
+      this.#stmt.clearChunks.run(fileId, d.vessel);
     }
     for (const vessel of wanted) this.#stmt.upsertDelivery.run(fileId, vessel, now);
   }

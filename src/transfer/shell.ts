@@ -34,9 +34,10 @@ export interface AssemblePlan {
  * One remote command that reassembles the chunks beside the destination, checks the SHA-256
  * there, and only then renames the result into place (rename(2) within one directory is
  * atomic and replaces an older file). The chunks are removed only after the rename, so a crash
- * at any point leaves either the chunks or the finished file. A loop rather than one `cat`
- * with every chunk name keeps the command short however many chunks there are, and `: >`
- * covers the empty file (a bare `cat` with no arguments would read stdin).
+ * at any point leaves either the chunks or the finished file. The chunk names are built as
+ * positional parameters on the vessel, so the command stays short however many chunks there
+ * are, and one `cat` joins them all; `: >` covers the empty file (a bare `cat` with no
+ * arguments would read stdin).
  */
 export function assembleScript(p: AssemblePlan): string {
   const dir = p.destination.slice(0, p.destination.lastIndexOf('/')) || '/';
@@ -46,7 +47,7 @@ export function assembleScript(p: AssemblePlan): string {
   const e = AssembleExit;
   const join = p.chunkCount === 0
     ? `: > ${tmp} || exit ${e.cat}`
-    : `i=0; while [ "$i" -lt ${p.chunkCount} ]; do cat -- ${prefix}."$i" || exit ${e.cat}; i=$((i+1)); done > ${tmp} || exit ${e.cat}`;
+    : `set --; i=0; while [ "$i" -lt ${p.chunkCount} ]; do set -- "$@" ${prefix}."$i"; i=$((i+1)); done; cat -- "$@" > ${tmp} || { rm -f -- ${tmp}; exit ${e.cat}; }`;
   return [
     `mkdir -p -- ${quote(dir)} || exit ${e.mkdir}`,
     join,

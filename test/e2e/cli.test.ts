@@ -82,4 +82,18 @@ describe('cli', () => {
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.doesNotMatch(r.stdout + r.stderr, /SECRET/);
   });
+
+  it('under systemd (JOURNAL_STREAM set) writes text lines with syslog priority prefixes', async () => {
+    const file = join(dir, 'journal.ini');
+    await writeFile(file, valid());
+    await writeFile(join(dir, 'data', 'y.bin'), 'y');
+    const r = await runCli(['run', '-c', file, '--once', '--give-up-after', '1'], { env: { JOURNAL_STREAM: '8:12345' } });
+    assert.equal(r.code, 1);
+    const lines = r.stdout.split('\n').filter((l) => l !== '');
+    assert.ok(lines.length > 0);
+    for (const l of lines) assert.match(l, /^<[0-7]>\S/, `priority prefix on: ${l}`);
+    assert.ok(lines.some((l) => l.startsWith('<6>starting')), 'info is <6>');
+    assert.ok(lines.some((l) => l.startsWith('<4>cannot reach vessel') && l.includes('vessel=v')), 'warn is <4> and names the vessel');
+    assert.ok(lines.some((l) => l.startsWith('<3>not replicated')), 'error is <3>');
+  });
 });

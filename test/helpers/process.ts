@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { onTestExit } from './cleanup.js';
 
 /** The built CLI of this checkout (wherever it was cloned). */
 export const DEFAULT_CLI = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
@@ -40,20 +41,7 @@ function killLeftovers(): void {
     }
   }
 }
-process.on('exit', killLeftovers);
-/** Marks the signal handlers of the test helpers (sshd.ts, process.ts) so they can tell theirs from others'. */
-const HARNESS_HANDLER = Symbol.for('contentmonster.e2e.signalHandler');
-// 'exit' does not run on a fatal signal: clean up, and exit unless someone else handles it.
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
-  const onSignal = (): void => {
-    killLeftovers();
-    // Exit only if no one but these harness modules listens (each marks its handlers).
-    const others = process.listeners(sig).filter((l) => !(l as unknown as Record<symbol, boolean>)[HARNESS_HANDLER]);
-    if (others.length === 0) process.exit(code);
-  };
-  (onSignal as unknown as Record<symbol, boolean>)[HARNESS_HANDLER] = true;
-  process.on(sig, onSignal);
-}
+onTestExit(killLeftovers);
 
 /** Environment for the child: ours plus overrides, minus the test runner's own marker. */
 function childEnv(env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {

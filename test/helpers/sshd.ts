@@ -15,6 +15,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { onTestExit } from './cleanup.js';
 
 const execFileP = promisify(execFile);
 
@@ -74,21 +75,7 @@ function killAllSync(): void {
   }
 }
 
-process.on('exit', killAllSync);
-/** Marks the signal handlers of the test helpers (sshd.ts, process.ts) so they can tell theirs from others'. */
-const HARNESS_HANDLER = Symbol.for('contentmonster.e2e.signalHandler');
-// 'exit' does not run on a fatal signal. If nobody else handles the signal, clean up and exit
-// with the conventional status; if someone else does, just clean up and let them decide.
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
-  const onSignal = (): void => {
-    killAllSync();
-    // Exit only if no one but these harness modules listens (each marks its handlers).
-    const others = process.listeners(sig).filter((l) => !(l as unknown as Record<symbol, boolean>)[HARNESS_HANDLER]);
-    if (others.length === 0) process.exit(code);
-  };
-  (onSignal as unknown as Record<symbol, boolean>)[HARNESS_HANDLER] = true;
-  process.on(sig, onSignal);
-}
+onTestExit(killAllSync);
 
 // ---------------------------------------------------------------------------------------------
 // Small utilities

@@ -146,16 +146,17 @@ describe('createLogger (child process)', () => {
     });
   }
 
-  // log.ts promises redaction "wherever they appear in a log object", but the redact paths are
-  // `password`, `passphrase`, `*.password`, `*.passphrase`: one level deep only, and array
-  // elements are not covered. No caller logs such an object today, so this is latent.
-  it('redacts passwords nested two levels deep and inside arrays', { todo: 'redact paths only reach one level: settings.vessel.password and vessels[0].password are logged in clear' }, () => {
+  // The redact paths are a safety net two levels deep, array elements included.
+  it('redacts passwords nested two levels deep and inside arrays', () => {
     const out = runLogger(`
       const log = createLogger('info', 'json');
       log.info({ settings: { vessel: { password: 'deep-secret' } }, vessels: [{ name: 'a', passphrase: 'array-secret' }] }, 'settings');
+      log.info({ err: Object.assign(new Error('e'), { password: 'err-secret' }) }, 'with err');
     `);
     assert.ok(!out.includes('deep-secret'), out);
     assert.ok(!out.includes('array-secret'), out);
+    assert.ok(!out.includes('err-secret'), out);
+    assert.equal(out.split('[redacted]').length - 1, 3, out);
   });
 
   it('json output is one pino JSON object per line at the chosen level', () => {

@@ -248,7 +248,22 @@ describe('assembleScript', () => {
     const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPath: join(dir, '.asm'), destination, sha256: sha256('abc') }));
     assert.equal(r.status, AssembleExit.cat);
     assert.equal(existsSync(destination), false);
+    assert.equal(existsSync(join(dir, '.asm')), false, 'no half-assembled file is left beside the destination');
     assert.deepEqual(chunksLeft(prefix, 3), [0, 2]);
+  });
+
+  it('500 chunks: the script stays short and joins them all in order', () => {
+    const dir = caseDir('many');
+    const prefix = join(dir, 'cm-many');
+    const chunks = Array.from({ length: 500 }, (_, i) => `${i},`);
+    writeChunks(prefix, chunks);
+    const destination = join(dir, 'dest.txt');
+    const script = assembleScript({ chunkPrefix: prefix, chunkCount: 500, assemblyPath: join(dir, '.asm'), destination, sha256: sha256(chunks.join('')) });
+    assert.ok(script.length < 2000, `script is ${script.length} characters`);
+    const r = sh(script);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(destination, 'utf8'), chunks.join(''));
+    assert.deepEqual(readdirSync(dir), ['dest.txt']);
   });
 
   it('replaces an older destination file', () => {
