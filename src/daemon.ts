@@ -4,6 +4,7 @@
  * at start is processed, or a signal (no new work, transfers cut short, exit 0 within 10 s).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ConfigError } from './errors.js';
 import { makeIgnoreMatcher } from './glob.js';
 import type { Logger } from './log.js';
 import { Replicator, type Failure } from './replicator.js';
@@ -31,7 +32,7 @@ export interface PushResult {
 const STOP_GRACE_MS = 7000;
 
 export async function runPush(settings: Settings, log: Logger, options: PushOptions): Promise<PushResult> {
-  const store = new StateStore(settings.monster.database);
+  const store = openStore(settings);
   const replicator = new Replicator(settings, store, log, { collectFailures: options.once });
   const workers = settings.vessels.map((v) => new VesselWorker(v, store, replicator, log, { once: options.once, giveUpAfterMs: options.giveUpAfterMs }));
   workers.forEach((w) => replicator.addWorker(w));
@@ -87,6 +88,14 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
     failures: replicator.failures,
     gaveUp: workers.flatMap((w) => (w.gaveUp ? [w.gaveUp] : [])),
   };
+}
+
+function openStore(settings: Settings): StateStore {
+  try {
+    return new StateStore(settings.monster.database);
+  } catch (err) {
+    throw new ConfigError(`${settings.file}: [MONSTER] Database: cannot open ${settings.monster.database}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** `--once`: resolves when no file is waiting to settle, queued, in transfer or being moved. */

@@ -96,4 +96,12 @@ describe('cli', () => {
     assert.ok(lines.some((l) => l.startsWith('<4>cannot reach vessel') && l.includes('vessel=v')), 'warn is <4> and names the vessel');
     assert.ok(lines.some((l) => l.startsWith('<3>not replicated')), 'error is <3>');
   });
+
+  it('a state database that cannot be opened exits 2 naming the Database key', async () => {
+    const file = join(dir, 'db.ini');
+    await writeFile(file, `[MONSTER]\nDatabase = ${join(dir, 'data')}\n${valid()}`); // a folder, not a file
+    const r = await runCli(['run', '-c', file, '--once']);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assertOneLine(r.stderr, /\[MONSTER\] Database: cannot open/);
+  });
 });
