@@ -1,13 +1,17 @@
 /**
  * One SSH connection to a vessel with its SFTP session, wrapped in promises that never hang.
  *
- * ssh2 has no per-request timeout and no keepalive by default; a dead link would give no event
- * at all. Here keepalives are on, and every SFTP request and exec has a deadline: when one
- * passes, the whole connection is torn down (a stalled channel means a stalled link), every
- * request in flight fails with a TransientError, and the vessel worker reconnects.
+ * ssh2 has no per-request timeout, and its keepalive counts pings that queue behind data
+ * already sent, so on a slow link it would kill a healthy connection. Liveness here is simpler:
+ * while any SFTP request or remote command is outstanding, some bytes must arrive from the
+ * vessel within `Timeout`; otherwise the link is stalled and the whole connection is torn down,
+ * every request in flight fails with a TransientError, and the vessel worker reconnects. On a
+ * slow link, answers keep trickling in and nothing is cut; during a long remote command
+ * (joining and hashing a large file) a cheap SFTP probe keeps bytes coming.
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, SFTPWrapper, Stats } from 'ssh2';
@@ -92,22 +96,58 @@ export class VesselConnection implements RemoteFs {
   #closeListeners = new Set<(err: Error) => void>();
   #execsRunning = 0;
   #execWaiters: (() => void)[] = [];
+  #sftpPending = 0;
+  /** When the last byte came from the vessel, or when work started after a quiet time. */
+  #lastHeard = Date.now();
+  #lastProbe = 0;
+  readonly #stallWatch: NodeJS.Timeout;
 
-  private constructor(vessel: string, client: InstanceType<typeof Client>, sftp: SFTPWrapper, timeoutMs: number) {
+  private constructor(vessel: string, client: InstanceType<typeof Client>, sftp: SFTPWrapper, timeoutMs: number, socket: Socket) {
     this.vessel = vessel;
     this.#client = client;
     this.#sftp = sftp;
     this.#timeoutMs = timeoutMs;
+    // ssh2 has paused the socket and attached its own reader; one more listener only observes.
+    socket.on('data', () => {
+      this.#lastHeard = Date.now();
+    });
     const limit = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen;
     this.maxWriteLength = Math.max(1024, Math.min(limit ?? 32_768, 256 * 1024));
     client.on('close', () => this.#fail(new TransientError(`connection to vessel ${vessel} closed`, { vessel })));
     client.on('error', (err) => this.#fail(classify(err, { vessel })));
+    this.#stallWatch = setInterval(() => this.#checkStall(), Math.min(1000, timeoutMs / 4)).unref();
+  }
+
+  get #outstanding(): number {
+    return this.#sftpPending + this.#execsRunning;
+  }
+
+  /** Work is starting: if the connection was idle, the quiet time counts from now. */
+  #busy(): void {
+    if (this.#outstanding === 0) this.#lastHeard = Date.now();
+  }
+
+  #checkStall(): void {
+    if (this.#outstanding === 0) return;
+    const now = Date.now();
+    if (now - this.#lastHeard >= this.#timeoutMs) {
+      this.disconnect(`stalled: nothing received for ${this.#timeoutMs / 1000} s`);
+      return;
+    }
+    // A remote command that prints nothing until it ends must not look like a dead link.
+    if (this.#execsRunning > 0 && this.#sftpPending === 0 && now - this.#lastProbe >= this.#timeoutMs / 3) {
+      this.#lastProbe = now;
+      this.stat('/').catch(() => {});
+    }
   }
 
   static async open(options: ConnectOptions): Promise<VesselConnection> {
     const { vessel, hostKeys } = options;
     const client = new Client();
     const timeoutMs = vessel.timeoutS * 1000;
+    // Our own socket, so that the connection can see every byte that arrives (see above).
+    const socket = tcpConnect({ host: vessel.address, port: vessel.port });
+    socket.on('error', () => {}); // ssh2 reports it; this only keeps it from being unhandled
     const host = `${vessel.address}:${vessel.port}`;
     let refusal: string | undefined;
     const config: ConnectConfig = {
@@ -120,9 +160,11 @@ export class VesselConnection implements RemoteFs {
       agent: process.env.SSH_AUTH_SOCK || undefined,
       tryKeyboard: vessel.password !== undefined,
       readyTimeout: timeoutMs,
-      // Detects a dead link within about two intervals even when no request is pending.
-      keepaliveInterval: Math.max(1000, Math.min(5000, timeoutMs / 2)),
-      keepaliveCountMax: 2,
+      // Only keeps idle connections (and NAT mappings) alive; stalls under load are found by
+      // the byte-level watch above, which does not mistake a slow link for a dead one.
+      keepaliveInterval: 30_000,
+      keepaliveCountMax: 4,
+      sock: socket,
       algorithms: { cipher: ciphers },
       hostVerifier: (key: Buffer) => {
         const verdict = judgeHostKey(vessel.name, host, fingerprint(key), vessel.hostKey, hostKeys);
@@ -149,9 +191,10 @@ export class VesselConnection implements RemoteFs {
         new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s)))),
         timeoutMs, `opening SFTP on vessel ${vessel.name}`, () => client.destroy(),
       );
-      return new VesselConnection(vessel.name, client, sftp, timeoutMs);
+      return new VesselConnection(vessel.name, client, sftp, timeoutMs, socket);
     } catch (err) {
       client.destroy();
+      socket.destroy();
       if (refusal) throw new VesselRefusedError(refusal, { vessel: vessel.name });
       if (options.signal?.aborted) throw new TransientError(`connecting to vessel ${vessel.name} aborted`, { vessel: vessel.name });
       const classified = classify(err, { vessel: vessel.name });
@@ -181,6 +224,7 @@ export class VesselConnection implements RemoteFs {
   #fail(err: Error): void {
     if (this.#closedError) return;
     this.#closedError = err;
+    clearInterval(this.#stallWatch);
     this.#client.destroy();
     for (const l of this.#closeListeners) l(err);
     this.#closeListeners.clear();
@@ -192,20 +236,23 @@ export class VesselConnection implements RemoteFs {
   }
 
   /**
-   * Runs one SFTP request with the connection's deadline. A request that outlives it means the
-   * link stalled: the connection is closed so that everything waiting on it fails fast.
+   * Runs one SFTP request, counted for the stall watch. When the connection dies, the request
+   * fails at once (ssh2 does not always call back requests in flight on a cut link).
    */
   #request<T>(what: string, path: string, start: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
     if (this.#closedError) return Promise.reject(this.#closedError);
-    const pending = new Promise<T>((resolve, reject) => {
+    this.#busy();
+    this.#sftpPending++;
+    return new Promise<T>((resolve, reject) => {
       const off = this.onClose(reject);
       start((err, value) => {
         off();
-        if (err) reject(classify(err, { vessel: this.vessel, path }));
+        if (err) reject(describeRequest(classify(err, { vessel: this.vessel, path }), what, path));
         else resolve(value as T);
       });
+    }).finally(() => {
+      this.#sftpPending--;
     });
-    return withDeadline(pending, this.#timeoutMs, `SFTP ${what} ${path} on vessel ${this.vessel}`, () => this.disconnect(`stalled (${what} got no answer)`));
   }
 
   async stat(path: string): Promise<RemoteStat | null> {
@@ -255,6 +302,7 @@ export class VesselConnection implements RemoteFs {
 
   async #execSlot(): Promise<void> {
     while (this.#execsRunning >= MAX_EXECS) await new Promise<void>((r) => this.#execWaiters.push(r));
+    this.#busy();
     this.#execsRunning++;
   }
 
@@ -282,6 +330,12 @@ export class VesselConnection implements RemoteFs {
     });
     return withDeadline(running, timeoutMs, `remote command on vessel ${this.vessel}`, () => this.disconnect('stalled (remote command got no answer)'));
   }
+}
+
+/** Names the request and its path in the message, so that "Failure" says what failed where. */
+function describeRequest<E extends Error>(err: E, what: string, path: string): E {
+  err.message = `SFTP ${what}${path ? ` ${path}` : ''}: ${err.message}`;
+  return err;
 }
 
 export function isNoSuchFile(err: unknown): boolean {

@@ -18,6 +18,8 @@ export interface SettingsOptions {
   portFor?: (i: number) => number;
   vessels?: number[];
   monsterExtra?: string;
+  /** Vessel Timeout in seconds (default 5). */
+  timeout?: number;
 }
 
 export function settingsPath(farm: VesselFarm): string {
@@ -46,7 +48,7 @@ export async function writeSettings(farm: VesselFarm, o: SettingsOptions = {}): 
         `Port = ${o.portFor ? o.portFor(i) : v.port}`,
         'Username = root',
         `IdentityFile = ${farm.clientKey}`,
-        'Timeout = 5',
+        `Timeout = ${o.timeout ?? 5}`,
         o.vesselExtra?.(i) ?? '',
       ];
     }),
