@@ -104,4 +104,34 @@ describe('cli', () => {
     assert.equal(r.code, 2, r.stdout + r.stderr);
     assertOneLine(r.stderr, /\[MONSTER\] Database: cannot open/);
   });
+
+  // Each bad settings file: exit 2, one line naming what is wrong, never a stack trace.
+  const broken: [string, string | Buffer, RegExp][] = [
+    ['missing Address', '[Directory d]\nLocation = data\n[Vessel v]\nPort = 22\n', /\[Vessel v\] Address: required key missing/],
+    ['missing Location', '[Directory d]\n[Vessel v]\nAddress = h\n', /\[Directory d\] Location: required key missing/],
+    ['bad number', valid('Timeout = 10s'), /\[Vessel v\] Timeout: .*got `10s`/],
+    ['negative ChunkSize', `[MONSTER]\nChunkSize = -5\n${valid()}`, /\[MONSTER\] ChunkSize: .*got `-5`/],
+    ['unknown section', `[Vesel w]\nAddress = h\n${valid()}`, /\[Vesel w\]: unknown section/],
+    ['unknown key', valid('Adress = h'), /\[Vessel v\] Adress: unknown key; did you mean `Address`\?/],
+    ['duplicate section', `${valid()}[Vessel v]\nAddress = other\n`, /\[Vessel v\]: duplicate section/],
+    ['no vessel', '[Directory d]\nLocation = data\n', /Vessel/],
+    ['empty file', '', /Directory/],
+    ['binary garbage', Buffer.from([0x00, 0xff, 0x13, 0x37, 0x00, 0x42]), /not a text settings file/],
+  ];
+  for (const [name, content, re] of broken) {
+    it(`bad settings (${name}): exit 2 with one line`, async () => {
+      const file = join(dir, `broken-${name.replace(/\W+/g, '-')}.ini`);
+      await writeFile(file, content);
+      const r = await runCli(['run', '-c', file, '--once']);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assertOneLine(r.stderr, re);
+      assert.ok(r.stderr.includes(file), 'names the file');
+    });
+  }
+
+  it('bad settings (directory instead of file): exit 2 with one line', async () => {
+    const r = await runCli(['run', '-c', join(dir, 'data'), '--once']);
+    assert.equal(r.code, 2);
+    assertOneLine(r.stderr, /is a directory/);
+  });
 });
