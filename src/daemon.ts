@@ -39,9 +39,11 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
   const filter = { isIgnored: makeIgnoreMatcher(settings.monster.ignore) };
   const scanner = new Scanner(filter, log);
   const locations = new Map(settings.directories.map((d) => [d.name, d.location]));
-  const stabilizer = new Stabilizer(settings.monster.stableTimeMs, locations, {
+  const scanFolder = (d: string, r: string) => void scanner.scan(locations.get(d)!, (rel) => stabilizer.observe(d, rel), options.signal, r);
+  const stabilizer: Stabilizer = new Stabilizer(settings.monster.stableTimeMs, locations, {
     stable: (f) => replicator.dispatch(f),
     gone: (d, r) => replicator.gone(d, r),
+    folder: scanFolder,
     symlink: (p) => scanner.warnLink(p),
   });
   replicator.onRecheck = (d, r) => stabilizer.observe(d, r);
@@ -58,7 +60,10 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
     await replicator.replay();
     if (!options.once) {
       // Watch before the first scan, so nothing written during the scan is missed.
-      watcher = new Watcher(settings.directories.map((d) => ({ directory: d.name, location: d.location })), filter, (d, r) => stabilizer.observe(d, r), log);
+      watcher = new Watcher(settings.directories.map((d) => ({ directory: d.name, location: d.location })), filter, {
+        path: (d, r) => stabilizer.observe(d, r),
+        folder: scanFolder,
+      }, log);
       await watcher.ready();
     }
     await scanAll();

@@ -76,6 +76,7 @@ export class Replicator implements WorkerHost {
       (old, vessels) => {
         this.#log.info({ file: join(directory.location, f.relpath) }, 'file changed before it was everywhere; replicating the new version');
         this.#recordLeftovers(old, vessels);
+        for (const w of this.#workers.values()) w.cancel(old.id);
       },
     );
     this.#queueVersion(version);
@@ -97,6 +98,7 @@ export class Replicator implements WorkerHost {
   #forget(version: FileVersion, why: string): void {
     this.#recordLeftovers(version, this.#store.deliveries(version.id).filter((d) => d.state !== 'done').map((d) => d.vessel));
     this.#store.deleteFile(version.id);
+    for (const w of this.#workers.values()) w.cancel(version.id);
     this.#log.info({ file: this.#localPath(version) }, why);
     for (const w of this.#workers.values()) w.cleanLeftovers();
   }
@@ -134,6 +136,7 @@ export class Replicator implements WorkerHost {
     if (!version || delivery?.state !== 'pending' || !directory || !v) return undefined;
     return {
       vessel,
+      versionKey: version.versionKey,
       localPath: join(directory.location, version.relpath),
       size: version.size,
       mtimeMs: version.mtimeMs,
@@ -143,9 +146,9 @@ export class Replicator implements WorkerHost {
     };
   }
 
-  outcome(fileId: number, vessel: string, outcome: DeliveryOutcome, seconds: number): void {
+  outcome(fileId: number, vessel: string, versionKey: string, outcome: DeliveryOutcome, seconds: number): void {
     const version = this.#store.file(fileId);
-    if (!version) return;
+    if (!version || version.versionKey !== versionKey) return; // replaced meanwhile: its own jobs decide
     const file = this.#localPath(version);
     switch (outcome.kind) {
       case 'done': {

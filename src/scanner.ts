@@ -25,9 +25,12 @@ export class Scanner {
 
   constructor(private readonly filter: ScanFilter, private readonly log: Logger) {}
 
-  /** Calls `onFile` with each replicable file's relative path; unreadable folders are logged and skipped. */
-  async scan(location: string, onFile: (relpath: string) => void, signal?: AbortSignal): Promise<void> {
-    await this.#walk(location, '', onFile, signal);
+  /**
+   * Calls `onFile` with each replicable file's relative path, below `from` (a relative folder;
+   * '' for all of it); unreadable folders are logged and skipped.
+   */
+  async scan(location: string, onFile: (relpath: string) => void, signal?: AbortSignal, from = ''): Promise<void> {
+    await this.#walk(location, from, onFile, signal);
   }
 
   async #walk(location: string, rel: string, onFile: (relpath: string) => void, signal?: AbortSignal): Promise<void> {

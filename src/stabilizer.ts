@@ -16,7 +16,10 @@ export interface StableFile {
 
 export interface StabilizerEvents {
   stable(file: StableFile): void;
+  /** No regular file at this path any more. */
   gone(directory: string, relpath: string): void;
+  /** The path is a folder now (it may have replaced a file): its contents need a scan. */
+  folder(directory: string, relpath: string): void;
   symlink(path: string): void;
 }
 
@@ -74,7 +77,8 @@ export class Stabilizer {
     if (this.#stopped) return;
     if (!st || st.isDirectory()) {
       this.#pending.delete(key);
-      if (!st) this.events.gone(directory, relpath);
+      this.events.gone(directory, relpath);
+      if (st) this.events.folder(directory, relpath);
       return;
     }
     if (st.isSymbolicLink() || !st.isFile()) {

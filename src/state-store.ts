@@ -142,7 +142,7 @@ export class StateStore {
       allFiles: db.prepare(`SELECT * FROM files ORDER BY id`),
       insertFile: db.prepare(`INSERT INTO files (directory, relpath, size, mtime_ms, version_key, queued_at) VALUES (?, ?, ?, ?, ?, ?)`),
       updateFile: db.prepare(`UPDATE files SET size = ?, mtime_ms = ?, version_key = ?, sha256 = NULL, queued_at = ? WHERE id = ?`),
-      setSha: db.prepare(`UPDATE files SET sha256 = ? WHERE id = ?`),
+      setSha: db.prepare(`UPDATE files SET sha256 = ? WHERE id = ? AND version_key = ?`),
       deleteFile: db.prepare(`DELETE FROM files WHERE id = ?`),
       deliveries: db.prepare(`SELECT file_id AS fileId, vessel, state, attempts, error FROM deliveries WHERE file_id = ?`),
       delivery: db.prepare(`SELECT file_id AS fileId, vessel, state, attempts, error FROM deliveries WHERE file_id = ? AND vessel = ?`),
@@ -229,8 +229,9 @@ export class StateStore {
     this.#db.transaction(() => this.#syncTargets(fileId, vessels, Date.now()))();
   }
 
-  setSha256(fileId: number, sha256: string): void {
-    this.#stmt.setSha.run(sha256, fileId);
+  /** Stores the shore hash of a version; a no-op when the row has moved on to another version. */
+  setSha256(fileId: number, versionKey: string, sha256: string): void {
+    this.#stmt.setSha.run(sha256, fileId, versionKey);
   }
 
   /** Forgets a file (processed, or gone from the shore); its deliveries and chunks go with it. */

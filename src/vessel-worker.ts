@@ -25,7 +25,7 @@ const maxAttempts = 3;
 export interface WorkerHost {
   /** The delivery to make now, or undefined when there is none (done, gone, replaced). */
   jobFor(fileId: number, vessel: string): DeliveryJob | undefined;
-  outcome(fileId: number, vessel: string, outcome: DeliveryOutcome, seconds: number): void;
+  outcome(fileId: number, vessel: string, versionKey: string, outcome: DeliveryOutcome, seconds: number): void;
   failed(fileId: number, vessel: string, reason: string): void;
 }
 
@@ -44,6 +44,8 @@ export class VesselWorker {
   readonly #options: WorkerOptions;
   readonly #queue: PQueue;
   readonly #queued = new Set<number>();
+  /** Cancels the transfer in flight for a file (its version was replaced or dropped). */
+  readonly #running = new Map<number, AbortController>();
   readonly #again = new Set<number>();
   readonly #stop = new AbortController();
   /** Aborted on stop and on give-up: ends every wait of this worker. */
@@ -118,13 +120,22 @@ export class VesselWorker {
         continue; // stopped or given up: the checks at the top of the loop decide
       }
       const started = performance.now();
+      const cancel = new AbortController();
+      this.#running.set(fileId, cancel);
+      const signal = AbortSignal.any([this.#stop.signal, cancel.signal]);
       try {
-        const outcome = await deliverFile(connection, job, this.#hooks(fileId), { execBaseMs: this.#settings.timeoutS * 1000 });
+        const outcome = await deliverFile(connection, job, this.#hooks(fileId, job, signal), { execBaseMs: this.#settings.timeoutS * 1000 });
         this.#lastProgressAt = Date.now();
-        this.#host.outcome(fileId, this.name, outcome, (performance.now() - started) / 1000);
+        if (outcome.kind !== 'done') this.#discard(job);
+        this.#host.outcome(fileId, this.name, job.versionKey, outcome, (performance.now() - started) / 1000);
         return;
       } catch (raw) {
-        if (this.#stop.signal.aborted || raw instanceof StoppedError) return;
+        if (this.#stop.signal.aborted) return;
+        if (cancel.signal.aborted) {
+          this.#discard(job);
+          return;
+        }
+        if (raw instanceof StoppedError) return;
         const err = classify(raw, { vessel: this.name, path: job.localPath });
         this.#lastError = describe(err);
         if (err instanceof FileError) {
@@ -140,8 +151,23 @@ export class VesselWorker {
         this.#dropConnection(connection, err);
         retryDelay = nextDelay(retryDelay);
         await sleep(retryDelay, undefined, { signal: this.#halt.signal }).catch(() => {});
+      } finally {
+        this.#running.delete(fileId);
       }
     }
+  }
+
+  cancel(fileId: number): void {
+    this.#running.get(fileId)?.abort();
+  }
+
+  /**
+   * A transfer that ended without placing its version (cancelled, file gone or changed): its
+   * chunks are removed now that nothing writes them any more.
+   */
+  #discard(job: DeliveryJob): void {
+    this.#store.addLeftover({ vessel: this.name, chunkPrefix: job.chunkPrefix, assemblyPath: job.assemblyPath });
+    this.cleanLeftovers();
   }
 
   /** Records a failed attempt; true when the file should be tried again right away. */
@@ -158,12 +184,17 @@ export class VesselWorker {
     return false;
   }
 
-  #hooks(fileId: number) {
+  /** State updates from a transfer; once it is cancelled, they would describe a replaced version. */
+  #hooks(fileId: number, job: DeliveryJob, signal: AbortSignal) {
     return {
-      signal: this.#stop.signal,
-      chunkDone: (index: number) => this.#store.addChunk(fileId, this.name, index),
-      chunksReset: () => this.#store.clearChunks(fileId, this.name),
-      sha256Known: (sha256: string) => this.#store.setSha256(fileId, sha256),
+      signal,
+      chunkDone: (index: number) => {
+        if (!signal.aborted) this.#store.addChunk(fileId, this.name, index);
+      },
+      chunksReset: () => {
+        if (!signal.aborted) this.#store.clearChunks(fileId, this.name);
+      },
+      sha256Known: (sha256: string) => this.#store.setSha256(fileId, job.versionKey, sha256),
       progress: () => {
         this.#lastProgressAt = Date.now();
       },

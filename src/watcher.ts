@@ -14,15 +14,20 @@ export interface WatchTarget {
   location: string;
 }
 
+export interface WatchEvents {
+  /** Something happened at this path: look at it again. */
+  path(directory: string, relpath: string): void;
+  /**
+   * A folder appeared. Files written into it before its own watch was in place raise no event,
+   * so the folder must be scanned.
+   */
+  folder(directory: string, relpath: string): void;
+}
+
 export class Watcher {
   readonly #watchers: FSWatcher[] = [];
 
-  constructor(
-    targets: readonly WatchTarget[],
-    filter: ScanFilter,
-    onPath: (directory: string, relpath: string) => void,
-    log: Logger,
-  ) {
+  constructor(targets: readonly WatchTarget[], filter: ScanFilter, events: WatchEvents, log: Logger) {
     for (const t of targets) {
       const rel = (p: string) => relative(t.location, p).split(sep).join('/');
       const w = watch(t.location, {
@@ -34,8 +39,12 @@ export class Watcher {
           return r !== '' && isExcluded(r, filter);
         },
       });
-      const touched = (p: string) => onPath(t.directory, rel(p));
+      const touched = (p: string) => events.path(t.directory, rel(p));
       w.on('add', touched).on('change', touched).on('unlink', touched);
+      w.on('addDir', (p: string) => {
+        const r = rel(p);
+        if (r !== '') events.folder(t.directory, r);
+      });
       w.on('error', (err) => log.warn({ directory: t.directory, err: (err as Error).message }, 'file watcher error; the periodic rescan covers missed files'));
       this.#watchers.push(w);
     }

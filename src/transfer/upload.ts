@@ -23,6 +23,8 @@ import { AssembleExit, assembleScript, checkExistingScript, removeChunksCommand 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
 export interface DeliveryJob {
   vessel: string;
+  /** Identifies the version; state updates for another version of the same file are dropped. */
+  versionKey: string;
   localPath: string;
   /** Absolute path on the vessel. */
   destination: string;

@@ -13,6 +13,7 @@ const SAFETY_MS = 20_000;
 type Event =
   | { kind: 'stable'; file: StableFile }
   | { kind: 'gone'; directory: string; relpath: string }
+  | { kind: 'folder'; directory: string; relpath: string }
   | { kind: 'symlink'; path: string };
 
 /** Records every callback and lets a test await the first one matching a predicate. */
@@ -31,6 +32,7 @@ function recorder() {
   const handlers: StabilizerEvents = {
     stable: (file) => push({ kind: 'stable', file }),
     gone: (directory, relpath) => push({ kind: 'gone', directory, relpath }),
+    folder: (directory, relpath) => push({ kind: 'folder', directory, relpath }),
     symlink: (path) => push({ kind: 'symlink', path }),
   };
   function next(match: (e: Event) => boolean = () => true): Promise<Event> {
@@ -187,19 +189,15 @@ describe('Stabilizer', () => {
     assert.equal(stabilizer.size, 0);
   });
 
-  it('a directory is dropped silently', async () => {
+  it('a directory (perhaps replacing a file) is reported as gone and as a folder to scan, never stable', async () => {
     const { dir, stabilizer, events, next } = setup(100);
     mkdirSync(join(dir, 'folder'), { recursive: true });
     stabilizer.observe('inbox', 'folder');
-    // A marker file observed afterwards: its report proves the folder's check has finished.
-    const marker = join(dir, 'marker');
-    writeFileSync(marker, '');
-    const hourAgo = new Date(Date.now() - 3_600_000);
-    utimesSync(marker, hourAgo, hourAgo);
-    stabilizer.observe('inbox', 'marker');
-    await next((e) => e.kind === 'stable');
-    await sleep(200);
-    assert.deepEqual(events.map((e) => (e.kind === 'stable' ? e.file.relpath : e.kind)), ['marker']);
+    await next((e) => e.kind === 'folder');
+    assert.deepEqual(events, [
+      { kind: 'gone', directory: 'inbox', relpath: 'folder' },
+      { kind: 'folder', directory: 'inbox', relpath: 'folder' },
+    ]);
     assert.equal(stabilizer.size, 0);
   });
 

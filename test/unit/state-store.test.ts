@@ -69,7 +69,7 @@ describe('StateStore', () => {
   it('recording the same version again is a no-op: same id, deliveries untouched, done stays done', () => {
     const { store } = newStore();
     const v = store.recordVersion(version('f', 'k1'), ['ship1', 'ship2'], () => assert.fail('superseded'));
-    store.setSha256(v.id, 'ab'.repeat(32));
+    store.setSha256(v.id, 'k1', 'ab'.repeat(32));
     store.markDone(v.id, 'ship1', 100);
     store.markAttemptFailed(v.id, 'ship2', 'permission denied', false);
     store.addChunk(v.id, 'ship2', 0);
@@ -83,12 +83,22 @@ describe('StateStore', () => {
     assert.deepEqual([...store.chunksPresent(v.id, 'ship2')], [0]);
   });
 
+  it('a late hash for a replaced version is not stored on the new one', () => {
+    const { store } = newStore();
+    const v1 = store.recordVersion(version('f', 'k1', 100), ['ship1'], () => {});
+    store.recordVersion(version('f', 'k2', 200), ['ship1'], () => {});
+    store.setSha256(v1.id, 'k1', 'ee'.repeat(32)); // from a transfer of k1 still winding down
+    assert.equal(store.file(v1.id)!.sha256, null);
+    store.setSha256(v1.id, 'k2', 'ff'.repeat(32));
+    assert.equal(store.file(v1.id)!.sha256, 'ff'.repeat(32));
+  });
+
   it('a new version of the same path resets deliveries, clears chunks and the hash, and reports the old version', () => {
     const { store } = newStore();
     const superseded: Superseded[] = [];
     const onSuperseded = (old: FileVersion, vessels: string[]) => superseded.push({ old, vessels });
     const v1 = store.recordVersion(version('f', 'k1', 100), ['ship1', 'ship2', 'ship3'], onSuperseded);
-    store.setSha256(v1.id, 'cd'.repeat(32));
+    store.setSha256(v1.id, 'k1', 'cd'.repeat(32));
     const old = store.file(v1.id)!;
     store.markDone(v1.id, 'ship1', 100);
     store.markAttemptFailed(v1.id, 'ship2', 'boom', true);
