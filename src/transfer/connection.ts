@@ -23,6 +23,7 @@ const { Client } = ssh2;
 
 /** ssh2 reports SFTP status codes on `code`. */
 const SFTP_NO_SUCH_FILE = 2;
+const SFTP_FAILURE = 4;
 
 // aes128-gcm first: AES-NI makes it the cheapest cipher per byte on the shore and on the vessel.
 const ciphers = [
@@ -336,6 +337,12 @@ export class VesselConnection implements RemoteFs {
 function describeRequest<E extends Error>(err: E, what: string, path: string): E {
   err.message = `SFTP ${what}${path ? ` ${path}` : ''}: ${err.message}`;
   return err;
+}
+
+/** SFTP status 4, FAILURE: what OpenSSH says for a read-only or full filesystem, among others. */
+export function isSftpFailure(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return cause?.code === SFTP_FAILURE || (err as { code?: unknown }).code === SFTP_FAILURE;
 }
 
 export function isNoSuchFile(err: unknown): boolean {

@@ -88,3 +88,21 @@ export function checkExistingScript(destination: string, sha256: string, chunkPr
     `if [ "$h" = ${quote(sha256)} ]; then ${removeChunksCommand(chunkPrefix)}; fi`,
   ].join('\n');
 }
+
+/** Exit codes of the TempDir probe. */
+export const ProbeExit = { mkdir: 20, create: 21 } as const;
+
+/**
+ * Finds out why SFTP said only "Failure" about TempDir: can a file be created there, and how
+ * much room is left (the last line of `df -P`: size, used and available in KiB).
+ */
+export function tempDirProbeScript(tempDir: string): string {
+  const d = quote(tempDir);
+  const probe = quote(`${tempDir}/.cm-probe`);
+  return [
+    `mkdir -p -- ${d} || exit ${ProbeExit.mkdir}`,
+    `: > ${probe}"$$" || exit ${ProbeExit.create}`,
+    `rm -f -- ${probe}"$$"`,
+    `df -P -k -- ${d} | tail -n 1`,
+  ].join('\n');
+}

@@ -17,8 +17,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { FileError, StoppedError, TransientError } from '../errors.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
-import { isNoSuchFile, type RemoteFs } from './connection.js';
-import { AssembleExit, assembleScript, checkExistingScript, removeChunksCommand } from './shell.js';
+import { isNoSuchFile, isSftpFailure, type RemoteFs } from './connection.js';
+import { AssembleExit, ProbeExit, assembleScript, checkExistingScript, removeChunksCommand, tempDirProbeScript } from './shell.js';
 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
 export interface DeliveryJob {
@@ -90,7 +90,8 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     if (existing) return existing;
     const parts = planChunks(job.size, job.chunkSize);
     const present = await presentLengths(remote, job, parts);
-    const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options);
+    const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options)
+      .catch(async (err: unknown) => { throw await explainTempDirFailure(remote, job, err); });
     // The bytes sent must still be the file's: a writer that came back during the upload
     // means a new version, which is replicated on its own.
     await checkLocalVersion(job);
@@ -242,6 +243,27 @@ async function sendChunk(
     }
   }
   return part.length - have;
+}
+
+/**
+ * OpenSSH's sftp-server answers a read-only or full filesystem with a bare "Failure". When a
+ * chunk upload fails that way, one remote probe of TempDir says which it is.
+ */
+async function explainTempDirFailure(remote: RemoteFs, job: DeliveryJob, err: unknown): Promise<unknown> {
+  if (!isSftpFailure(err)) return err;
+  const tempDir = job.chunkPrefix.slice(0, job.chunkPrefix.lastIndexOf('/'));
+  const probe = await remote.exec(tempDirProbeScript(tempDir)).catch(() => undefined);
+  if (!probe) return err;
+  const ctx = { vessel: job.vessel, path: job.localPath, cause: err };
+  const detail = probe.stderr.split('\n')[0] ?? '';
+  if (probe.code === ProbeExit.mkdir || probe.code === ProbeExit.create) {
+    return new FileError(`TempDir ${tempDir} on vessel ${job.vessel} is not writable: ${detail}`, ctx);
+  }
+  const available = Number(probe.stdout.trim().split(/\s+/)[3]);
+  if (probe.code === 0 && Number.isFinite(available) && available * 1024 < job.chunkSize) {
+    return new TransientError(`TempDir ${tempDir} on vessel ${job.vessel} is full (${available} KiB free, a chunk needs up to ${Math.ceil(job.chunkSize / 1024)} KiB)`, ctx);
+  }
+  return err;
 }
 
 /** Opens a chunk for writing; TempDir is created (with its parents) the first time it is missing. */

@@ -1,0 +1,120 @@
+// Vessel-side failures (issue 3, item 6): one vessel is broken in one way, injected into its
+// own mount namespace with nsenter. The run must name that vessel and the file, keep the file
+// on the shore (queued, nothing lost), and the other vessels must get it. Once the fault is
+// gone, the next run delivers it there too.
+import { after, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
+import { runCli } from '../helpers/process.js';
+import { exists, writeRandomFile } from '../helpers/tree.js';
+import { assertOnVessel, writeSettings } from '../helpers/push.js';
+
+let farm: VesselFarm;
+
+before(async () => {
+  farm = await startVesselFarm({ count: 3 });
+});
+after(async () => {
+  await farm?.stop();
+});
+
+async function reset(): Promise<void> {
+  for (const dir of [farm.viewPath, ...farm.vessels.map((v) => v.backing), join(farm.root, 'state')]) {
+    await mkdir(dir, { recursive: true });
+    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/** Runs a shell command inside vessel v1's mount namespace (as the vessel's root sees it). */
+function onV1(script: string): void {
+  execFileSync('nsenter', ['-t', String(farm.vessels[0]!.pid), '-m', '--', 'sh', '-c', script], { stdio: 'pipe' });
+}
+
+/** A stand-in for a vessel command that fails the way a broken or missing one does. */
+async function failingCommand(name: string, message: string, code: number): Promise<string> {
+  const path = join(farm.root, `fake-${name}`);
+  await writeFile(path, `#!/bin/sh\necho "${message}" >&2\nexit ${code}\n`);
+  await chmod(path, 0o755);
+  return path;
+}
+
+interface Fault {
+  name: string;
+  /** What the failure line must say (besides vessel and file). */
+  reason: RegExp;
+  inject(): Promise<void> | void;
+  heal(): Promise<void> | void;
+  tempDir?: string;
+}
+
+const faults: Fault[] = [
+  {
+    name: 'TempDir not writable',
+    reason: /TempDir \/tmp\/ro\/chunks on vessel v1 is not writable: .*Read-only file system/,
+    tempDir: '/tmp/ro/chunks',
+    inject: () => onV1('mkdir -p /tmp/ro && mount --bind /tmp/ro /tmp/ro && mount -o remount,bind,ro /tmp/ro'),
+    heal: () => onV1('umount /tmp/ro'),
+  },
+  {
+    name: 'destination not writable',
+    reason: /Read-only file system/,
+    inject: () => onV1(`mount --bind '${farm.viewPath}' '${farm.viewPath}' && mount -o remount,bind,ro '${farm.viewPath}'`),
+    heal: () => onV1(`umount '${farm.viewPath}'`),
+  },
+  {
+    name: 'disk full',
+    reason: /TempDir \/tmp\/.ContentMonster on vessel v1 is full/,
+    inject: () => onV1('mkdir -p /tmp/.ContentMonster && mount -t tmpfs -o size=256k tmpfs /tmp/.ContentMonster'),
+    heal: () => onV1('umount /tmp/.ContentMonster'),
+  },
+  {
+    name: 'sha256sum missing',
+    reason: /sha256sum/,
+    inject: async () => onV1(`mount --bind '${await failingCommand('sha256sum', 'sh: 1: sha256sum: not found', 127)}' /usr/bin/sha256sum`),
+    heal: () => onV1('umount /usr/bin/sha256sum'),
+  },
+  {
+    name: 'cat failing',
+    reason: /cat.*Input\/output error/,
+    inject: async () => onV1(`mount --bind '${await failingCommand('cat', 'cat: Input/output error', 1)}' /usr/bin/cat`),
+    heal: () => onV1('umount /usr/bin/cat'),
+  },
+];
+
+describe('a broken vessel', () => {
+  beforeEach(reset);
+
+  for (const fault of faults) {
+    it(`${fault.name}: a clear error for that vessel and file, the others proceed, nothing lost`, async () => {
+      const files = new Map([['payload.bin', await writeRandomFile(join(farm.viewPath, 'payload.bin'), 1024 * 1024, 21)]]);
+      const settings = await writeSettings(farm, { chunkSize: 512 * 1024, vesselExtra: () => (fault.tempDir ? `TempDir = ${fault.tempDir}` : '') });
+      await fault.inject();
+      let healed = false;
+      try {
+        const r = await runCli(['run', '-c', settings, '--once', '--give-up-after', '4'], { cwd: farm.root });
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        const failure = r.stdout.split('\n').filter((l) => /not replicated/.test(l));
+        assert.equal(failure.length, 1, r.stdout);
+        assert.match(failure[0]!, /vessel=v1 file=\S*payload\.bin/);
+        assert.match(failure[0]!, fault.reason);
+        if (process.env.SHOW_FAILURE_LINES) console.log(`${fault.name}: ${failure[0]}`);
+        await assertOnVessel(farm.vessels[1]!, farm.viewPath, files);
+        await assertOnVessel(farm.vessels[2]!, farm.viewPath, files);
+        assert.ok(await exists(join(farm.viewPath, 'payload.bin')), 'stays on the shore, queued for v1');
+        assert.ok(!(await exists(farm.vessels[0]!.hostPath(join(farm.viewPath, 'payload.bin')))), 'nothing at the destination on v1');
+
+        await fault.heal();
+        healed = true;
+        const again = await runCli(['run', '-c', settings, '--once'], { cwd: farm.root });
+        assert.equal(again.code, 0, again.stdout + again.stderr);
+        for (const v of farm.vessels) await assertOnVessel(v, farm.viewPath, files);
+        assert.ok(await exists(join(farm.viewPath, 'processed', 'payload.bin')));
+      } finally {
+        if (!healed) await Promise.resolve(fault.heal()).catch(() => {});
+      }
+    });
+  }
+});
