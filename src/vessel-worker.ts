@@ -120,6 +120,7 @@ export class VesselWorker {
         continue; // stopped or given up: the checks at the top of the loop decide
       }
       const started = performance.now();
+      const attemptStarted = Date.now();
       const cancel = new AbortController();
       this.#running.set(fileId, cancel);
       const signal = AbortSignal.any([this.#stop.signal, cancel.signal]);
@@ -149,7 +150,9 @@ export class VesselWorker {
         this.#log.warn({ file: job.localPath, err: describe(err) }, 'transfer interrupted; will resume');
         this.#store.recordVesselError(this.name, describe(err));
         this.#dropConnection(connection, err);
-        retryDelay = nextDelay(retryDelay);
+        // A link that drops every few MB but moves in between is worth retrying soon; only
+        // failures without progress make the wait grow.
+        retryDelay = nextDelay(this.#lastProgressAt > attemptStarted ? 0 : retryDelay);
         await sleep(retryDelay, undefined, { signal: this.#halt.signal }).catch(() => {});
       } finally {
         this.#running.delete(fileId);
