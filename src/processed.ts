@@ -6,6 +6,7 @@
  */
 import { mkdir, rename, lstat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { failpoint } from './failpoint.js';
 import { PROCESSED_DIR } from './scanner.js';
 
 async function exists(path: string): Promise<boolean> {
@@ -34,6 +35,7 @@ export async function moveToProcessed(location: string, relpath: string): Promis
       }
     }
   }
+  await failpoint('processed-move');
   await rename(source, target);
   return { target, keptOlderAs };
 }

@@ -32,7 +32,8 @@ export class Replicator implements WorkerHost {
   readonly #directories: Map<string, DirectorySettings>;
   readonly #workers = new Map<string, VesselWorker>();
   readonly #shore = hostname();
-  #busy = 0;
+  /** Files whose processed/ move is under way. */
+  readonly #moving = new Set<number>();
   /** Called when a file must be looked at again (it changed under a transfer). */
   onRecheck: (directory: string, relpath: string) => void = () => {};
   /** `--once` only: what did not make it, for the final report (a daemon would grow it forever). */
@@ -53,7 +54,7 @@ export class Replicator implements WorkerHost {
 
   /** True while a processed move or other bookkeeping is under way. */
   get busy(): boolean {
-    return this.#busy > 0;
+    return this.#moving.size > 0;
   }
 
   /** The vessels that should have files of this Directory. */
@@ -109,7 +110,7 @@ export class Replicator implements WorkerHost {
       const directory = this.#directories.get(version.directory);
       if (!v || !directory) continue;
       const paths = this.#remotePaths(version, directory, v.tempDir, vessel);
-      this.#store.addLeftover({ vessel, chunkPrefix: paths.chunkPrefix, assemblyPath: paths.assemblyPath });
+      this.#store.addLeftover({ vessel, chunkPrefix: paths.chunkPrefix, assemblyPrefix: paths.assemblyPrefix });
     }
   }
 
@@ -124,7 +125,7 @@ export class Replicator implements WorkerHost {
     return {
       destination,
       chunkPrefix: `${tempDir}/cm-${key}`,
-      assemblyPath: posix.join(posix.dirname(destination), `.cm-${key}.tmp`),
+      assemblyPrefix: posix.join(posix.dirname(destination), `.cm-${key}`),
     };
   }
 
@@ -177,9 +178,13 @@ export class Replicator implements WorkerHost {
     if (this.#collectFailures) this.failures.push({ vessel, file: this.#localPath(version), reason });
   }
 
-  /** Every vessel has the version: move the shore file to processed/ and forget it. */
+  /**
+   * Every vessel has the version: move the shore file to processed/ and forget it. Startup
+   * replay and the first scan can both get here for one file; only one move runs.
+   */
   async #process(fileId: number): Promise<void> {
-    this.#busy++;
+    if (this.#moving.has(fileId)) return;
+    this.#moving.add(fileId);
     try {
       const version = this.#store.file(fileId);
       if (!version) return;
@@ -204,7 +209,7 @@ export class Replicator implements WorkerHost {
       this.#log.error({ file, err: describe(err) }, 'on every vessel, but cannot move to processed; will try again at the next rescan');
       if (this.#collectFailures) this.failures.push({ vessel: '(shore)', file, reason: `cannot move to processed: ${describe(err)}` });
     } finally {
-      this.#busy--;
+      this.#moving.delete(fileId);
     }
   }
 

@@ -87,7 +87,7 @@ export interface Delivery {
 export interface Leftover {
   vessel: string;
   chunkPrefix: string;
-  assemblyPath: string;
+  assemblyPrefix: string;
 }
 
 interface FileRow {
@@ -158,7 +158,7 @@ export class StateStore {
       clearChunks: db.prepare(`DELETE FROM chunks WHERE file_id = ? AND vessel = ?`),
       clearAllChunks: db.prepare(`DELETE FROM chunks WHERE file_id = ?`),
       addLeftover: db.prepare(`INSERT OR IGNORE INTO leftovers (vessel, chunk_prefix, assembly_path) VALUES (?, ?, ?)`),
-      leftovers: db.prepare(`SELECT vessel, chunk_prefix AS chunkPrefix, assembly_path AS assemblyPath FROM leftovers WHERE vessel = ?`),
+      leftovers: db.prepare(`SELECT vessel, chunk_prefix AS chunkPrefix, assembly_path AS assemblyPrefix FROM leftovers WHERE vessel = ?`),
       deleteLeftover: db.prepare(`DELETE FROM leftovers WHERE vessel = ? AND chunk_prefix = ?`),
       hostKey: db.prepare(`SELECT fingerprint FROM host_keys WHERE host = ?`),
       addHostKey: db.prepare(`INSERT OR IGNORE INTO host_keys (host, fingerprint, first_seen) VALUES (?, ?, ?)`),
@@ -291,7 +291,7 @@ export class StateStore {
   }
 
   addLeftover(l: Leftover): void {
-    this.#stmt.addLeftover.run(l.vessel, l.chunkPrefix, l.assemblyPath);
+    this.#stmt.addLeftover.run(l.vessel, l.chunkPrefix, l.assemblyPrefix);
   }
 
   leftovers(vessel: string): Leftover[] {

@@ -11,6 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import { nextDelay, refusedDelayMs } from './backoff.js';
+import { failpoint } from './failpoint.js';
 import { ConfigError, FileError, StoppedError, VesselRefusedError, classify, describe } from './errors.js';
 import type { Logger } from './log.js';
 import type { VesselSettings } from './settings.js';
@@ -126,6 +127,7 @@ export class VesselWorker {
       const signal = AbortSignal.any([this.#stop.signal, cancel.signal]);
       try {
         const outcome = await deliverFile(connection, job, this.#hooks(fileId, job, signal), { execBaseMs: this.#settings.timeoutS * 1000 });
+        if (outcome.kind === 'done') await failpoint('after-remote-rename');
         this.#lastProgressAt = Date.now();
         if (outcome.kind !== 'done') this.#discard(job);
         this.#host.outcome(fileId, this.name, job.versionKey, outcome, (performance.now() - started) / 1000);
@@ -169,7 +171,7 @@ export class VesselWorker {
    * chunks are removed now that nothing writes them any more.
    */
   #discard(job: DeliveryJob): void {
-    this.#store.addLeftover({ vessel: this.name, chunkPrefix: job.chunkPrefix, assemblyPath: job.assemblyPath });
+    this.#store.addLeftover({ vessel: this.name, chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix });
     this.cleanLeftovers();
   }
 
@@ -201,6 +203,7 @@ export class VesselWorker {
       progress: () => {
         this.#lastProgressAt = Date.now();
       },
+      joining: () => this.#log.debug({ file: job.localPath, destination: job.destination }, 'joining, verifying and placing on vessel'),
     };
   }
 
@@ -277,7 +280,7 @@ export class VesselWorker {
     for (const l of this.#store.leftovers(this.name)) {
       if (connection.closed) return;
       try {
-        const r = await connection.exec(removeLeftoversScript(l.chunkPrefix, l.assemblyPath));
+        const r = await connection.exec(removeLeftoversScript(l.chunkPrefix, l.assemblyPrefix));
         if (r.code === 0) this.#store.deleteLeftover(l);
       } catch {
         return; // the next connection tries again

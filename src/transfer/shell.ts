@@ -24,8 +24,12 @@ export interface AssemblePlan {
   /** Chunk paths are `${chunkPrefix}.${index}` for index 0..chunkCount-1. */
   chunkPrefix: string;
   chunkCount: number;
-  /** Hidden name beside the destination: same directory, so the final rename is atomic. */
-  assemblyPath: string;
+  /**
+   * Hidden name beside the destination (same directory, so the final rename is atomic). The
+   * file is `${assemblyPrefix}.<pid>.tmp`: unique per attempt, so a join still running on the
+   * vessel after the daemon was killed never shares its file with the next attempt's.
+   */
+  assemblyPrefix: string;
   destination: string;
   sha256: string;
 }
@@ -42,20 +46,21 @@ export interface AssemblePlan {
 export function assembleScript(p: AssemblePlan): string {
   const dir = p.destination.slice(0, p.destination.lastIndexOf('/')) || '/';
   const prefix = quote(p.chunkPrefix);
-  const tmp = quote(p.assemblyPath);
+  const tmp = '"$tmp"';
   const dest = quote(p.destination);
   const e = AssembleExit;
   const join = p.chunkCount === 0
     ? `: > ${tmp} || exit ${e.cat}`
     : `set --; i=0; while [ "$i" -lt ${p.chunkCount} ]; do set -- "$@" ${prefix}."$i"; i=$((i+1)); done; cat -- "$@" > ${tmp} || { rm -f -- ${tmp}; exit ${e.cat}; }`;
   return [
+    `tmp=${quote(p.assemblyPrefix)}.$$.tmp`,
     `mkdir -p -- ${quote(dir)} || exit ${e.mkdir}`,
     join,
     `h=$(sha256sum < ${tmp}) || { rm -f -- ${tmp}; exit ${e.hash}; }`,
     `h=\${h%% *}`,
     `if [ "$h" != ${quote(p.sha256)} ]; then rm -f -- ${tmp}; echo "$h"; exit ${e.mismatch}; fi`,
     `if [ -d ${dest} ]; then rm -f -- ${tmp}; exit ${e.destinationIsDirectory}; fi`,
-    `mv -f -- ${tmp} ${dest} || exit ${e.rename}`,
+    `mv -f -- ${tmp} ${dest} || { rm -f -- ${tmp}; exit ${e.rename}; }`,
     removeChunksCommand(p.chunkPrefix),
   ].join('\n');
 }
@@ -66,8 +71,8 @@ export function removeChunksCommand(chunkPrefix: string): string {
 }
 
 /** Removes a file version's leftovers: its chunks and a half-assembled file. */
-export function removeLeftoversScript(chunkPrefix: string, assemblyPath: string): string {
-  return `${removeChunksCommand(chunkPrefix)}; rm -f -- ${quote(assemblyPath)}`;
+export function removeLeftoversScript(chunkPrefix: string, assemblyPrefix: string): string {
+  return `${removeChunksCommand(chunkPrefix)}; rm -f -- ${quote(assemblyPrefix)}.*.tmp`;
 }
 
 /** The SHA-256 of one remote file, read from stdin so the name never needs escaping in output. */

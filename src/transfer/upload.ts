@@ -36,7 +36,7 @@ export interface DeliveryJob {
   /** `${TempDir}/cm-${versionKey}`: chunk i is `${chunkPrefix}.${i}`. */
   chunkPrefix: string;
   /** Hidden name beside the destination where the chunks are joined. */
-  assemblyPath: string;
+  assemblyPrefix: string;
 }
 
 export interface DeliveryHooks {
@@ -49,6 +49,8 @@ export interface DeliveryHooks {
   sha256Known(sha256: string): void;
   /** Bytes acknowledged by the vessel since the last call. */
   progress(bytes: number): void;
+  /** The remote join-verify-rename command is about to run. */
+  joining?(): void;
 }
 
 export type DeliveryOutcome =
@@ -279,7 +281,8 @@ async function openChunk(remote: RemoteFs, path: string, flags: 'w' | 'r+'): Pro
 
 /** Step 4: join, verify and place; maps each failing step of the script to an error class. */
 async function assemble(remote: RemoteFs, job: DeliveryJob, chunkCount: number, sha256: string, hooks: DeliveryHooks, options: UploadOptions): Promise<void> {
-  const plan = { chunkPrefix: job.chunkPrefix, chunkCount, assemblyPath: job.assemblyPath, destination: job.destination, sha256 };
+  hooks.joining?.();
+  const plan = { chunkPrefix: job.chunkPrefix, chunkCount, assemblyPrefix: job.assemblyPrefix, destination: job.destination, sha256 };
   const r = await remote.exec(assembleScript(plan), execTimeout(job, options));
   if (r.code === 0) return;
   const ctx = { vessel: job.vessel, path: job.destination };

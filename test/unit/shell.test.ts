@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   AssembleExit,
@@ -34,6 +34,13 @@ after(() => {
 // script runs with cwd = root, where that name resolves to `marker`.
 function assertNoMarker(): void {
   assert.equal(existsSync(marker), false, `an injection created ${marker}`);
+}
+
+/** No half-joined file `${prefix}.<pid>.tmp` is left beside the destination. */
+function assertNoAssembly(prefix: string): void {
+  const dir = dirname(prefix);
+  const left = existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith(`${basename(prefix)}.`) && n.endsWith('.tmp')) : [];
+  assert.deepEqual(left, [], `assembly files left in ${dir}`);
 }
 
 function sha256(data: string | Buffer): string {
@@ -155,12 +162,12 @@ describe('assembleScript', () => {
   it('0 chunks: creates an empty destination, creating a missing parent folder', () => {
     const dir = caseDir('empty');
     const destination = join(dir, 'not', 'there', 'yet', 'empty.bin');
-    const assemblyPath = join(dir, 'not', 'there', 'yet', '.cm-empty.tmp');
-    const r = sh(assembleScript({ chunkPrefix: join(dir, 'cm-empty'), chunkCount: 0, assemblyPath, destination, sha256: sha256('') }));
+    const assemblyPrefix = join(dir, 'not', 'there', 'yet', '.cm-empty.tmp');
+    const r = sh(assembleScript({ chunkPrefix: join(dir, 'cm-empty'), chunkCount: 0, assemblyPrefix, destination, sha256: sha256('') }));
     assert.equal(r.status, 0, r.stderr);
     assert.ok(statSync(destination).isFile());
     assert.equal(statSync(destination).size, 0);
-    assert.equal(existsSync(assemblyPath), false);
+    assertNoAssembly(assemblyPrefix);
   });
 
   it('3 chunks: the destination is their concatenation, chunks and the assembly file are removed', () => {
@@ -171,12 +178,12 @@ describe('assembleScript', () => {
     writeChunks(prefix, chunks);
     const whole = Buffer.concat(chunks);
     const destination = join(dir, 'out', 'file.bin');
-    const assemblyPath = join(dir, 'out', '.cm-three.tmp');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPath, destination, sha256: sha256(whole) }));
+    const assemblyPrefix = join(dir, 'out', '.cm-three.tmp');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix, destination, sha256: sha256(whole) }));
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(readFileSync(destination), whole);
     assert.deepEqual(chunksLeft(prefix, 3), []);
-    assert.equal(existsSync(assemblyPath), false);
+    assertNoAssembly(assemblyPrefix);
     assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
     assert.deepEqual(readdirSync(join(dir, 'out')), ['file.bin']);
   });
@@ -188,7 +195,7 @@ describe('assembleScript', () => {
     writeChunks(prefix, chunks);
     const whole = chunks.join('');
     const destination = join(dir, 'dest.txt');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 12, assemblyPath: join(dir, '.asm'), destination, sha256: sha256(whole) }));
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 12, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256(whole) }));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(destination, 'utf8'), whole);
     assert.deepEqual(readdirSync(dir), ['dest.txt']);
@@ -200,12 +207,12 @@ describe('assembleScript', () => {
     const chunks = ['one', 'two', 'three'];
     writeChunks(prefix, chunks);
     const destination = join(dir, 'sub', 'dest.txt');
-    const assemblyPath = join(dir, 'sub', '.cm-mm.tmp');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPath, destination, sha256: sha256('something else') }));
+    const assemblyPrefix = join(dir, 'sub', '.cm-mm.tmp');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix, destination, sha256: sha256('something else') }));
     assert.equal(r.status, AssembleExit.mismatch);
     assert.equal(r.stdout.trim(), sha256(chunks.join('')));
     assert.equal(existsSync(destination), false);
-    assert.equal(existsSync(assemblyPath), false);
+    assertNoAssembly(assemblyPrefix);
     assert.deepEqual(chunksLeft(prefix, 3), [0, 1, 2]);
   });
 
@@ -215,7 +222,7 @@ describe('assembleScript', () => {
     writeChunks(prefix, ['new ', 'content']);
     const destination = join(dir, 'dest.txt');
     writeFileSync(destination, 'old content');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 2, assemblyPath: join(dir, '.asm'), destination, sha256: '0'.repeat(64) }));
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 2, assemblyPrefix: join(dir, '.asm'), destination, sha256: '0'.repeat(64) }));
     assert.equal(r.status, AssembleExit.mismatch);
     assert.equal(r.stdout.trim(), sha256('new content'));
     assert.equal(readFileSync(destination, 'utf8'), 'old content');
@@ -230,12 +237,12 @@ describe('assembleScript', () => {
     const destination = join(dir, 'dest');
     mkdirSync(destination);
     writeFileSync(join(destination, 'inside'), 'keep');
-    const assemblyPath = join(dir, '.cm-dir.tmp');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 1, assemblyPath, destination, sha256: sha256('x') }));
+    const assemblyPrefix = join(dir, '.cm-dir.tmp');
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 1, assemblyPrefix, destination, sha256: sha256('x') }));
     assert.equal(r.status, AssembleExit.destinationIsDirectory);
     assert.ok(statSync(destination).isDirectory());
     assert.deepEqual(readdirSync(destination), ['inside']);
-    assert.equal(existsSync(assemblyPath), false);
+    assertNoAssembly(assemblyPrefix);
     assert.deepEqual(chunksLeft(prefix, 1), [0]);
   });
 
@@ -245,7 +252,7 @@ describe('assembleScript', () => {
     writeFileSync(`${prefix}.0`, 'a');
     writeFileSync(`${prefix}.2`, 'c');
     const destination = join(dir, 'dest');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPath: join(dir, '.asm'), destination, sha256: sha256('abc') }));
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256('abc') }));
     assert.equal(r.status, AssembleExit.cat);
     assert.equal(existsSync(destination), false);
     assert.equal(existsSync(join(dir, '.asm')), false, 'no half-assembled file is left beside the destination');
@@ -258,7 +265,7 @@ describe('assembleScript', () => {
     const chunks = Array.from({ length: 500 }, (_, i) => `${i},`);
     writeChunks(prefix, chunks);
     const destination = join(dir, 'dest.txt');
-    const script = assembleScript({ chunkPrefix: prefix, chunkCount: 500, assemblyPath: join(dir, '.asm'), destination, sha256: sha256(chunks.join('')) });
+    const script = assembleScript({ chunkPrefix: prefix, chunkCount: 500, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256(chunks.join('')) });
     assert.ok(script.length < 2000, `script is ${script.length} characters`);
     const r = sh(script);
     assert.equal(r.status, 0, r.stderr);
@@ -272,7 +279,7 @@ describe('assembleScript', () => {
     writeChunks(prefix, ['fresh ', 'bytes']);
     const destination = join(dir, 'dest.txt');
     writeFileSync(destination, 'an older and longer version of the file');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 2, assemblyPath: join(dir, '.asm'), destination, sha256: sha256('fresh bytes') }));
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 2, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256('fresh bytes') }));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(destination, 'utf8'), 'fresh bytes');
     assert.deepEqual(readdirSync(dir), ['dest.txt']);
@@ -291,13 +298,13 @@ describe('assembleScript', () => {
     writeFileSync(bystander, 'keep me');
     const destDir = join(dir, `dest ${nasty}`, `-sub $(touch ${markerName})`);
     const destination = join(destDir, `-file ${nasty}.txt`);
-    const assemblyPath = join(destDir, `.cm-${nasty}.tmp`);
+    const assemblyPrefix = join(destDir, `.cm-${nasty}.tmp`);
     const whole = chunks.join('');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPath, destination, sha256: sha256(whole) }));
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix, destination, sha256: sha256(whole) }));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(destination, 'utf8'), whole);
     assert.deepEqual(chunksLeft(prefix, 3), []);
-    assert.equal(existsSync(assemblyPath), false);
+    assertNoAssembly(assemblyPrefix);
     assert.deepEqual(readdirSync(tempDir), ['cm-other.0']);
     assertNoMarker();
     assert.equal(existsSync(join(root, markerName)), false);
@@ -308,7 +315,7 @@ describe('assembleScript', () => {
     const prefix = join(dir, 'cm');
     writeChunks(prefix, ['x']);
     const destination = join(dir, 'dest');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 1, assemblyPath: join(dir, '.asm'), destination, sha256: `x" ] || touch ${markerName}; [ "` }));
+    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 1, assemblyPrefix: join(dir, '.asm'), destination, sha256: `x" ] || touch ${markerName}; [ "` }));
     assert.equal(r.status, AssembleExit.mismatch);
     assert.equal(existsSync(destination), false);
     assertNoMarker();
@@ -378,22 +385,24 @@ describe('hashFileCommand', () => {
 });
 
 describe('removeLeftoversScript / removeChunksCommand', () => {
-  it('the glob `prefix.[0-9]*` removes prefix.0..N (and prefix.<digit><anything>) and the assembly file, keeps prefix-other, prefix.txt, prefix and prefix.', () => {
+  it('the glob `prefix.[0-9]*` removes prefix.0..N (and prefix.<digit><anything>) and the assembly files, keeps prefix-other, prefix.txt, prefix and prefix.', () => {
     const dir = caseDir('leftovers');
     const prefix = join(dir, 'cm-abc');
     const removed = ['cm-abc.0', 'cm-abc.1', 'cm-abc.9', 'cm-abc.10', 'cm-abc.123', 'cm-abc.1.bak', 'cm-abc.2x'];
     const kept = ['cm-abc-other', 'cm-abc.txt', 'cm-abc', 'cm-abc.', 'cm-abc.x1', 'cm-abcd.0', 'cm-ab.0', 'other.0'];
     for (const name of [...removed, ...kept]) writeFileSync(join(dir, name), name);
-    const assemblyPath = join(dir, '.cm-abc.tmp');
-    writeFileSync(assemblyPath, 'half');
-    const r = sh(removeLeftoversScript(prefix, assemblyPath));
+    const assemblyPrefix = join(dir, '.cm-abc');
+    writeFileSync(`${assemblyPrefix}.123.tmp`, 'half, from one attempt');
+    writeFileSync(`${assemblyPrefix}.456.tmp`, 'half, from another');
+    writeFileSync(join(dir, '.cm-abcd.7.tmp'), 'another version: kept');
+    const r = sh(removeLeftoversScript(prefix, assemblyPrefix));
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(readdirSync(dir).sort(), [...kept].sort());
+    assert.deepEqual(readdirSync(dir).sort(), [...kept, '.cm-abcd.7.tmp'].sort());
   });
 
   it('succeeds when there is nothing to remove (idempotent)', () => {
     const dir = caseDir('leftovers-none');
-    const r = sh(removeLeftoversScript(join(dir, 'cm-none'), join(dir, '.cm-none.tmp')));
+    const r = sh(removeLeftoversScript(join(dir, 'cm-none'), join(dir, '.cm-none')));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(sh(removeChunksCommand(join(dir, 'cm-none'))).status, 0);
   });
@@ -416,10 +425,10 @@ describe('removeLeftoversScript / removeChunksCommand', () => {
     const nasty = `x y 'q' "d" $(touch ${markerName}) \`touch ${markerName}\` ; && | \n\t ~ \\`;
     const prefix = join(dir, `cm-${nasty}`);
     writeChunks(prefix, ['a', 'b', 'c']);
-    const assemblyPath = join(dir, `.cm-${nasty}.tmp`);
-    writeFileSync(assemblyPath, 'half');
+    const assemblyPrefix = join(dir, `.cm-${nasty}`);
+    writeFileSync(`${assemblyPrefix}.99.tmp`, 'half');
     writeFileSync(join(dir, 'bystander'), '');
-    const r = sh(removeLeftoversScript(prefix, assemblyPath));
+    const r = sh(removeLeftoversScript(prefix, assemblyPrefix));
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(readdirSync(dir), ['bystander']);
     assertNoMarker();
@@ -434,7 +443,7 @@ describe('AssembleExit', () => {
   });
 
   it('a plan object type-checks with every field', () => {
-    const p: AssemblePlan = { chunkPrefix: '/t/p', chunkCount: 0, assemblyPath: '/d/.a', destination: '/d/f', sha256: sha256('') };
-    assert.match(assembleScript(p), /^mkdir -p -- '\/d' \|\| exit 10\n/);
+    const p: AssemblePlan = { chunkPrefix: '/t/p', chunkCount: 0, assemblyPrefix: '/d/.a', destination: '/d/f', sha256: sha256('') };
+    assert.match(assembleScript(p), /^tmp='\/d\/.a'\.\$\$\.tmp\nmkdir -p -- '\/d' \|\| exit 10\n/);
   });
 });

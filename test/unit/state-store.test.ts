@@ -219,9 +219,9 @@ describe('StateStore', () => {
 
   it('leftovers: add (idempotent per vessel and prefix), list per vessel, delete', () => {
     const { store } = newStore();
-    const l1 = { vessel: 'a', chunkPrefix: '/tmp/cm-1', assemblyPath: '/dest/.cm-1.tmp' };
-    const l2 = { vessel: 'a', chunkPrefix: '/tmp/cm-2', assemblyPath: '/dest/.cm-2.tmp' };
-    const l3 = { vessel: 'b', chunkPrefix: '/tmp/cm-1', assemblyPath: '/dest/.cm-1.tmp' };
+    const l1 = { vessel: 'a', chunkPrefix: '/tmp/cm-1', assemblyPrefix: '/dest/.cm-1.tmp' };
+    const l2 = { vessel: 'a', chunkPrefix: '/tmp/cm-2', assemblyPrefix: '/dest/.cm-2.tmp' };
+    const l3 = { vessel: 'b', chunkPrefix: '/tmp/cm-1', assemblyPrefix: '/dest/.cm-1.tmp' };
     store.addLeftover(l1);
     store.addLeftover(l1);
     store.addLeftover(l2);
