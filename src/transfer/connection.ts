@@ -71,18 +71,29 @@ const defaultKeyNames = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 
 function privateKeyFor(vessel: VesselSettings): Buffer | undefined {
   if (vessel.identityFile) {
+    let key: Buffer;
     try {
-      return readFileSync(vessel.identityFile);
+      key = readFileSync(vessel.identityFile);
     } catch (err) {
       throw new ConfigError(`[Vessel ${vessel.name}] IdentityFile: cannot read ${vessel.identityFile}: ${(err as Error).message}`, { vessel: vessel.name, cause: err });
     }
+    // Parsed here so that a wrong or missing Passphrase is a settings error, not a network one.
+    const parsed = ssh2.utils.parseKey(key, vessel.passphrase);
+    if (parsed instanceof Error) {
+      const hint = vessel.passphrase === undefined ? ' (is a Passphrase needed?)' : ' (is the Passphrase right?)';
+      throw new ConfigError(`[Vessel ${vessel.name}] IdentityFile: cannot use ${vessel.identityFile}: ${parsed.message}${hint}`, { vessel: vessel.name });
+    }
+    return key;
   }
   for (const name of defaultKeyNames) {
+    let key: Buffer;
     try {
-      return readFileSync(join(homedir(), '.ssh', name));
+      key = readFileSync(join(homedir(), '.ssh', name));
     } catch {
-      // try the next one
+      continue;
     }
+    // A default key that needs a passphrase we do not have is skipped, as ssh would skip it.
+    if (!(ssh2.utils.parseKey(key, vessel.passphrase) instanceof Error)) return key;
   }
   return undefined;
 }
@@ -146,6 +157,7 @@ export class VesselConnection implements RemoteFs {
     const { vessel, hostKeys } = options;
     const client = new Client();
     const timeoutMs = vessel.timeoutS * 1000;
+    const privateKey = privateKeyFor(vessel); // before any socket: a settings error leaks nothing
     // Our own socket, so that the connection can see every byte that arrives (see above).
     const socket = tcpConnect({ host: vessel.address, port: vessel.port });
     socket.on('error', () => {}); // ssh2 reports it; this only keeps it from being unhandled
@@ -156,7 +168,7 @@ export class VesselConnection implements RemoteFs {
       port: vessel.port,
       username: vessel.username,
       password: vessel.password,
-      privateKey: privateKeyFor(vessel),
+      privateKey,
       passphrase: vessel.passphrase,
       agent: process.env.SSH_AUTH_SOCK || undefined,
       tryKeyboard: vessel.password !== undefined,

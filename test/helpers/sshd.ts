@@ -8,7 +8,7 @@
 //   - /tmp is (by default) a private tmpfs, so the default TempDir lives on another filesystem
 //     than the destination, as on many real hosts; the product must cope with that.
 // The farm root is under /var/tmp, not /tmp, because the tmpfs over /tmp would hide it.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -46,6 +46,11 @@ export interface FarmOptions {
   tmpfsTmp?: boolean;
   /** Size of that tmpfs (default '2g'). */
   tmpfsSize?: string;
+  /**
+   * Lets root log in with this password too. Each vessel gets its own /etc/shadow (a bind
+   * mount in its namespace), so the host's own root password is never touched.
+   */
+  rootPassword?: string;
 }
 
 const SSHD = '/usr/sbin/sshd';
@@ -294,7 +299,7 @@ class VesselImpl implements Vessel {
 }
 
 /** The sshd_config of one vessel. Absolute paths everywhere: sshd -f does not resolve relatives. */
-function sshdConfig(port: number, hostKey: string, authorizedKeys: string): string {
+function sshdConfig(port: number, hostKey: string, authorizedKeys: string, passwords: boolean): string {
   return [
     'ListenAddress 127.0.0.1',
     `Port ${port}`,
@@ -302,7 +307,7 @@ function sshdConfig(port: number, hostKey: string, authorizedKeys: string): stri
     'PidFile none',
     'PermitRootLogin yes',
     'PubkeyAuthentication yes',
-    'PasswordAuthentication no',
+    `PasswordAuthentication ${passwords ? 'yes' : 'no'}`,
     'KbdInteractiveAuthentication no',
     `AuthorizedKeysFile ${authorizedKeys}`,
     'StrictModes no',
@@ -316,9 +321,18 @@ function sshdConfig(port: number, hostKey: string, authorizedKeys: string): stri
   ].join('\n');
 }
 
+/** A copy of /etc/shadow in which root's password is `password` (SHA-512 crypt). */
+async function shadowWithRootPassword(path: string, password: string): Promise<string> {
+  const hash = execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: password, encoding: 'utf8' }).trim();
+  const lines = (await readFile('/etc/shadow', 'utf8')).split('\n');
+  const patched = lines.map((l) => (l.startsWith('root:') ? ['root', hash, ...l.split(':').slice(2)].join(':') : l));
+  await writeFile(path, patched.join('\n'), { mode: 0o640 });
+  return path;
+}
+
 /** Starts `count` vessels (named v1..vN) sharing one client key. */
 export async function startVesselFarm(opts: FarmOptions): Promise<VesselFarm> {
-  const { count, tmpfsTmp = true, tmpfsSize = '2g' } = opts;
+  const { count, tmpfsTmp = true, tmpfsSize = '2g', rootPassword } = opts;
   if (!Number.isInteger(count) || count < 1) throw new Error(`startVesselFarm: bad count ${count}`);
   if (!/^[0-9]+[kmgKMG%]?$/.test(tmpfsSize)) throw new Error(`startVesselFarm: bad tmpfsSize ${tmpfsSize}`);
 
@@ -352,6 +366,7 @@ export async function startVesselFarm(opts: FarmOptions): Promise<VesselFarm> {
     const authorizedKeys = join(keys, 'authorized_keys');
     await writeFile(authorizedKeys, await readFile(`${farm.clientKey}.pub`, 'utf8'));
 
+    const shadow = rootPassword === undefined ? undefined : await shadowWithRootPassword(join(keys, 'shadow'), rootPassword);
     const ports = await freePorts(count);
     for (let i = 1; i <= count; i++) {
       const backing = join(root, `vessel-${i}`);
@@ -362,10 +377,11 @@ export async function startVesselFarm(opts: FarmOptions): Promise<VesselFarm> {
       await mkdir(home, { recursive: true, mode: 0o700 });
       await keygen(hostKey, `cm-e2e-v${i}`);
       const fingerprint = fingerprintOfPublicKeyLine(await readFile(`${hostKey}.pub`, 'utf8'));
-      await writeFile(conf, sshdConfig(ports[i - 1]!, hostKey, authorizedKeys));
+      await writeFile(conf, sshdConfig(ports[i - 1]!, hostKey, authorizedKeys, shadow !== undefined));
       const steps = [
         `mount --bind ${shQuote(backing)} ${shQuote(farm.viewPath)}`,
         `mount --bind ${shQuote(home)} /root`,
+        ...(shadow ? [`mount --bind ${shQuote(shadow)} /etc/shadow`] : []),
         ...(tmpfsTmp ? [`mount -t tmpfs -o size=${tmpfsSize} tmpfs /tmp`] : []),
         `exec ${SSHD} -D -e -f ${shQuote(conf)}`,
       ];
