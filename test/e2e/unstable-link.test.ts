@@ -9,6 +9,7 @@ import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { startDaemon } from '../helpers/process.js';
 import { writeRandomFile } from '../helpers/tree.js';
+import { chaos, lcg } from '../helpers/chaos.js';
 import { assertOnVessel, assertVesselClean, writeSettings } from '../helpers/push.js';
 
 let farm: VesselFarm;
@@ -22,47 +23,6 @@ after(async () => {
   for (const p of proxies) await p.stop();
   await farm?.stop();
 });
-
-/** A deterministic pseudo-random sequence, so a failure can be replayed. */
-function lcg(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x = (x * 1103515245 + 12345) % 2 ** 31;
-    return x / 2 ** 31;
-  };
-}
-
-/**
- * Keeps cutting a proxy's connections after 2 to 6 MB each, and every fourth time stalls it for
- * longer than the vessels' Timeout instead. Returns a stop function and the fault counts.
- */
-function chaos(proxy: Proxy, random: () => number) {
-  let stopped = false;
-  let cutsArmed = 0;
-  let stalls = 0;
-  const loop = (async () => {
-    while (!stopped) {
-      if (cutsArmed % 4 === 3) {
-        proxy.setStalled(true);
-        stalls++;
-        await new Promise((r) => setTimeout(r, 3000)); // Timeout is 2 s
-        proxy.setStalled(false);
-      }
-      const before = proxy.cuts;
-      proxy.cutAfter(Math.floor((2 + 4 * random()) * 1024 * 1024));
-      cutsArmed++;
-      while (!stopped && proxy.cuts === before) await new Promise((r) => setTimeout(r, 50));
-    }
-    proxy.cutAfter(0);
-  })();
-  return {
-    stop: async () => {
-      stopped = true;
-      await loop;
-    },
-    counts: () => ({ cuts: proxy.cuts, stalls }),
-  };
-}
 
 describe('unstable links', () => {
   it('delivers ~100 MiB intact to two vessels through cuts and stalls, resuming rather than restarting', async () => {
