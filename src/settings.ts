@@ -113,7 +113,7 @@ export const settingsTable: ReadonlyArray<{
   { section: 'Vessel', key: 'Username', default: '(current user)', required: false, description: 'User to log in as on the vessel.' },
   { section: 'Vessel', key: 'Password', default: '(none)', required: false, description: 'Password to log in with; leave it out to log in with a key.' },
   { section: 'Vessel', key: 'Passphrase', default: '(none)', required: false, description: 'Passphrase of the private key; leave it out for a key without one.' },
-  { section: 'Vessel', key: 'Timeout', default: '10', required: false, description: 'Seconds to wait for the connection and for each remote request before the link counts as down.' },
+  { section: 'Vessel', key: 'Timeout', default: '10', required: false, description: 'Seconds to wait for the connection; while work is outstanding, a link from which nothing arrives for this long counts as stalled and is reconnected.' },
   { section: 'Vessel', key: 'TempDir', default: '/tmp/.ContentMonster', required: false, description: 'Absolute folder on the vessel where chunks are uploaded before reassembly; must be writable.' },
   { section: 'Vessel', key: 'IgnoreDirs', default: '(none)', required: false, description: 'Comma-separated names of Directory sections not replicated to this vessel.' },
   { section: 'Vessel', key: 'IdentityFile', default: '(SSH agent, then ~/.ssh/id_*)', required: false, description: "Private key file; ~/ is the home folder, a relative path is taken from the settings file's folder." },

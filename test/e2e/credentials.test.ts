@@ -3,14 +3,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { runCli, startDaemon } from '../helpers/process.js';
 import { writeRandomFile } from '../helpers/tree.js';
-import { assertOnVessel, writeSettings } from '../helpers/push.js';
+import { assertOnVessel, writeSettings, resetFarm } from '../helpers/push.js';
 
 const PASSWORD = 'pa;ss#w0rd-VESSEL-SECRET';
 const PASSPHRASE = 'key-PASSPHRASE-SECRET';
@@ -36,10 +36,7 @@ after(async () => {
 const env = () => ({ HOME: home, SSH_AUTH_SOCK: undefined });
 
 async function reset(): Promise<Map<string, string>> {
-  for (const dir of [farm.viewPath, farm.vessels[0]!.backing, join(farm.root, 'state')]) {
-    await mkdir(dir, { recursive: true });
-    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
-  }
+  await resetFarm(farm);
   return new Map([['secret.bin', await writeRandomFile(join(farm.viewPath, 'secret.bin'), 100_000, 41)]]);
 }
 

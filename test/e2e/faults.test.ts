@@ -10,7 +10,7 @@ import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startProxy } from '../helpers/proxy.js';
 import { runCli, startDaemon, waitFor } from '../helpers/process.js';
 import { exists, listFiles, writeRandomFile } from '../helpers/tree.js';
-import { assertOnVessel, assertVesselClean, chunkCount, databasePath, writeSettings } from '../helpers/push.js';
+import { assertOnVessel, assertVesselClean, chunkCount, databasePath, writeSettings, resetFarm } from '../helpers/push.js';
 
 let farm: VesselFarm;
 
@@ -21,13 +21,6 @@ after(async () => {
   await farm?.stop();
 });
 
-/** Empties shore, vessels and state; the folders stay (they are mount points on the vessels). */
-async function reset(): Promise<void> {
-  for (const dir of [farm.viewPath, ...farm.vessels.map((v) => v.backing), join(farm.root, 'state')]) {
-    await mkdir(dir, { recursive: true });
-    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
-  }
-}
 
 async function oneFile(rel: string, size: number, seed = 7): Promise<Map<string, string>> {
   return new Map([[rel, await writeRandomFile(join(farm.viewPath, rel), size, seed)]]);
@@ -54,7 +47,7 @@ function recordedHostKeys(): { host: string; fingerprint: string }[] {
 const fakeFingerprint = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 
 describe('faults and hostile input', () => {
-  beforeEach(reset);
+  beforeEach(() => resetFarm(farm));
 
   it('records a host key on first use, and refuses a vessel whose key changed, naming both fingerprints', async () => {
     const v1 = farm.vessels[0]!;

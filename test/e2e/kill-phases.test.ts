@@ -4,13 +4,13 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmod, copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { runCli, startDaemon, waitFor, type Daemon } from '../helpers/process.js';
 import { exists, listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
-import { assertOnVessel, assertVesselClean, chunkCount, writeSettings } from '../helpers/push.js';
+import { assertOnVessel, assertVesselClean, chunkCount, writeSettings, resetFarm, onVessel } from '../helpers/push.js';
 
 let farm: VesselFarm;
 let proxy: Proxy;
@@ -24,17 +24,8 @@ after(async () => {
   await farm?.stop();
 });
 
-async function reset(): Promise<void> {
-  for (const dir of [farm.viewPath, ...farm.vessels.map((v) => v.backing), join(farm.root, 'state')]) {
-    await mkdir(dir, { recursive: true });
-    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
-  }
-  proxy.setRateLimit(0);
-}
 
-function onV1(script: string): void {
-  execFileSync('nsenter', ['-t', String(farm.vessels[0]!.pid), '-m', '--', 'sh', '-c', script], { stdio: 'pipe' });
-}
+const onV1 = (script: string) => onVessel(farm.vessels[0]!, script);
 
 /**
  * Makes a vessel command slow on v1 (it waits until released), so that the daemon can be
@@ -81,7 +72,10 @@ async function assertEndState(files: Map<string, string>): Promise<void> {
 }
 
 describe('kill -9 at each phase, then restart', () => {
-  beforeEach(reset);
+  beforeEach(async () => {
+    await resetFarm(farm);
+    proxy.setRateLimit(0);
+  });
 
   const size = 3 * 1024 * 1024;
   const start = async (opts: { throttle?: boolean; env?: NodeJS.ProcessEnv } = {}) => {

@@ -8,7 +8,7 @@ import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startProxy } from '../helpers/proxy.js';
 import { runCli, startDaemon, waitFor } from '../helpers/process.js';
 import { exists, listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
-import { assertOnVessel, assertVesselClean, chunkCount, databasePath, writeSettings } from '../helpers/push.js';
+import { assertOnVessel, assertVesselClean, chunkCount, databasePath, writeSettings, resetFarm } from '../helpers/push.js';
 
 let farm: VesselFarm;
 
@@ -19,18 +19,6 @@ after(async () => {
   await farm?.stop();
 });
 
-/**
- * Empties the shore, the vessels and the state between tests; the vessels keep running. The
- * folders themselves stay: they are mount points in the vessels' namespaces, and removing one
- * would detach the vessel's view.
- */
-async function reset(): Promise<void> {
-  for (const dir of [farm.viewPath, ...farm.vessels.map((v) => v.backing), join(farm.root, 'state')]) {
-    await mkdir(dir, { recursive: true });
-    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
-  }
-  for (const v of farm.vessels) await rm(v.hostPath('/tmp/.ContentMonster'), { recursive: true, force: true });
-}
 
 /** Writes files under the shore directory; returns relative path → SHA-256. */
 async function makeFiles(base: string, specs: [string, number][]): Promise<Map<string, string>> {
@@ -52,7 +40,7 @@ const hostileNames = [
 ];
 
 describe('push: contentmonster run', () => {
-  beforeEach(reset);
+  beforeEach(() => resetFarm(farm));
 
   it('replicates a tree to every vessel, verifies it, and moves it to processed/', async () => {
     const files = await makeFiles(farm.viewPath, [

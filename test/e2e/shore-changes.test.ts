@@ -10,7 +10,7 @@ import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { startDaemon, waitFor, type Daemon } from '../helpers/process.js';
 import { exists, listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
-import { assertVesselClean, chunkCount, writeSettings } from '../helpers/push.js';
+import { assertVesselClean, chunkCount, writeSettings, resetFarm } from '../helpers/push.js';
 
 let farm: VesselFarm;
 let proxy: Proxy;
@@ -24,13 +24,6 @@ after(async () => {
   await farm?.stop();
 });
 
-async function reset(): Promise<void> {
-  for (const dir of [farm.viewPath, farm.vessels[0]!.backing, join(farm.root, 'state')]) {
-    await mkdir(dir, { recursive: true });
-    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
-  }
-  proxy.setRateLimit(0);
-}
 
 const SIZE = 6 * 1024 * 1024;
 
@@ -57,7 +50,10 @@ async function tempDirEmpty(): Promise<boolean> {
 }
 
 describe('shore file changed during its upload', () => {
-  beforeEach(reset);
+  beforeEach(async () => {
+    await resetFarm(farm);
+    proxy.setRateLimit(0);
+  });
 
   for (const [name, change] of [
     ['appended to', (p: string) => appendFile(p, Buffer.alloc(300_000, 7))],

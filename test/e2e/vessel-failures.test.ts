@@ -4,13 +4,12 @@
 // gone, the next run delivers it there too.
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { runCli } from '../helpers/process.js';
 import { exists, writeRandomFile } from '../helpers/tree.js';
-import { assertOnVessel, writeSettings } from '../helpers/push.js';
+import { assertOnVessel, writeSettings, resetFarm, onVessel } from '../helpers/push.js';
 
 let farm: VesselFarm;
 
@@ -21,17 +20,8 @@ after(async () => {
   await farm?.stop();
 });
 
-async function reset(): Promise<void> {
-  for (const dir of [farm.viewPath, ...farm.vessels.map((v) => v.backing), join(farm.root, 'state')]) {
-    await mkdir(dir, { recursive: true });
-    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
-  }
-}
 
-/** Runs a shell command inside vessel v1's mount namespace (as the vessel's root sees it). */
-function onV1(script: string): void {
-  execFileSync('nsenter', ['-t', String(farm.vessels[0]!.pid), '-m', '--', 'sh', '-c', script], { stdio: 'pipe' });
-}
+const onV1 = (script: string) => onVessel(farm.vessels[0]!, script);
 
 /** A stand-in for a vessel command that fails the way a broken or missing one does. */
 async function failingCommand(name: string, message: string, code: number): Promise<string> {
@@ -85,7 +75,7 @@ const faults: Fault[] = [
 ];
 
 describe('a broken vessel', () => {
-  beforeEach(reset);
+  beforeEach(() => resetFarm(farm));
 
   for (const fault of faults) {
     it(`${fault.name}: a clear error for that vessel and file, the others proceed, nothing lost`, async () => {

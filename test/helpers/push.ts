@@ -1,7 +1,8 @@
 // Shared set-up for push tests: a settings.ini for a farm of vessels, and assertions on what
 // each vessel holds. The shore's Directory is under farm.viewPath, which every vessel sees as
 // its own backing directory, so RemoteLocation defaults to Location as in the seed.
-import { writeFile, readdir } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
@@ -86,4 +87,21 @@ export function chunkCount(farm: VesselFarm, vessel: string): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * Empties the shore, every vessel and the state between tests; the vessels keep running. The
+ * folders themselves stay: they are mount points in the vessels' namespaces, and removing one
+ * would detach the vessel's view.
+ */
+export async function resetFarm(farm: VesselFarm): Promise<void> {
+  for (const dir of [farm.viewPath, ...farm.vessels.map((v) => v.backing), join(farm.root, 'state')]) {
+    await mkdir(dir, { recursive: true });
+    for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/** Runs a shell command inside a vessel's mount namespace, as that vessel's root sees it. */
+export function onVessel(vessel: Vessel, script: string): void {
+  execFileSync('nsenter', ['-t', String(vessel.pid), '-m', '--', 'sh', '-c', script], { stdio: 'pipe' });
 }
