@@ -27,6 +27,7 @@ export interface WorkerHost {
   /** The delivery to make now, or undefined when there is none (done, gone, replaced). */
   jobFor(fileId: number, vessel: string): DeliveryJob | undefined;
   outcome(fileId: number, vessel: string, versionKey: string, outcome: DeliveryOutcome, seconds: number): void;
+  /** The delivery failed for good (for this round): records the attempt and the reason. */
   failed(fileId: number, vessel: string, reason: string): void;
 }
 
@@ -178,14 +179,13 @@ export class VesselWorker {
   /** Records a failed attempt; true when the file should be tried again right away. */
   #fileFailed(fileId: number, job: DeliveryJob, err: FileError): boolean {
     const attempts = (this.#store.delivery(fileId, this.name)?.attempts ?? 0) + 1;
-    const final = attempts >= maxAttempts;
-    this.#store.markAttemptFailed(fileId, this.name, describe(err), final);
-    if (!final) {
+    if (attempts < maxAttempts) {
+      this.#store.markAttemptFailed(fileId, this.name, describe(err), false);
       this.#log.warn({ file: job.localPath, attempt: attempts, err: describe(err) }, 'delivery failed; trying again');
       return true;
     }
     this.#log.error({ file: job.localPath, attempts, err: describe(err) }, 'delivery failed; the file stays queued and is retried at the next rescan');
-    this.#host.failed(fileId, this.name, describe(err));
+    this.#host.failed(fileId, this.name, describe(err)); // records the final attempt
     return false;
   }
 

@@ -127,6 +127,8 @@ export class VesselConnection implements RemoteFs {
     this.maxWriteLength = Math.max(1024, Math.min(limit ?? 32_768, 256 * 1024));
     client.on('close', () => this.#fail(new TransientError(`connection to vessel ${vessel} closed`, { vessel })));
     client.on('error', (err) => this.#fail(classify(err, { vessel })));
+    // The SFTP server process can die while SSH stays up: that connection is of no more use.
+    sftp.on('close', () => this.disconnect('lost its SFTP session'));
     this.#stallWatch = setInterval(() => this.#checkStall(), Math.min(1000, timeoutMs / 4)).unref();
   }
 

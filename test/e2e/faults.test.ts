@@ -159,8 +159,11 @@ describe('faults and hostile input', () => {
     }
   });
 
-  it('no command injection through TempDir or RemoteLocation; symlinks are not followed', async () => {
+  it('no command injection through Location, TempDir or RemoteLocation; symlinks are not followed', async () => {
     const remote = join(farm.viewPath, `remote 'dir' "x" $(touch INJECTED_R);y`);
+    // A hostile Location whose RemoteLocation defaults to the same path on the vessels.
+    const hostileLocation = join(farm.viewPath, `loc 'q' $(touch INJECTED_L) \`touch INJECTED_M\``);
+    const shaL = await writeRandomFile(join(hostileLocation, 'l.bin'), 70_000, 4);
     const tempDir = `/tmp/temp 'dir' $(touch INJECTED_T);\`touch INJECTED_B\``;
     const local = join(farm.root, 'shore-src');
     await rm(local, { recursive: true, force: true });
@@ -169,7 +172,7 @@ describe('faults and hostile input', () => {
     await symlink('/etc/hostname', join(local, 'link-out'));
     const settings = await writeSettings(farm, {
       vessels: [0, 1],
-      directories: [{ name: 'hostile', location: local, extra: `RemoteLocation = ${remote}` }],
+      directories: [{ name: 'hostile', location: local, extra: `RemoteLocation = ${remote}` }, { name: 'located', location: hostileLocation }],
       vesselExtra: () => `TempDir = ${tempDir}`,
     });
     const r = await runCli(['run', '-c', settings, '--once'], { cwd: farm.root });
@@ -179,7 +182,8 @@ describe('faults and hostile input', () => {
       await assertOnVessel(v, remote, new Map([['sub/x.bin', sha]]));
       assert.deepEqual(await listFiles(v.hostPath(remote)), ['sub/x.bin'], 'only the file, no link target');
       await assertVesselClean(v, remote, tempDir);
-      for (const dir of ['/root', '/tmp', farm.viewPath, remote]) {
+      await assertOnVessel(v, hostileLocation, new Map([['l.bin', shaL]]));
+      for (const dir of ['/root', '/tmp', farm.viewPath, remote, hostileLocation]) {
         const names = await readdir(v.hostPath(dir)).catch(() => [] as string[]);
         assert.ok(!names.some((n) => n.startsWith('INJECTED')), `no marker in ${dir} on ${v.name}: ${names.join(', ')}`);
       }
