@@ -29,12 +29,15 @@ if (!(minutes > 0) || !Number.isInteger(vesselCount) || vesselCount < 1) {
 }
 const random = lcg(Number(values.seed));
 
-/** Mixed sizes: mostly small, some medium, a few large. */
+/**
+ * Mixed sizes: mostly small, some medium, a few large; about 2 MB/s of new data at the pace
+ * below, which faulty links to three vessels can carry (a faster stream only builds a backlog).
+ */
 function nextSize(): number {
   const r = random();
   if (r < 0.6) return Math.floor(random() * 64 * 1024);
-  if (r < 0.9) return Math.floor(random() * 4 * 1024 * 1024);
-  return Math.floor(8 * 1024 * 1024 + random() * 24 * 1024 * 1024);
+  if (r < 0.9) return Math.floor(random() * 2 * 1024 * 1024);
+  return Math.floor(4 * 1024 * 1024 + random() * 12 * 1024 * 1024);
 }
 
 async function rssKiB(pid: number): Promise<number> {
@@ -47,7 +50,8 @@ const proxies: Proxy[] = [];
 try {
   for (const v of farm.vessels) proxies.push(await startProxy(v.port));
   const settings = await writeSettings(farm, { chunkSize: 1024 * 1024, stableTime: 500, portFor: (i) => proxies[i]!.port, timeout: 3 });
-  const faults = proxies.map((p) => chaos(p, random, { stallMs: 4000 }));
+  // A cut every 4 to 16 MB per link, and every tenth fault a stall longer than Timeout.
+  const faults = proxies.map((p) => chaos(p, random, { stallMs: 4000, stallEvery: 10, minBytes: 4 * 1024 * 1024, maxBytes: 16 * 1024 * 1024 }));
   const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root });
   await daemon.waitForOutput(/watching for new files/);
   const rssStart = await rssKiB(daemon.pid);
@@ -60,7 +64,7 @@ try {
     const size = nextSize();
     files.set(rel, await writeRandomFile(join(farm.viewPath, rel), size, n + 1));
     bytes += size;
-    await new Promise((r) => setTimeout(r, 100 + random() * 400));
+    await new Promise((r) => setTimeout(r, 300 + random() * 600));
   }
   console.log(`soak: ${files.size} files, ${bytes} bytes written over ${minutes} min; waiting for the queue to empty`);
   const processed = (rel: string) => exists(join(farm.viewPath, 'processed', rel));

@@ -152,10 +152,11 @@ export class VesselWorker {
         }
         this.#log.warn({ file: job.localPath, err: describe(err) }, 'transfer interrupted; will resume');
         this.#store.recordVesselError(this.name, describe(err));
-        this.#dropConnection(connection, err);
         // A link that drops every few MB but moves in between is worth retrying soon; only
         // failures without progress make the wait grow.
-        retryDelay = nextDelay(this.#lastProgressAt > attemptStarted ? 0 : retryDelay);
+        const moved = this.#lastProgressAt > attemptStarted;
+        this.#dropConnection(connection, err, moved);
+        retryDelay = nextDelay(retryDelay, Math.random, moved);
         await sleep(retryDelay, undefined, { signal: this.#halt.signal }).catch(() => {});
       } finally {
         this.#running.delete(fileId);
@@ -267,11 +268,11 @@ export class VesselWorker {
     this.#nextAttemptAt = Date.now() + refusedDelayMs;
   }
 
-  #dropConnection(connection: VesselConnection, err: Error): void {
+  #dropConnection(connection: VesselConnection, err: Error, moved: boolean): void {
     if (this.#connection !== connection) return;
     connection.disconnect(`dropped after: ${describe(err)}`);
     this.#connection = undefined;
-    this.#delayMs = nextDelay(this.#delayMs);
+    this.#delayMs = nextDelay(this.#delayMs, Math.random, moved);
     this.#nextAttemptAt = Date.now() + this.#delayMs;
   }
 

@@ -1,5 +1,5 @@
-// Fault injection on a proxy: keeps cutting its connections after a random 2 to 6 MB each and,
-// every fourth time, stalls it for longer than the vessels' Timeout instead. Deterministic for
+// Fault injection on a proxy: keeps cutting its connections after a random 2 to 6 MB each
+// (by default) and, every fourth time, stalls it for longer than the vessels' Timeout instead. Deterministic for
 // a given seed, so a failure can be replayed.
 import type { Proxy } from './proxy.js';
 
@@ -17,8 +17,9 @@ export interface Chaos {
   counts(): { cuts: number; stalls: number };
 }
 
-export function chaos(proxy: Proxy, random: () => number, opts: { stallMs?: number; minBytes?: number; maxBytes?: number } = {}): Chaos {
+export function chaos(proxy: Proxy, random: () => number, opts: { stallMs?: number; stallEvery?: number; minBytes?: number; maxBytes?: number } = {}): Chaos {
   const stallMs = opts.stallMs ?? 3000;
+  const stallEvery = opts.stallEvery ?? 4;
   const minBytes = opts.minBytes ?? 2 * 1024 * 1024;
   const maxBytes = opts.maxBytes ?? 6 * 1024 * 1024;
   let stopped = false;
@@ -27,7 +28,7 @@ export function chaos(proxy: Proxy, random: () => number, opts: { stallMs?: numb
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const loop = (async () => {
     while (!stopped) {
-      if (armed % 4 === 3) {
+      if (armed % stallEvery === stallEvery - 1) {
         proxy.setStalled(true);
         stalls++;
         await pause(stallMs);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { growth, jitterShare, maxDelayMs, minDelayMs, nextDelay, refusedDelayMs } from '../../src/backoff.js';
+import { growth, jitterShare, maxDelayMs, minDelayMs, nextDelay, quickRetryMs, refusedDelayMs } from '../../src/backoff.js';
 
 const zero = () => 0;
 const one = () => 1;
@@ -98,5 +98,15 @@ describe('nextDelay', () => {
       const d = nextDelay(8000);
       assert.ok(d >= lo && d <= hi, `${d}`);
     }
+  });
+});
+
+describe('nextDelay after progress', () => {
+  it('starts over short when the failed attempt moved data, whatever the previous wait', () => {
+    for (const r of [0, 0.5, 1]) {
+      const d = nextDelay(maxDelayMs, () => r, true);
+      assert.ok(d <= quickRetryMs && d >= quickRetryMs * 0.75, `delay ${d} for random ${r}`);
+    }
+    assert.ok(nextDelay(quickRetryMs, () => 1, false) > quickRetryMs, 'without progress it grows again');
   });
 });
