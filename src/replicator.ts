@@ -77,7 +77,7 @@ export class Replicator implements WorkerHost {
       (old, vessels) => {
         this.#log.info({ file: join(directory.location, f.relpath) }, 'file changed before it was everywhere; replicating the new version');
         this.#recordLeftovers(old, vessels);
-        for (const w of this.#workers.values()) w.cancel(old.id);
+        this.#cancelTransfers(old.id);
       },
     );
     this.#queueVersion(version);
@@ -99,9 +99,19 @@ export class Replicator implements WorkerHost {
   #forget(version: FileVersion, why: string): void {
     this.#recordLeftovers(version, this.#store.deliveries(version.id).filter((d) => d.state !== 'done').map((d) => d.vessel));
     this.#store.deleteFile(version.id);
-    for (const w of this.#workers.values()) w.cancel(version.id);
+    this.#cancelTransfers(version.id);
     this.#log.info({ file: this.#localPath(version) }, why);
-    for (const w of this.#workers.values()) w.cleanLeftovers();
+  }
+
+  /**
+   * Stops every transfer of a version that is replaced or dropped, and removes what the vessels
+   * already have of it (each worker removes a cancelled transfer's chunks again once it stopped).
+   */
+  #cancelTransfers(fileId: number): void {
+    for (const w of this.#workers.values()) {
+      w.cancel(fileId);
+      w.cleanLeftovers();
+    }
   }
 
   #recordLeftovers(version: FileVersion, vessels: string[]): void {
