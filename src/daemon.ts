@@ -86,7 +86,6 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
     await watcher?.close();
     if (options.signal.aborted) log.info('stopping: no new work; transfers in flight keep their chunks for the next start');
     await Promise.race([Promise.all(workers.map((w) => w.stop())), sleep(STOP_GRACE_MS)]);
-    workers.forEach((w) => w.close());
     store.close();
   }
   return {

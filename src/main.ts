@@ -33,8 +33,11 @@ function buildProgram(): Command {
   return program;
 }
 
+/** `--log-level debug|trace` (either spelling) or CONTENTMONSTER_DEBUG=1. */
 function wantsStack(argv: string[]): boolean {
-  return argv.includes('debug') || argv.includes('trace') || process.env.CONTENTMONSTER_DEBUG === '1';
+  const i = argv.indexOf('--log-level');
+  const level = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--log-level='))?.slice('--log-level='.length);
+  return level === 'debug' || level === 'trace' || process.env.CONTENTMONSTER_DEBUG === '1';
 }
 
 async function main(argv: string[]): Promise<void> {

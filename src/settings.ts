@@ -17,6 +17,7 @@ import path from 'node:path';
 import ini from 'ini';
 import { ConfigError } from './errors.js';
 import { globToRegExp } from './glob.js';
+import { logLevels, type LogLevel } from './log.js';
 
 /** Global options, from the optional `[MONSTER]` section. */
 export interface MonsterSettings {
@@ -33,7 +34,7 @@ export interface MonsterSettings {
   /** Absolute path of the Telegraf unix stream socket; null = no metrics. @default null */
   metricsSocket: string | null;
   /** pino level. @default 'info' */
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  logLevel: LogLevel;
 }
 
 /** One `[Directory NAME]`: a local folder replicated to the vessels. */
@@ -83,10 +84,8 @@ export interface Settings {
 }
 
 type Kind = 'MONSTER' | 'Directory' | 'Vessel';
-type LogLevel = MonsterSettings['logLevel'];
 
 const defaultIgnore = ['.*', '*.part', '*.tmp', '*~', '*.swp'];
-const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 // setTimeout/setInterval fire at once (with a warning) beyond 2^31-1 ms.
 const maxTimerMs = 2 ** 31 - 1;
 const maxTimerS = Math.floor(maxTimerMs / 1000);

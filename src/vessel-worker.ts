@@ -322,10 +322,4 @@ export class VesselWorker {
     this.#connection?.disconnect('stopping');
     await this.#queue.onIdle();
   }
-
-  /** Closes the connection when the run is over (`--once`). */
-  close(): void {
-    clearInterval(this.#watchdog);
-    this.#connection?.disconnect('run finished');
-  }
 }

@@ -75,10 +75,6 @@ export function removeLeftoversScript(chunkPrefix: string, assemblyPrefix: strin
   return `${removeChunksCommand(chunkPrefix)}; rm -f -- ${quote(assemblyPrefix)}.*.tmp`;
 }
 
-/** The SHA-256 of one remote file, read from stdin so the name never needs escaping in output. */
-export function hashFileCommand(path: string): string {
-  return `sha256sum < ${quote(path)}`;
-}
 
 /**
  * For a destination that already has the right size: prints its SHA-256 and, if it is the

@@ -33,7 +33,7 @@ export interface DeliveryJob {
   /** Shore SHA-256 of this version when an earlier read already computed it. */
   sha256: string | null;
   chunkSize: number;
-  /** `${TempDir}/cm-${versionKey}`: chunk i is `${chunkPrefix}.${i}`. */
+  /** `${TempDir}/cm-<key of version and vessel>`: chunk i is `${chunkPrefix}.${i}`. */
   chunkPrefix: string;
   /** Hidden name beside the destination where the chunks are joined. */
   assemblyPrefix: string;
@@ -107,13 +107,7 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
 }
 
 async function checkLocalVersion(job: DeliveryJob): Promise<void> {
-  let st;
-  try {
-    st = await lstat(job.localPath);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new LocalChange('gone');
-    throw new FileError(`cannot read ${job.localPath}: ${(err as Error).message}`, { path: job.localPath, cause: err });
-  }
+  const st = await lstat(job.localPath).catch((err: unknown) => { throw localError(job, err); });
   if (!st.isFile()) throw new LocalChange('gone');
   if (st.size !== job.size || st.mtimeMs !== job.mtimeMs) throw new LocalChange('changed');
 }
@@ -136,12 +130,14 @@ async function confirmExisting(remote: RemoteFs, job: DeliveryJob, hooks: Delive
 }
 
 async function openLocal(job: DeliveryJob): Promise<FileHandle> {
-  try {
-    return await open(job.localPath, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new LocalChange('gone');
-    throw new FileError(`cannot read ${job.localPath}: ${(err as Error).message}`, { path: job.localPath, cause: err });
-  }
+  return open(job.localPath, 'r').catch((err: unknown) => { throw localError(job, err); });
+}
+
+/** A shore file that vanished (or whose folder did) is gone; any other error is this file's problem. */
+function localError(job: DeliveryJob, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new LocalChange('gone');
+  return new FileError(`cannot read ${job.localPath}: ${(err as Error).message}`, { path: job.localPath, cause: err });
 }
 
 async function hashLocalFile(job: DeliveryJob, signal: AbortSignal): Promise<string> {

@@ -9,7 +9,6 @@ import {
   AssembleExit,
   assembleScript,
   checkExistingScript,
-  hashFileCommand,
   quote,
   removeChunksCommand,
   removeLeftoversScript,
@@ -368,18 +367,6 @@ describe('checkExistingScript', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, `${sha256('content')}\n`);
     assert.deepEqual(chunksLeft(prefix, 2), []);
-    assertNoMarker();
-  });
-});
-
-describe('hashFileCommand', () => {
-  it('prints the SHA-256 of a file with a hostile name', () => {
-    const dir = caseDir('hash');
-    const file = join(dir, `f $(touch ${markerName}) 'x' \n`);
-    writeFileSync(file, 'hash me');
-    const r = sh(hashFileCommand(file));
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout.split(' ')[0], sha256('hash me'));
     assertNoMarker();
   });
 });
