@@ -48,8 +48,13 @@ export function formatLine(line: string, style: 'text' | 'journal'): string {
   return `${time} ${(levelName[level] ?? 'INFO').padEnd(5)} ${body}\n`;
 }
 
-function textDestination(style: 'text' | 'journal'): DestinationStream {
-  const out = pino.destination({ dest: 1, sync: true });
+/** Where formatted text lines go instead of stdout (the mirror's progress display). */
+export interface TextSink {
+  write(text: string): void;
+}
+
+function textDestination(style: 'text' | 'journal', sink?: TextSink): DestinationStream {
+  const out = sink ?? pino.destination({ dest: 1, sync: true });
   return { write: (line: string) => out.write(formatLine(line, style)) };
 }
 
@@ -58,7 +63,8 @@ export function resolveFormat(format: LogFormat, env: NodeJS.ProcessEnv = proces
   return env.JOURNAL_STREAM ? 'journal' : 'text';
 }
 
-export function createLogger(level: LogLevel, format: LogFormat = 'auto'): Logger {
+/** `sink` takes the text lines (text and journal formats) in place of stdout. */
+export function createLogger(level: LogLevel, format: LogFormat = 'auto', sink?: TextSink): Logger {
   const resolved = resolveFormat(format);
   const options = {
     level,
@@ -69,6 +75,6 @@ export function createLogger(level: LogLevel, format: LogFormat = 'auto'): Logge
       censor: '[redacted]',
     },
   };
-  const destination = resolved === 'json' ? pino.destination({ dest: 1, sync: true }) : textDestination(resolved);
+  const destination = resolved === 'json' ? pino.destination({ dest: 1, sync: true }) : textDestination(resolved, sink);
   return pino(options, destination);
 }

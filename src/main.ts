@@ -9,6 +9,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, ExitCode, describe } from './errors.js';
 import { logLevels } from './log.js';
 
+const DEFAULT_METRICS_SOCKET = '/run/telegraf/telegraf.sock';
+
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 function buildProgram(): Command {
@@ -29,6 +31,28 @@ function buildProgram(): Command {
     .action(async (flags) => {
       const { run } = await import('./cli/run.js');
       process.exitCode = await run(flags);
+    });
+
+  program
+    .command('mirror')
+    .description('mirror REMOTE_PATH on an SFTP server into LOCAL_PATH (newest sub-directories first; complete items skipped; interrupted files resume). Credentials: SFTP_USERNAME and SFTP_PASSWORD, or a key (-i, SFTP_PASSPHRASE), or the ssh agent')
+    .argument('<server>', 'SFTP server: host name or IP address')
+    .argument('<remote_path>', 'folder on the server to mirror')
+    .argument('<local_path>', 'local folder to mirror into (created if missing)')
+    .option('-j, --jobs <n>', 'files downloaded in parallel', '3')
+    .option('-a, --all', 'download every file again, without comparing sizes')
+    .option('-p, --port <port>', 'SSH port', '22')
+    .option('-i, --identity-file <key>', 'private key to log in with (its passphrase from SFTP_PASSPHRASE)')
+    .option('--metrics-socket <path>', 'Telegraf unix socket for InfluxDB line protocol metrics; empty = off', DEFAULT_METRICS_SOCKET)
+    .option('--host-key <fingerprint>', 'accept only this host key (SHA256:… as ssh-keygen -lf prints it)')
+    .option('--host-key-file <file>', 'where host keys seen on first use are kept (default: $STATE_DIRECTORY/mirror-host-keys, else ~/.local/state/contentmonster/mirror-host-keys)')
+    .option('--timeout <seconds>', 'a link that answers nothing for this long while busy is cut and the transfer resumes on a new connection', '10')
+    .option('--give-up-after <seconds>', 'end with exit 1 when the server cannot be reached and no data moved for this long', '300')
+    .addOption(new Option('--log-format <format>', 'log lines: text, journal (text with syslog priority prefixes), json; auto = journal under systemd, else text').choices(['auto', 'text', 'journal', 'json']).default('auto'))
+    .addOption(new Option('--log-level <level>', 'log level').choices([...logLevels]).default('info'))
+    .action(async (server: string, remotePath: string, localPath: string, flags) => {
+      const { mirror } = await import('./cli/mirror.js');
+      process.exitCode = await mirror(server, remotePath, localPath, flags);
     });
   return program;
 }

@@ -18,6 +18,7 @@ import ini from 'ini';
 import { ConfigError } from './errors.js';
 import { globToRegExp } from './glob.js';
 import { logLevels, type LogLevel } from './log.js';
+import { fingerprintExpected, parseFingerprint } from './transfer/host-key.js';
 
 /** Global options, from the optional `[MONSTER]` section. */
 export interface MonsterSettings {
@@ -422,12 +423,8 @@ function identityPath(base: string): (value: string) => string {
   };
 }
 
-// 32 bytes in unpadded base64: 43 characters, the last one carrying 4 bits (so only 16 letters).
-const hostKeyPattern = /^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=?$/;
-
 function hostKey(value: string): string {
-  if (!hostKeyPattern.test(value)) invalid('expected `SHA256:` followed by 43 base64 characters, as `ssh-keygen -lf` prints');
-  return value.replace(/=$/, '');
+  return parseFingerprint(value) ?? invalid(fingerprintExpected);
 }
 
 function commaList(value: string): string[] {

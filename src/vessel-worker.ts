@@ -16,7 +16,7 @@ import { ConfigError, FileError, StoppedError, VesselRefusedError, classify, des
 import type { Logger } from './log.js';
 import type { VesselSettings } from './settings.js';
 import type { StateStore } from './state-store.js';
-import { VesselConnection } from './transfer/connection.js';
+import { SftpConnection, vesselEndpoint } from './transfer/connection.js';
 import { removeLeftoversScript } from './transfer/shell.js';
 import { deliverFile, type DeliveryJob, type DeliveryOutcome } from './transfer/upload.js';
 
@@ -52,7 +52,7 @@ export class VesselWorker {
   readonly #stop = new AbortController();
   /** Aborted on stop and on give-up: ends every wait of this worker. */
   readonly #halt = new AbortController();
-  #connection: VesselConnection | undefined;
+  #connection: SftpConnection | undefined;
   #connecting: Promise<void> | undefined;
   #delayMs = 0;
   #nextAttemptAt = 0;
@@ -115,7 +115,7 @@ export class VesselWorker {
         this.#host.failed(fileId, this.name, this.#gaveUp);
         return;
       }
-      let connection: VesselConnection;
+      let connection: SftpConnection;
       try {
         connection = await this.#connect();
       } catch {
@@ -209,7 +209,7 @@ export class VesselWorker {
   }
 
   /** The live connection, connecting (after the backoff wait) when there is none. */
-  async #connect(): Promise<VesselConnection> {
+  async #connect(): Promise<SftpConnection> {
     for (;;) {
       if (this.#stop.signal.aborted) throw new StoppedError('stopping');
       if (this.#gaveUp) throw new StoppedError(this.#gaveUp);
@@ -226,8 +226,8 @@ export class VesselWorker {
     if (wait > 0) await sleep(wait, undefined, { signal: this.#halt.signal }).catch(() => {});
     if (this.#stop.signal.aborted || this.#gaveUp) return;
     try {
-      const connection = await VesselConnection.open({
-        vessel: this.#settings,
+      const connection = await SftpConnection.open({
+        endpoint: vesselEndpoint(this.#settings),
         hostKeys: this.#store,
         signal: this.#stop.signal,
         onFirstUse: (fp) => this.#log.info({ fingerprint: fp }, 'host key seen for the first time; recorded'),
@@ -268,7 +268,7 @@ export class VesselWorker {
     this.#nextAttemptAt = Date.now() + refusedDelayMs;
   }
 
-  #dropConnection(connection: VesselConnection, err: Error, moved: boolean): void {
+  #dropConnection(connection: SftpConnection, err: Error, moved: boolean): void {
     if (this.#connection !== connection) return;
     connection.disconnect(`dropped after: ${describe(err)}`);
     this.#connection = undefined;
@@ -277,7 +277,7 @@ export class VesselWorker {
   }
 
   /** Removes chunk sets and half-joined files of versions that no longer exist. Best effort. */
-  async #removeLeftovers(connection: VesselConnection): Promise<void> {
+  async #removeLeftovers(connection: SftpConnection): Promise<void> {
     for (const l of this.#store.leftovers(this.name)) {
       if (connection.closed) return;
       try {

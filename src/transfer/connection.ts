@@ -14,7 +14,7 @@ import { homedir } from 'node:os';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import type { ClientChannel, ConnectConfig, SFTPWrapper, Stats } from 'ssh2';
+import type { ClientChannel, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import { ConfigError, TransientError, VesselRefusedError, classify } from '../errors.js';
 import type { VesselSettings } from '../settings.js';
 import { fingerprint, judgeHostKey, type HostKeyRecords } from './host-key.js';
@@ -47,6 +47,31 @@ export interface RemoteStat {
   isDirectory: boolean;
 }
 
+export type EntryKind = 'file' | 'directory' | 'symlink' | 'other';
+
+export interface RemoteEntry {
+  name: string;
+  kind: EntryKind;
+  size: number;
+  /** Seconds since the epoch, as SFTP carries it. */
+  mtime: number;
+}
+
+/** What the pull mirror needs from a server. */
+export interface RemoteReader {
+  /** Largest payload of one SFTP read answer the server sends. */
+  readonly maxReadLength: number;
+  /** A folder's entries, not following symlinks (`.` and `..` left out). */
+  readdir(path: string): Promise<RemoteEntry[]>;
+  /** What `path` is, following symlinks; null when it (or a link's target) does not exist. */
+  statFollow(path: string): Promise<RemoteEntry | null>;
+  openRead(path: string): Promise<Buffer>;
+  fstat(handle: Buffer): Promise<{ size: number; mtime: number }>;
+  /** Up to `length` bytes at `position`; fewer near the end, none at or past it. */
+  read(handle: Buffer, position: number, length: number): Promise<Buffer>;
+  close(handle: Buffer): Promise<void>;
+}
+
 /** What the transfer code needs from a vessel; nothing more of ssh2 leaks past this. */
 export interface RemoteFs {
   /** Largest payload of one SFTP write request the server accepts. */
@@ -59,8 +84,23 @@ export interface RemoteFs {
   exec(command: string, timeoutMs?: number): Promise<ExecResult>;
 }
 
+/** Where to connect and how to log in: a vessel when pushing, the server when mirroring. */
+export interface Endpoint extends Pick<VesselSettings,
+  'name' | 'address' | 'port' | 'username' | 'password' | 'passphrase' | 'identityFile' | 'hostKey' | 'timeoutS'> {
+  /** How messages name the peer: `vessel v1`, `server example.com`. */
+  label: string;
+  /** How messages name the key setting: `[Vessel v1] IdentityFile`, `-i`. */
+  identitySetting: string;
+  /** How the operator pins a host key: `HostKey =`, `--host-key`. */
+  hostKeySetting: string;
+}
+
+export function vesselEndpoint(vessel: VesselSettings): Endpoint {
+  return { ...vessel, label: `vessel ${vessel.name}`, identitySetting: `[Vessel ${vessel.name}] IdentityFile`, hostKeySetting: 'HostKey =' };
+}
+
 export interface ConnectOptions {
-  vessel: VesselSettings;
+  endpoint: Endpoint;
   hostKeys: HostKeyRecords;
   onFirstUse?: (fingerprint: string) => void;
   signal?: AbortSignal;
@@ -69,19 +109,19 @@ export interface ConnectOptions {
 /** Private keys to offer when no IdentityFile is set, in OpenSSH's order. */
 const defaultKeyNames = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 
-function privateKeyFor(vessel: VesselSettings): Buffer | undefined {
+function privateKeyFor(vessel: Endpoint): Buffer | undefined {
   if (vessel.identityFile) {
     let key: Buffer;
     try {
       key = readFileSync(vessel.identityFile);
     } catch (err) {
-      throw new ConfigError(`[Vessel ${vessel.name}] IdentityFile: cannot read ${vessel.identityFile}: ${(err as Error).message}`, { vessel: vessel.name, cause: err });
+      throw new ConfigError(`${vessel.identitySetting}: cannot read ${vessel.identityFile}: ${(err as Error).message}`, { vessel: vessel.name, cause: err });
     }
     // Parsed here so that a wrong or missing Passphrase is a settings error, not a network one.
     const parsed = ssh2.utils.parseKey(key, vessel.passphrase);
     if (parsed instanceof Error) {
-      const hint = vessel.passphrase === undefined ? ' (is a Passphrase needed?)' : ' (is the Passphrase right?)';
-      throw new ConfigError(`[Vessel ${vessel.name}] IdentityFile: cannot use ${vessel.identityFile}: ${parsed.message}${hint}`, { vessel: vessel.name });
+      const hint = vessel.passphrase === undefined ? ' (is a passphrase needed?)' : ' (is the passphrase right?)';
+      throw new ConfigError(`${vessel.identitySetting}: cannot use ${vessel.identityFile}: ${parsed.message}${hint}`, { vessel: vessel.name });
     }
     return key;
   }
@@ -98,9 +138,12 @@ function privateKeyFor(vessel: VesselSettings): Buffer | undefined {
   return undefined;
 }
 
-export class VesselConnection implements RemoteFs {
+export class SftpConnection implements RemoteFs, RemoteReader {
+  /** The endpoint's name: a vessel's name, or the server when mirroring. */
   readonly vessel: string;
+  readonly #label: string;
   readonly maxWriteLength: number;
+  readonly maxReadLength: number;
   readonly #client: InstanceType<typeof Client>;
   readonly #sftp: SFTPWrapper;
   readonly #timeoutMs: number;
@@ -114,8 +157,10 @@ export class VesselConnection implements RemoteFs {
   #lastProbe = 0;
   readonly #stallWatch: NodeJS.Timeout;
 
-  private constructor(vessel: string, client: InstanceType<typeof Client>, sftp: SFTPWrapper, timeoutMs: number, socket: Socket) {
+  private constructor(endpoint: Endpoint, client: InstanceType<typeof Client>, sftp: SFTPWrapper, timeoutMs: number, socket: Socket) {
+    const vessel = endpoint.name;
     this.vessel = vessel;
+    this.#label = endpoint.label;
     this.#client = client;
     this.#sftp = sftp;
     this.#timeoutMs = timeoutMs;
@@ -123,9 +168,11 @@ export class VesselConnection implements RemoteFs {
     socket.on('data', () => {
       this.#lastHeard = Date.now();
     });
-    const limit = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen;
-    this.maxWriteLength = Math.max(1024, Math.min(limit ?? 32_768, 256 * 1024));
-    client.on('close', () => this.#fail(new TransientError(`connection to vessel ${vessel} closed`, { vessel })));
+    // ssh2 learns the server's limits (limits@openssh.com) but does not export them.
+    const limits = sftp as unknown as { _maxWriteLen?: number; _maxReadLen?: number };
+    this.maxWriteLength = Math.max(1024, Math.min(limits._maxWriteLen ?? 32_768, 256 * 1024));
+    this.maxReadLength = Math.max(1024, Math.min(limits._maxReadLen ?? 32_768, 256 * 1024));
+    client.on('close', () => this.#fail(new TransientError(`connection to ${endpoint.label} closed`, { vessel })));
     client.on('error', (err) => this.#fail(classify(err, { vessel })));
     // The SFTP server process can die while SSH stays up: that connection is of no more use.
     sftp.on('close', () => this.disconnect('lost its SFTP session'));
@@ -155,8 +202,8 @@ export class VesselConnection implements RemoteFs {
     }
   }
 
-  static async open(options: ConnectOptions): Promise<VesselConnection> {
-    const { vessel, hostKeys } = options;
+  static async open(options: ConnectOptions): Promise<SftpConnection> {
+    const { endpoint: vessel, hostKeys } = options;
     const client = new Client();
     const timeoutMs = vessel.timeoutS * 1000;
     const privateKey = privateKeyFor(vessel); // before any socket: a settings error leaks nothing
@@ -182,7 +229,7 @@ export class VesselConnection implements RemoteFs {
       sock: socket,
       algorithms: { cipher: ciphers },
       hostVerifier: (key: Buffer) => {
-        const verdict = judgeHostKey(vessel.name, host, fingerprint(key), vessel.hostKey, hostKeys);
+        const verdict = judgeHostKey(vessel.label, host, fingerprint(key), vessel.hostKey, hostKeys, vessel.hostKeySetting);
         if (!verdict.ok) refusal = verdict.reason;
         else if (verdict.firstUse) options.onFirstUse?.(fingerprint(key));
         return verdict.ok;
@@ -199,24 +246,24 @@ export class VesselConnection implements RemoteFs {
         // `on`, not `once`: ssh2 can emit several errors for one failed handshake, and an
         // 'error' with no listener would crash the daemon.
         client.on('error', reject);
-        client.once('close', () => reject(new TransientError(`connection to vessel ${vessel.name} closed during handshake`, { vessel: vessel.name })));
+        client.once('close', () => reject(new TransientError(`connection to ${vessel.label} closed during handshake`, { vessel: vessel.name })));
         client.connect(config);
       });
       const sftp = await withDeadline(
         new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s)))),
-        timeoutMs, `opening SFTP on vessel ${vessel.name}`, () => client.destroy(),
+        timeoutMs, `opening SFTP on ${vessel.label}`, () => client.destroy(),
       );
-      return new VesselConnection(vessel.name, client, sftp, timeoutMs, socket);
+      return new SftpConnection(vessel, client, sftp, timeoutMs, socket);
     } catch (err) {
       client.destroy();
       socket.destroy();
       if (refusal) throw new VesselRefusedError(refusal, { vessel: vessel.name });
-      if (options.signal?.aborted) throw new TransientError(`connecting to vessel ${vessel.name} aborted`, { vessel: vessel.name });
+      if (options.signal?.aborted) throw new TransientError(`connecting to ${vessel.label} aborted`, { vessel: vessel.name });
       const classified = classify(err, { vessel: vessel.name });
       if (classified instanceof VesselRefusedError) {
-        throw new VesselRefusedError(`vessel ${vessel.name}: authentication as ${vessel.username} failed (${(err as Error).message})`, { vessel: vessel.name, cause: err });
+        throw new VesselRefusedError(`${vessel.label}: authentication as ${vessel.username} failed (${(err as Error).message})`, { vessel: vessel.name, cause: err });
       }
-      throw new TransientError(`cannot connect to vessel ${vessel.name} (${host}): ${(err as Error).message}`, { vessel: vessel.name, cause: err });
+      throw new TransientError(`cannot connect to ${vessel.label} (${host}): ${(err as Error).message}`, { vessel: vessel.name, cause: err });
     } finally {
       options.signal?.removeEventListener('abort', abort);
     }
@@ -247,7 +294,7 @@ export class VesselConnection implements RemoteFs {
 
   /** Tears the connection down; every pending request fails. */
   disconnect(reason = 'closed by contentmonster'): void {
-    this.#fail(new TransientError(`connection to vessel ${this.vessel} ${reason}`, { vessel: this.vessel }));
+    this.#fail(new TransientError(`connection to ${this.#label} ${reason}`, { vessel: this.vessel }));
   }
 
   /**
@@ -278,6 +325,36 @@ export class VesselConnection implements RemoteFs {
       if (isNoSuchFile(err)) return null;
       throw err;
     }
+  }
+
+  readdir(path: string): Promise<RemoteEntry[]> {
+    return this.#request<FileEntryWithStats[]>('readdir', path, (cb) => this.#sftp.readdir(path, cb))
+      .then((list) => list.map((e) => entryOf(e.filename, e.attrs)));
+  }
+
+  async statFollow(path: string): Promise<RemoteEntry | null> {
+    try {
+      const st = await this.#request<Stats>('stat', path, (cb) => this.#sftp.stat(path, cb));
+      return entryOf(path.slice(path.lastIndexOf('/') + 1), st);
+    } catch (err) {
+      if (isNoSuchFile(err)) return null;
+      throw err;
+    }
+  }
+
+  openRead(path: string): Promise<Buffer> {
+    return this.#request<Buffer>('open', path, (cb) => this.#sftp.open(path, 'r', cb));
+  }
+
+  fstat(handle: Buffer): Promise<{ size: number; mtime: number }> {
+    return this.#request<Stats>('fstat', '', (cb) => this.#sftp.fstat(handle, cb)).then((st) => ({ size: st.size, mtime: st.mtime }));
+  }
+
+  read(handle: Buffer, position: number, length: number): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(length);
+    return this.#request<Buffer>('read', '', (cb) => this.#sftp.read(handle, buffer, 0, length, position, (err, bytesRead) => {
+      cb(err, buffer.subarray(0, err ? 0 : bytesRead));
+    }));
   }
 
   open(path: string, flags: 'w' | 'r+'): Promise<Buffer> {
@@ -343,8 +420,13 @@ export class VesselConnection implements RemoteFs {
         stream.end();
       });
     });
-    return withDeadline(running, timeoutMs, `remote command on vessel ${this.vessel}`, () => this.disconnect('stalled (remote command got no answer)'));
+    return withDeadline(running, timeoutMs, `remote command on ${this.#label}`, () => this.disconnect('stalled (remote command got no answer)'));
   }
+}
+
+function entryOf(name: string, st: Stats): RemoteEntry {
+  const kind: EntryKind = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
+  return { name, kind, size: st.size, mtime: st.mtime };
 }
 
 /** Names the request and its path in the message, so that "Failure" says what failed where. */

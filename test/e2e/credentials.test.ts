@@ -83,7 +83,7 @@ describe('credentials', () => {
     await reset();
     const r = await runCli(['run', '-c', await settingsWith(`IdentityFile = ${lockedKey}\nPassphrase = wrong-PASSPHRASE-SECRET`), '--once'], { cwd: farm.root, env: env() });
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, /\[Vessel v1\] IdentityFile: cannot use \S+locked-key: .*is the Passphrase right\?/);
+    assert.match(r.stdout, /\[Vessel v1\] IdentityFile: cannot use \S+locked-key: .*is the passphrase right\?/i);
     assertNoSecrets(r.stdout + r.stderr);
   });
 

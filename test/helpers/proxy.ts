@@ -17,7 +17,8 @@ export interface Proxy {
   readonly connections: number;
   /** connections the proxy itself cut (cutAll, cutAfter); an extra for tests */
   readonly cuts: number;
-  setRateLimit(bytesPerSecond: number): void;
+  /** Limits one direction (default up, shore → vessel; a mirror downloads, so it limits down). */
+  setRateLimit(bytesPerSecond: number, direction?: 'up' | 'down'): void;
   cutAll(): void;
   setRefusing(on: boolean): void;
   setStalled(on: boolean): void;
@@ -58,6 +59,7 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
   let connections = 0;
   let cuts = 0;
   let rate = 0;
+  let rateDown = 0;
   let refusing = false;
   let stalled = false;
   /** Armed cutAfter threshold (null = off); handed to every open and new connection. */
@@ -65,7 +67,7 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
   const conns = new Set<Conn>();
 
   /** Bucket size: about 100 ms of traffic, so the limit is smooth yet timers stay rare. */
-  const bucketSize = (): number => Math.max(1024, Math.floor(rate / 10));
+  const bucketSize = (r: number): number => Math.max(1024, Math.floor(r / 10));
 
   function destroyConn(c: Conn): void {
     if (c.closed) return;
@@ -90,15 +92,16 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
     while (d.queue.length > 0) {
       if (stalled || d.waitingDrain) break;
       let chunk = d.queue[0]!;
-      if (d.up && rate > 0) {
+      const r = d.up ? rate : rateDown;
+      if (r > 0) {
         const now = Date.now();
-        d.tokens = Math.min(bucketSize(), d.tokens + ((now - d.lastRefill) * rate) / 1000);
+        d.tokens = Math.min(bucketSize(r), d.tokens + ((now - d.lastRefill) * r) / 1000);
         d.lastRefill = now;
         // Send in slices of up to one bucket; wait for a whole slice's worth of tokens rather
         // than dribbling out a few bytes per timer tick.
-        const want = Math.min(chunk.length, bucketSize());
+        const want = Math.min(chunk.length, bucketSize(r));
         if (d.tokens < want) {
-          const ms = Math.max(MIN_TIMER_MS, Math.ceil(((want - d.tokens) * 1000) / rate));
+          const ms = Math.max(MIN_TIMER_MS, Math.ceil(((want - d.tokens) * 1000) / r));
           d.timer = setTimeout(() => pump(c, d), ms);
           break;
         }
@@ -252,13 +255,15 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
     get cuts() {
       return cuts;
     },
-    setRateLimit(bytesPerSecond: number) {
+    setRateLimit(bytesPerSecond: number, direction: 'up' | 'down' = 'up') {
       if (!(bytesPerSecond >= 0) || !Number.isFinite(bytesPerSecond)) throw new Error(`bad rate ${bytesPerSecond}`);
-      rate = bytesPerSecond;
+      if (direction === 'up') rate = bytesPerSecond;
+      else rateDown = bytesPerSecond;
       // Start from an empty bucket so a new low limit bites at once.
       for (const c of conns) {
-        c.up.tokens = 0;
-        c.up.lastRefill = Date.now();
+        const d = direction === 'up' ? c.up : c.down;
+        d.tokens = 0;
+        d.lastRefill = Date.now();
       }
       pumpAll();
     },

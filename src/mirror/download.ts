@@ -1,0 +1,113 @@
+/**
+ * One file from the server to LOCAL_PATH: pipelined SFTP reads into a partial file beside the
+ * final name, flushed to disk and renamed when complete.
+ *
+ * Reads are issued ahead (a window of requests of the server's maximum read size) and written
+ * strictly in order, appending, so that the partial is always a clean prefix of the remote
+ * file: after a crash or a cut link its length is exactly where the next attempt resumes.
+ */
+import { mkdir, open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { FileError, StoppedError } from '../errors.js';
+import type { RemoteReader } from '../transfer/connection.js';
+import { partialName } from './partial.js';
+
+/** Bytes asked for ahead of what is written, per file. */
+const WINDOW_BYTES = 4 * 1024 * 1024;
+
+export interface DownloadJob {
+  remotePath: string;
+  localPath: string;
+}
+
+export interface DownloadResult {
+  /** Bytes fetched by this attempt (a resumed file fetches only its rest). */
+  fetched: number;
+  /** Bytes that were already in the partial from an earlier attempt. */
+  resumedFrom: number;
+  size: number;
+}
+
+export interface DownloadOptions {
+  signal: AbortSignal;
+  /** Called as bytes reach the local file. */
+  onBytes?: (n: number) => void;
+  /** Called once the remote size is known, with the bytes already present. */
+  onStart?: (size: number, present: number) => void;
+}
+
+interface PendingRead {
+  position: number;
+  length: number;
+  data: Promise<Buffer>;
+}
+
+export async function downloadFile(reader: RemoteReader, job: DownloadJob, options: DownloadOptions): Promise<DownloadResult> {
+  const handle = await reader.openRead(job.remotePath);
+  let local: FileHandle | undefined;
+  try {
+    // The size and mtime now, not those of the listing: the file may have changed since.
+    const { size, mtime } = await reader.fstat(handle);
+    const partial = join(dirname(job.localPath), partialName(job.localPath.slice(job.localPath.lastIndexOf('/') + 1), size, mtime));
+    await mkdir(dirname(job.localPath), { recursive: true }).catch((err: unknown) => { throw localError(job.localPath, err); });
+    local = await open(partial, 'a').catch((err: unknown) => { throw localError(partial, err); });
+    let present = (await local.stat()).size;
+    if (present > size) {
+      // Longer than the file it is a part of: not ours to trust.
+      await local.truncate(0);
+      present = 0;
+    }
+    options.onStart?.(size, present);
+    await fetchRange(reader, handle, local, present, size, partial, options);
+    await local.sync().catch((err: unknown) => { throw localError(partial, err); });
+    await local.close();
+    local = undefined;
+    // The remote mtime, as mirrors do: a later listing can be compared by eye with the server.
+    await utimes(partial, mtime, mtime).catch(() => {});
+    await rename(partial, job.localPath).catch((err: unknown) => { throw localError(job.localPath, err); });
+    return { fetched: size - present, resumedFrom: present, size };
+  } finally {
+    await local?.close().catch(() => {});
+    await reader.close(handle).catch(() => {});
+  }
+}
+
+async function fetchRange(
+  reader: RemoteReader, handle: Buffer, local: FileHandle, from: number, size: number, partial: string, options: DownloadOptions,
+): Promise<void> {
+  const step = reader.maxReadLength;
+  const depth = Math.max(2, Math.floor(WINDOW_BYTES / step));
+  const queue: PendingRead[] = [];
+  let next = from;
+  const ask = (position: number, length: number): PendingRead => {
+    const data = reader.read(handle, position, length);
+    data.catch(() => {}); // awaited in order below; a failure while another is awaited is not unhandled
+    return { position, length, data };
+  };
+  while (next < size || queue.length > 0) {
+    if (options.signal.aborted) throw new StoppedError('download stopped');
+    while (queue.length < depth && next < size) {
+      const length = Math.min(step, size - next);
+      queue.push(ask(next, length));
+      next += length;
+    }
+    const head = queue.shift()!;
+    const data = await head.data;
+    if (data.length === 0) {
+      throw new FileError(`${partial}: the remote file ended at ${head.position} bytes, it was ${size} when the download started (it shrank; the next run fetches it again)`);
+    }
+    // A short answer: ask for the rest before anything after it is written.
+    if (data.length < head.length) queue.unshift(ask(head.position + data.length, head.length - data.length));
+    await local.write(data).catch((err: unknown) => { throw localError(partial, err); });
+    options.onBytes?.(data.length);
+  }
+}
+
+function localError(path: string, err: unknown): FileError {
+  return new FileError(`${path}: ${(err as Error).message}`, { path, cause: err });
+}
+
+/** Removes partials of versions that are no longer on the server. */
+export async function discardPartial(path: string): Promise<void> {
+  await unlink(path).catch(() => {});
+}
