@@ -61,7 +61,11 @@ export async function mirror(server: string, remotePath: string, localPath: stri
   const giveUpAfterS = seconds('--give-up-after', flags.giveUpAfter);
   const pinned = flags.hostKey === undefined ? undefined : parseFingerprint(flags.hostKey.trim());
   if (flags.hostKey !== undefined && pinned === undefined) throw new ConfigError(`--host-key: ${fingerprintExpected}`);
-  if (server.trim() === '') throw new ConfigError('SERVER: empty');
+  // An unset variable in a unit's ExecStart arrives as '': resolve('') would mirror into the
+  // working directory (/ for a system service).
+  for (const [name, value] of [['SERVER', server], ['REMOTE_PATH', remotePath], ['LOCAL_PATH', localPath]] as const) {
+    if (value.trim() === '') throw new ConfigError(`${name} is empty`);
+  }
 
   // On a terminal, log lines scroll above a progress display; under journald, plain lines.
   let progress: TerminalProgress | undefined;

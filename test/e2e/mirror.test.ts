@@ -314,6 +314,9 @@ describe('mirror', () => {
     const missing = await runCli(['mirror', '127.0.0.1', '/no/such/dir', local, '-p', String(proxy.port), '--host-key-file', hostKeys, '--metrics-socket', ''], { env: env() });
     assert.equal(missing.code, 1);
     assert.match(missing.stdout, /REMOTE_PATH \/no\/such\/dir does not exist on server 127\.0\.0\.1/);
+    const emptyLocal = await runCli(['mirror', '127.0.0.1', remote, '', '-p', String(proxy.port)], { env: env() });
+    assert.equal(emptyLocal.code, 2, 'an unset variable in a unit must not mirror into the working directory');
+    assert.match(emptyLocal.stderr, /LOCAL_PATH is empty/);
     const badJobs = await mirror(['-j', 'many']);
     assert.equal(badJobs.code, 2);
     assert.match(badJobs.stderr, /-j\/--jobs: expected a whole number from 1 to 64, got `many`/);
