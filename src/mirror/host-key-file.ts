@@ -22,6 +22,8 @@ export class HostKeyFile implements HostKeyRecords {
   readonly path: string;
   readonly #keys = new Map<string, string>();
   readonly #onWriteError: (message: string) => void;
+  /** A hand-edited file may lack its last newline: the next record must not run on from it. */
+  #needsNewline = false;
 
   /** `onWriteError`: the key could not be saved; this run goes on (the key was checked). */
   constructor(path: string, onWriteError: (message: string) => void) {
@@ -35,6 +37,7 @@ export class HostKeyFile implements HostKeyRecords {
         throw new ConfigError(`--host-key-file: cannot read ${path}: ${(err as Error).message}`, { cause: err });
       }
     }
+    this.#needsNewline = text.length > 0 && !text.endsWith('\n');
     for (const [n, line] of text.split('\n').entries()) {
       const trimmed = line.trim();
       if (trimmed === '' || trimmed.startsWith('#')) continue;
@@ -54,7 +57,8 @@ export class HostKeyFile implements HostKeyRecords {
     this.#keys.set(host, fingerprint);
     try {
       mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-      appendFileSync(this.path, `${host} ${fingerprint}\n`, { mode: 0o600 });
+      appendFileSync(this.path, `${this.#needsNewline ? '\n' : ''}${host} ${fingerprint}\n`, { mode: 0o600 });
+      this.#needsNewline = false;
     } catch (err) {
       // Called from inside the SSH handshake: report, never throw. The next run trusts anew.
       this.#onWriteError(`cannot record the host key in ${this.path}: ${(err as Error).message} (set --host-key-file to a writable place, or pin with --host-key)`);

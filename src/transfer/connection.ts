@@ -67,8 +67,11 @@ export interface RemoteReader {
   statFollow(path: string): Promise<RemoteEntry | null>;
   openRead(path: string): Promise<Buffer>;
   fstat(handle: Buffer): Promise<{ size: number; mtime: number }>;
-  /** Up to `length` bytes at `position`; fewer near the end, none at or past it. */
-  read(handle: Buffer, position: number, length: number): Promise<Buffer>;
+  /**
+   * Up to `length` bytes at `position`; fewer near the end, none at or past it. The answer is
+   * a view into `into` when given (at least `length` bytes), else into a new buffer.
+   */
+  read(handle: Buffer, position: number, length: number, into?: Buffer): Promise<Buffer>;
   close(handle: Buffer): Promise<void>;
 }
 
@@ -208,7 +211,8 @@ export class SftpConnection implements RemoteFs, RemoteReader {
     const timeoutMs = vessel.timeoutS * 1000;
     const privateKey = privateKeyFor(vessel); // before any socket: a settings error leaks nothing
     // Our own socket, so that the connection can see every byte that arrives (see above).
-    const socket = tcpConnect({ host: vessel.address, port: vessel.port });
+    // No Nagle: pipelined requests are small packets that must go out at once, not wait for an ACK.
+    const socket = tcpConnect({ host: vessel.address, port: vessel.port, noDelay: true });
     socket.on('error', () => {}); // ssh2 reports it; this only keeps it from being unhandled
     const host = `${vessel.address}:${vessel.port}`;
     let refusal: string | undefined;
@@ -350,8 +354,8 @@ export class SftpConnection implements RemoteFs, RemoteReader {
     return this.#request<Stats>('fstat', '', (cb) => this.#sftp.fstat(handle, cb)).then((st) => ({ size: st.size, mtime: st.mtime }));
   }
 
-  read(handle: Buffer, position: number, length: number): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(length);
+  read(handle: Buffer, position: number, length: number, into?: Buffer): Promise<Buffer> {
+    const buffer = into ?? Buffer.allocUnsafe(length);
     return this.#request<Buffer>('read', '', (cb) => this.#sftp.read(handle, buffer, 0, length, position, (err, bytesRead) => {
       cb(err, buffer.subarray(0, err ? 0 : bytesRead));
     }));

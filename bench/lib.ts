@@ -1,0 +1,99 @@
+// Shared by the benchmark parts: timing a child process (wall, peak RSS, CPU), statistics, and
+// the table and ratio printing. Figures, never assertions: the machine is shared and noisy.
+import { spawn } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+export const cli = join(repoRoot, 'dist', 'main.js');
+const hook = join(repoRoot, 'bench', 'rusage-hook.mjs');
+
+export interface Sample {
+  wallS: number;
+  /** Only for our own CLI (measured from inside the process). */
+  maxRssMiB?: number;
+  cpuS?: number;
+}
+
+export interface Timed {
+  command: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Our CLI: run under node with the rusage hook. */
+  ours?: boolean;
+}
+
+let seq = 0;
+
+/** Runs one command to completion; rejects on a non-zero exit (a benchmark of a failure is no benchmark). */
+export async function time(t: Timed): Promise<Sample> {
+  const rusageFile = join(tmpdir(), `cm-bench-rusage-${process.pid}-${seq++}.json`);
+  const [file, ...args] = t.ours ? [process.execPath, '--import', hook, cli, ...t.command] : t.command;
+  const env = { ...process.env, ...t.env, ...(t.ours ? { CM_BENCH_RUSAGE: rusageFile } : {}) };
+  const started = process.hrtime.bigint();
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn(file!, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text = (text + d.toString()).slice(-20_000)));
+    child.stderr.on('data', (d: Buffer) => (text = (text + d.toString()).slice(-20_000)));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`${file} ${args.join(' ')} exited ${code}:\n${text}`))));
+  });
+  void output;
+  const wallS = Number(process.hrtime.bigint() - started) / 1e9;
+  if (!t.ours) return { wallS };
+  const usage = JSON.parse(await readFile(rusageFile, 'utf8')) as { maxRssKiB: number; cpuS: number };
+  await rm(rusageFile, { force: true });
+  return { wallS, maxRssMiB: usage.maxRssKiB / 1024, cpuS: usage.cpuS };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export interface Summary {
+  tool: string;
+  samples: Sample[];
+  medianS: number;
+  minS: number;
+  maxS: number;
+  /** MB/s (10^6 bytes) or files/s, from the median. */
+  rate: number;
+  rateUnit: 'MB/s' | 'files/s';
+  peakRssMiB?: number;
+  medianCpuS?: number;
+}
+
+export function summarize(tool: string, samples: Sample[], amount: number, unit: 'MB/s' | 'files/s'): Summary {
+  const walls = samples.map((s) => s.wallS);
+  const m = median(walls);
+  const rss = samples.map((s) => s.maxRssMiB).filter((x): x is number => x !== undefined);
+  const cpu = samples.map((s) => s.cpuS).filter((x): x is number => x !== undefined);
+  return {
+    tool, samples, medianS: m, minS: Math.min(...walls), maxS: Math.max(...walls),
+    rate: (unit === 'MB/s' ? amount / 1e6 : amount) / m, rateUnit: unit,
+    peakRssMiB: rss.length ? Math.max(...rss) : undefined,
+    medianCpuS: cpu.length ? median(cpu) : undefined,
+  };
+}
+
+const pad = (s: string, n: number) => s.padEnd(n);
+
+/** One case: a row per tool, and our throughput as a ratio to each other tool's (> 1 = faster). */
+export function printCase(title: string, rows: Summary[], ours: string): void {
+  console.log(`\n${title}`);
+  console.log(`  ${pad('tool', 30)}${pad('median', 10)}${pad('min-max', 16)}${pad('rate', 16)}${pad('peak RSS', 11)}CPU`);
+  for (const r of rows) {
+    console.log(`  ${pad(r.tool, 30)}${pad(`${r.medianS.toFixed(2)} s`, 10)}${pad(`${r.minS.toFixed(2)}-${r.maxS.toFixed(2)} s`, 16)}`
+      + `${pad(`${r.rate.toFixed(1)} ${r.rateUnit}`, 16)}${pad(r.peakRssMiB === undefined ? '' : `${r.peakRssMiB.toFixed(0)} MiB`, 11)}`
+      + `${r.medianCpuS === undefined ? '' : `${r.medianCpuS.toFixed(2)} s`}`);
+  }
+  const mine = rows.find((r) => r.tool === ours)!;
+  for (const r of rows) {
+    if (r === mine) continue;
+    console.log(`  ratio ${ours} / ${r.tool}: ${(mine.rate / r.rate).toFixed(2)}x`);
+  }
+}
