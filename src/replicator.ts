@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { join, posix } from 'node:path';
 import { describe } from './errors.js';
 import type { Logger } from './log.js';
+import type { Delivered } from './push-report.js';
 import { moveToProcessed } from './processed.js';
 import type { DirectorySettings, Settings } from './settings.js';
 import type { StableFile } from './stabilizer.js';
@@ -39,9 +40,11 @@ export class Replicator implements WorkerHost {
   /** `--once` only: what did not make it, for the final report (a daemon would grow it forever). */
   readonly failures: Failure[] = [];
   readonly #collectFailures: boolean;
+  readonly #report: { delivered(d: Delivered): void } | undefined;
 
-  constructor(settings: Settings, store: StateStore, log: Logger, options: { collectFailures: boolean }) {
+  constructor(settings: Settings, store: StateStore, log: Logger, options: { collectFailures: boolean; report?: { delivered(d: Delivered): void } }) {
     this.#collectFailures = options.collectFailures;
+    this.#report = options.report;
     this.#settings = settings;
     this.#store = store;
     this.#log = log;
@@ -164,6 +167,7 @@ export class Replicator implements WorkerHost {
     switch (outcome.kind) {
       case 'done': {
         this.#store.markDone(fileId, vessel, version.size);
+        this.#report?.delivered({ vessel, directory: version.directory, bytes: outcome.bytesSent, durationS: seconds });
         const mbps = seconds > 0 ? +(outcome.bytesSent / seconds / 1e6).toFixed(1) : 0;
         this.#log.info(
           { vessel, file, bytes: version.size, sent: outcome.bytesSent, seconds: +seconds.toFixed(3), MBps: mbps, sha256: outcome.sha256 },
