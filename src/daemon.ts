@@ -7,6 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from './errors.js';
 import { makeIgnoreMatcher } from './glob.js';
 import type { Logger } from './log.js';
+import { MetricsSink } from './metrics/sink.js';
+import { PushReport, type QueueDepth } from './push-report.js';
 import { Replicator, type Failure } from './replicator.js';
 import { Scanner } from './scanner.js';
 import type { Settings } from './settings.js';
@@ -33,7 +35,14 @@ const STOP_GRACE_MS = 7000;
 
 export async function runPush(settings: Settings, log: Logger, options: PushOptions): Promise<PushResult> {
   const store = openStore(settings);
-  const replicator = new Replicator(settings, store, log, { collectFailures: options.once });
+  const metrics = new MetricsSink(settings.monster.metricsSocket ?? undefined, log);
+  // Every vessel appears in the queue figures, also one with nothing waiting.
+  const waiting = (): QueueDepth[] => {
+    const rows = new Map(store.waitingByVessel().map((w) => [w.vessel, w]));
+    return settings.vessels.map((v) => ({ vessel: v.name, files: rows.get(v.name)?.files ?? 0, bytes: rows.get(v.name)?.bytes ?? 0 }));
+  };
+  const report = new PushReport(metrics, log, waiting);
+  const replicator = new Replicator(settings, store, log, { collectFailures: options.once, report });
   const workers = settings.vessels.map((v) => new VesselWorker(v, store, replicator, log, { once: options.once, giveUpAfterMs: options.giveUpAfterMs }));
   workers.forEach((w) => replicator.addWorker(w));
   const filter = { isIgnored: makeIgnoreMatcher(settings.monster.ignore) };
@@ -86,7 +95,9 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
     await watcher?.close();
     if (options.signal.aborted) log.info('stopping: no new work; transfers in flight keep their chunks for the next start');
     await Promise.race([Promise.all(workers.map((w) => w.stop())), sleep(STOP_GRACE_MS)]);
+    report.stop();
     store.close();
+    await metrics.close();
   }
   return {
     failures: replicator.failures,

@@ -54,6 +54,26 @@ function buildProgram(): Command {
       const { mirror } = await import('./cli/mirror.js');
       process.exitCode = await mirror(server, remotePath, localPath, flags);
     });
+
+  program
+    .command('status')
+    .description('what the push daemon is doing (read-only; safe while it runs): per vessel waiting, in flight with %, done, last error and success; the oldest waiting file; failed files with their reasons')
+    .option('-c, --config <file>', 'settings file (default: $CONTENTMONSTER_CONFIG, else ./settings.ini)')
+    .option('--json', 'the same report as JSON: ISO 8601 times, sizes in bytes')
+    .action(async (flags) => {
+      const { status } = await import('./cli/status.js');
+      process.exitCode = await status(flags);
+    });
+
+  program
+    .command('check')
+    .description('validate the settings, then per vessel: connect, host key, authentication, TempDir writable, cat and sha256sum working, each RemoteLocation writable (records and creates nothing); exit 0 when every vessel is ready, else 1')
+    .option('-c, --config <file>', 'settings file (default: $CONTENTMONSTER_CONFIG, else ./settings.ini)')
+    .addOption(new Option('--log-level <level>', 'log on stderr at this level (default: no log lines, only the report)').choices([...logLevels]))
+    .action(async (flags) => {
+      const { check } = await import('./cli/check.js');
+      process.exitCode = await check(flags);
+    });
   return program;
 }
 

@@ -48,6 +48,7 @@ export class PushReport {
   readonly #log: Logger;
   readonly #waiting: () => QueueDepth[];
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #summaryEvery: string;
   /** Delivered since the last summary line, per vessel. */
   #recent = new Map<string, { files: number; bytes: number }>();
 
@@ -56,7 +57,9 @@ export class PushReport {
     this.#log = log;
     this.#waiting = waiting;
     this.#timers.push(setInterval(() => this.#sendQueue(), options.queueIntervalMs ?? 10_000).unref());
-    this.#timers.push(setInterval(() => this.#summarize(), options.summaryIntervalMs ?? 60_000).unref());
+    const summaryMs = options.summaryIntervalMs ?? 60_000;
+    this.#summaryEvery = summaryMs === 60_000 ? 'minute' : `${summaryMs / 1000} s`;
+    this.#timers.push(setInterval(() => this.#summarize(), summaryMs).unref());
   }
 
   delivered(d: Delivered): void {
@@ -83,7 +86,7 @@ export class PushReport {
       return [q.vessel, `${q.files} waiting (${q.bytes} bytes), ${r.files} sent (${r.bytes} bytes)`];
     }));
     const total = waiting.reduce((sum, q) => sum + q.files, 0);
-    this.#log.info({ vessels }, `progress in the last minute: ${total} deliveries waiting`);
+    this.#log.info({ vessels }, `progress in the last ${this.#summaryEvery}: ${total} deliveries waiting`);
   }
 
   stop(): void {

@@ -7,13 +7,16 @@
  * that version, so a restart resumes instead of resending. `leftovers` are chunk sets and
  * half-assembled files on vessels that belong to no live version any more; they are removed
  * when the vessel is reachable. Rows are written before work is queued, so a crash loses nothing:
- * startup replays every pending row.
+ * startup replays every pending row. `transfers` lists the deliveries under way and how far
+ * they got, for `status`; it is emptied whenever the daemon opens the store (after a restart
+ * nothing is in flight).
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-const SCHEMA_VERSION = 1;
+/** 2 added `transfers`; every change so far only adds tables, so older databases are upgraded in place. */
+const SCHEMA_VERSION = 2;
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +65,15 @@ CREATE TABLE IF NOT EXISTS vessel_stats (
   last_error TEXT,
   last_error_at INTEGER
 );
+CREATE TABLE IF NOT EXISTS transfers (
+  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  vessel TEXT NOT NULL,
+  bytes_sent INTEGER NOT NULL DEFAULT 0,
+  size INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (file_id, vessel)
+);
 `;
 
 export type DeliveryState = 'pending' | 'done' | 'failed';
@@ -82,6 +94,45 @@ export interface Delivery {
   state: DeliveryState;
   attempts: number;
   error: string | null;
+}
+
+/** A file and one vessel it goes to, in the summaries for `status` (whose times are ms since the epoch). */
+interface FileRef {
+  vessel: string;
+  directory: string;
+  relpath: string;
+}
+
+export interface Waiting {
+  vessel: string;
+  files: number;
+  bytes: number;
+}
+
+export interface Transfer extends FileRef {
+  bytesSent: number;
+  size: number;
+  startedAt: number;
+  updatedAt: number;
+}
+
+export interface FailedDelivery extends FileRef {
+  error: string | null;
+  attempts: number;
+  updatedAt: number;
+}
+
+export interface OldestWaiting extends FileRef {
+  queuedAt: number;
+}
+
+export interface VesselStats {
+  vessel: string;
+  filesDone: number;
+  bytesDone: number;
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  lastErrorAt: number | null;
 }
 
 export interface Leftover {
@@ -108,6 +159,8 @@ const toVersion = (r: FileRow): FileVersion => ({
 export class StateStore {
   readonly #db: Database.Database;
   readonly #stmt: ReturnType<StateStore['prepare']>;
+  /** Undefined only when reading a database written before `transfers` existed. */
+  readonly #transfer: ReturnType<StateStore['prepareTransfers']> | undefined;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
     if (!options.readonly) mkdirSync(dirname(file), { recursive: true });
@@ -120,18 +173,34 @@ export class StateStore {
     }
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 5000');
-    if (!options.readonly) this.#migrate();
+    if (options.readonly) this.#checkVersion();
+    else this.#migrate();
     this.#stmt = this.prepare();
+    const hasTransfers = this.#db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'transfers'`).get();
+    this.#transfer = hasTransfers ? this.prepareTransfers() : undefined;
+    // Only the daemon opens the store for writing, and a daemon that starts has nothing in flight.
+    if (!options.readonly) this.#transfer!.clear.run();
   }
 
   #migrate(): void {
-    this.#db.exec(schema);
+    this.#db.transaction(() => {
+      this.#db.exec(schema);
+      const stored = this.#checkVersion();
+      if (stored === undefined) {
+        this.#db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
+      } else if (stored < SCHEMA_VERSION) {
+        this.#db.prepare(`UPDATE meta SET value = ? WHERE key = 'schema_version'`).run(String(SCHEMA_VERSION));
+      }
+    })();
+  }
+
+  /** The stored schema version (undefined when none is stored yet); a newer one is refused. */
+  #checkVersion(): number | undefined {
     const row = this.#db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined;
-    if (!row) {
-      this.#db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
-    } else if (Number(row.value) > SCHEMA_VERSION) {
+    if (row && Number(row.value) > SCHEMA_VERSION) {
       throw new Error(`state database schema ${row.value} is newer than this contentmonster understands (${SCHEMA_VERSION})`);
     }
+    return row ? Number(row.value) : undefined;
   }
 
   private prepare() {
@@ -166,6 +235,30 @@ export class StateStore {
         ON CONFLICT (vessel) DO UPDATE SET files_done = files_done + 1, bytes_done = bytes_done + excluded.bytes_done, last_success_at = excluded.last_success_at`),
       statsError: db.prepare(`INSERT INTO vessel_stats (vessel, last_error, last_error_at) VALUES (?, ?, ?)
         ON CONFLICT (vessel) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at`),
+      // For `status`: summaries over every row, read next to a running daemon.
+      waiting: db.prepare(`SELECT d.vessel, COUNT(*) AS files, SUM(f.size) AS bytes FROM deliveries d JOIN files f ON f.id = d.file_id
+        WHERE d.state = 'pending' GROUP BY d.vessel ORDER BY d.vessel`),
+      oldestWaiting: db.prepare(`SELECT d.vessel, f.directory, f.relpath, f.queued_at AS queuedAt FROM deliveries d JOIN files f ON f.id = d.file_id
+        WHERE d.state = 'pending' ORDER BY f.queued_at, f.id, d.vessel LIMIT 1`),
+      failedList: db.prepare(`SELECT d.vessel, f.directory, f.relpath, d.error, d.attempts, d.updated_at AS updatedAt
+        FROM deliveries d JOIN files f ON f.id = d.file_id WHERE d.state = 'failed' ORDER BY d.vessel, f.directory, f.relpath`),
+      vesselStats: db.prepare(`SELECT vessel, files_done AS filesDone, bytes_done AS bytesDone, last_success_at AS lastSuccessAt,
+        last_error AS lastError, last_error_at AS lastErrorAt FROM vessel_stats ORDER BY vessel`),
+    };
+  }
+
+  private prepareTransfers() {
+    const db = this.#db;
+    return {
+      clear: db.prepare(`DELETE FROM transfers`),
+      // Through SELECT, so a file forgotten meanwhile (processed, removed) adds no row.
+      start: db.prepare(`INSERT INTO transfers (file_id, vessel, bytes_sent, size, started_at, updated_at)
+        SELECT id, @vessel, 0, size, @now, @now FROM files WHERE id = @fileId
+        ON CONFLICT (file_id, vessel) DO UPDATE SET size = excluded.size, updated_at = excluded.updated_at`),
+      progress: db.prepare(`UPDATE transfers SET bytes_sent = ?, updated_at = ? WHERE file_id = ? AND vessel = ?`),
+      end: db.prepare(`DELETE FROM transfers WHERE file_id = ? AND vessel = ?`),
+      list: db.prepare(`SELECT t.vessel, f.directory, f.relpath, t.bytes_sent AS bytesSent, t.size, t.started_at AS startedAt, t.updated_at AS updatedAt
+        FROM transfers t JOIN files f ON f.id = t.file_id ORDER BY t.vessel, t.started_at, f.relpath`),
     };
   }
 
@@ -308,6 +401,52 @@ export class StateStore {
 
   recordHostKey(host: string, fingerprint: string): void {
     this.#stmt.addHostKey.run(host, fingerprint, Date.now());
+  }
+
+  /**
+   * A vessel worker starts (or resumes after a retry) delivering a file. A row already there
+   * keeps its start time and bytes, so a retry does not look like a new transfer.
+   */
+  transferStarted(fileId: number, vessel: string): void {
+    if (this.#db.open) this.#transfer!.start.run({ fileId, vessel, now: Date.now() });
+  }
+
+  /** Bytes of the file the vessel has now (resumed ones included); called about once a second. */
+  transferProgress(fileId: number, vessel: string, bytesSent: number): void {
+    if (this.#db.open) this.#transfer!.progress.run(bytesSent, Date.now(), fileId, vessel);
+  }
+
+  /** The delivery ended, whatever the outcome. Harmless after close (a stop that outran its jobs). */
+  transferEnded(fileId: number, vessel: string): void {
+    if (this.#db.open) this.#transfer!.end.run(fileId, vessel);
+  }
+
+  /** Runs `fn` in one transaction: every query in it sees the database as of the same moment. */
+  snapshot<T>(fn: () => T): T {
+    return this.#db.transaction(fn)();
+  }
+
+  /** Deliveries under way; empty for a database from before they were recorded. */
+  transfers(): Transfer[] {
+    return (this.#transfer?.list.all() ?? []) as Transfer[];
+  }
+
+  /** Pending deliveries (those in flight included) per vessel that has any. */
+  waitingByVessel(): Waiting[] {
+    return this.#stmt.waiting.all() as Waiting[];
+  }
+
+  /** The pending delivery whose file has been queued longest. */
+  oldestWaiting(): OldestWaiting | undefined {
+    return this.#stmt.oldestWaiting.get() as OldestWaiting | undefined;
+  }
+
+  failedDeliveries(): FailedDelivery[] {
+    return this.#stmt.failedList.all() as FailedDelivery[];
+  }
+
+  vesselStats(): VesselStats[] {
+    return this.#stmt.vesselStats.all() as VesselStats[];
   }
 
   close(): void {

@@ -21,6 +21,11 @@ import { removeLeftoversScript } from './transfer/shell.js';
 import { deliverFile, type DeliveryJob, type DeliveryOutcome } from './transfer/upload.js';
 
 const maxAttempts = 3;
+/**
+ * How often a transfer's byte count is written to the state store for `status`. The progress
+ * hook runs once per SFTP write (thousands a second); it only compares a clock with this.
+ */
+const progressSaveMs = 1000;
 
 /** What the worker asks of the replicator, which owns files and directories. */
 export interface WorkerHost {
@@ -101,6 +106,7 @@ export class VesselWorker {
     try {
       await this.#deliver(fileId);
     } finally {
+      this.#store.transferEnded(fileId, this.name);
       this.#queued.delete(fileId);
       if (this.#again.delete(fileId)) this.enqueue(fileId);
     }
@@ -126,6 +132,7 @@ export class VesselWorker {
       const cancel = new AbortController();
       this.#running.set(fileId, cancel);
       const signal = AbortSignal.any([this.#stop.signal, cancel.signal]);
+      this.#store.transferStarted(fileId, this.name);
       try {
         const outcome = await deliverFile(connection, job, this.#hooks(fileId, job, signal), { execBaseMs: this.#settings.timeoutS * 1000 });
         if (outcome.kind === 'done') await failpoint('after-remote-rename');
@@ -192,6 +199,12 @@ export class VesselWorker {
 
   /** State updates from a transfer; once it is cancelled, they would describe a replaced version. */
   #hooks(fileId: number, job: DeliveryJob, signal: AbortSignal) {
+    let bytes = 0;
+    let savedAt = 0;
+    const save = (now: number) => {
+      savedAt = now;
+      if (!signal.aborted) this.#store.transferProgress(fileId, this.name, bytes);
+    };
     return {
       signal,
       chunkDone: (index: number) => {
@@ -201,10 +214,20 @@ export class VesselWorker {
         if (!signal.aborted) this.#store.clearChunks(fileId, this.name);
       },
       sha256Known: (sha256: string) => this.#store.setSha256(fileId, job.versionKey, sha256),
-      progress: () => {
-        this.#lastProgressAt = Date.now();
+      sending: (bytesPresent: number) => {
+        bytes = bytesPresent;
+        save(Date.now());
       },
-      joining: () => this.#log.debug({ file: job.localPath, destination: job.destination }, 'joining, verifying and placing on vessel'),
+      progress: (n: number) => {
+        const now = Date.now();
+        this.#lastProgressAt = now;
+        bytes += n;
+        if (now - savedAt >= progressSaveMs) save(now);
+      },
+      joining: () => {
+        save(Date.now()); // everything is on the vessel: show 100 % while it is joined and checked
+        this.#log.debug({ file: job.localPath, destination: job.destination }, 'joining, verifying and placing on vessel');
+      },
     };
   }
 

@@ -17,7 +17,7 @@ import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import { ConfigError, TransientError, VesselRefusedError, classify } from '../errors.js';
 import type { VesselSettings } from '../settings.js';
-import { fingerprint, judgeHostKey, type HostKeyRecords } from './host-key.js';
+import { fingerprint, judgeHostKey, type HostKeyRecords, type HostKeyVerdict } from './host-key.js';
 
 const { Client } = ssh2;
 
@@ -106,6 +106,11 @@ export interface ConnectOptions {
   endpoint: Endpoint;
   hostKeys: HostKeyRecords;
   onFirstUse?: (fingerprint: string) => void;
+  /**
+   * Called with every key the peer offers and the verdict on it, before the connection goes on
+   * or is refused: `check` learns known / new / changed without connecting twice.
+   */
+  onHostKey?: (fingerprint: string, verdict: HostKeyVerdict) => void;
   signal?: AbortSignal;
 }
 
@@ -233,9 +238,11 @@ export class SftpConnection implements RemoteFs, RemoteReader {
       sock: socket,
       algorithms: { cipher: ciphers },
       hostVerifier: (key: Buffer) => {
-        const verdict = judgeHostKey(vessel.label, host, fingerprint(key), vessel.hostKey, hostKeys, vessel.hostKeySetting);
+        const seen = fingerprint(key);
+        const verdict = judgeHostKey(vessel.label, host, seen, vessel.hostKey, hostKeys, vessel.hostKeySetting);
+        options.onHostKey?.(seen, verdict);
         if (!verdict.ok) refusal = verdict.reason;
-        else if (verdict.firstUse) options.onFirstUse?.(fingerprint(key));
+        else if (verdict.firstUse) options.onFirstUse?.(seen);
         return verdict.ok;
       },
     };

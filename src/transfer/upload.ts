@@ -47,7 +47,9 @@ export interface DeliveryHooks {
   chunksReset(): void;
   /** The shore SHA-256 of this version is known. */
   sha256Known(sha256: string): void;
-  /** Bytes acknowledged by the vessel since the last call. */
+  /** Sending starts; the vessel already has `bytesPresent` bytes of this version (resumed chunks). */
+  sending?(bytesPresent: number): void;
+  /** Bytes acknowledged by the vessel since the last call. Runs once per write request: keep it cheap. */
   progress(bytes: number): void;
   /** The remote join-verify-rename command is about to run. */
   joining?(): void;
@@ -92,6 +94,7 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     if (existing) return existing;
     const parts = planChunks(job.size, job.chunkSize);
     const present = await presentLengths(remote, job, parts);
+    hooks.sending?.(present.reduce((sum, n) => sum + n, 0));
     const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options)
       .catch(async (err: unknown) => { throw await explainTempDirFailure(remote, job, err); });
     // The bytes sent must still be the file's: a writer that came back during the upload

@@ -71,6 +71,32 @@ describe('credentials', () => {
     assertNoSecrets(r.stdout + r.stderr);
   });
 
+  it('a password and a passphrase in one settings file appear in no output of any command', async () => {
+    const files = await reset();
+    // Two vessels' worth of secrets in one file: v1 logs in with the password; a second section
+    // (the same sshd) with the locked key and its passphrase.
+    const settings = await settingsWith(`Password = ${PASSWORD}`);
+    await appendFile(settings, [
+      '[Vessel v1key]', 'Address = 127.0.0.1', `Port = ${proxy.port}`, 'Username = root',
+      `IdentityFile = ${lockedKey}`, `Passphrase = ${PASSPHRASE}`, 'Timeout = 5', '',
+    ].join('\n'));
+    const outputs: string[] = [];
+    for (const args of [
+      ['run', '-c', settings, '--once', '--log-level', 'trace'],
+      ['run', '-c', settings, '--once', '--log-level', 'trace', '--log-format', 'json'],
+      ['run', '-c', settings, '--once', '--log-format', 'journal'],
+      ['check', '-c', settings, '--log-level', 'trace'],
+      ['status', '-c', settings],
+      ['status', '-c', settings, '--json'],
+    ]) {
+      const r = await runCli(args, { cwd: farm.root, env: env() });
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      outputs.push(r.stdout + r.stderr);
+    }
+    await assertOnVessel(farm.vessels[0]!, farm.viewPath, files);
+    for (const out of outputs) assertNoSecrets(out);
+  });
+
   it('a wrong password: one clear error naming the vessel and user, exit 1 with --once', async () => {
     await reset();
     const r = await runCli(['run', '-c', await settingsWith('Password = wrong-VESSEL-SECRET'), '--once'], { cwd: farm.root, env: env() });

@@ -1,0 +1,61 @@
+/** `contentmonster check`: settings, then every vessel; a table on stdout; 0 when all are ready. */
+import { checkSteps, checkVessels, vesselReady, type CheckStep, type VesselCheck } from '../check.js';
+import { ExitCode } from '../errors.js';
+import { createLogger, type LogLevel } from '../log.js';
+import { loadSettings, resolveSettingsPath } from '../settings.js';
+
+export interface CheckFlags {
+  config?: string;
+  logLevel?: LogLevel;
+}
+
+export async function check(flags: CheckFlags): Promise<number> {
+  // A ConfigError here is one line and exit 2, from main.ts, exactly as for `run`.
+  const settings = loadSettings(resolveSettingsPath(flags.config));
+  // Only on request, and on stderr: stdout is the table.
+  const log = flags.logLevel ? createLogger(flags.logLevel, 'auto', { write: (text) => process.stderr.write(text) }) : undefined;
+  const out = [`settings: ${settings.file} ok`, ...settings.warnings.map((w) => `settings: warning: ${w}`), ''];
+  const results = await checkVessels(settings, { log });
+  process.stdout.write(`${out.join('\n')}\n${renderCheckTable(results)}`);
+  return results.every(vesselReady) ? ExitCode.ok : ExitCode.failure;
+}
+
+const headers: Record<CheckStep, string> = {
+  connect: 'CONNECT',
+  hostKey: 'HOST KEY',
+  auth: 'AUTH',
+  tempDir: 'TEMPDIR',
+  commands: 'CAT/SHA256SUM',
+  remoteLocations: 'REMOTELOCATIONS',
+};
+
+const cells = { ok: 'ok', new: 'new', fail: 'FAIL', skipped: '-' } as const;
+
+/**
+ * The report: one row per vessel, then one line per problem (`vessel: reason`), then notes
+ * (new host keys, folders that will be created), then a summary line. Pure, for the tests.
+ */
+export function renderCheckTable(results: readonly VesselCheck[]): string {
+  const rows = [
+    ['VESSEL', 'ADDRESS', ...checkSteps.map((s) => headers[s])],
+    ...results.map((r) => [r.vessel, r.address, ...checkSteps.map((s) => cells[r.steps[s].state])]),
+  ];
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
+  const table = rows.map((row) => row.map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  '));
+  const linesOf = (what: 'problems' | 'notes') =>
+    results.flatMap((r) => checkSteps.flatMap((s) => r.steps[s][what].map((line) => `${r.vessel}: ${line}`)));
+  const problems = linesOf('problems');
+  const notes = linesOf('notes');
+  const notReady = results.filter((r) => !vesselReady(r)).length;
+  const summary = notReady === 0
+    ? `all ${results.length} ${plural(results.length)} ready`
+    : `${notReady} of ${results.length} ${plural(results.length)} not ready`;
+  return [table, problems, notes, [summary]]
+    .filter((block) => block.length > 0)
+    .map((block) => block.join('\n'))
+    .join('\n\n') + '\n';
+}
+
+function plural(n: number): string {
+  return n === 1 ? 'vessel' : 'vessels';
+}

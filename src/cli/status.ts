@@ -1,0 +1,60 @@
+/** `contentmonster status`: what the push daemon is doing, as a table or as JSON. */
+import { formatBytes, formatDuration } from '../mirror/progress.js';
+import { loadSettings, resolveSettingsPath } from '../settings.js';
+import { readStatus, type StatusReport } from '../status.js';
+
+export interface StatusFlags {
+  config?: string;
+  json?: boolean;
+}
+
+export async function status(flags: StatusFlags): Promise<number> {
+  const report = readStatus(loadSettings(resolveSettingsPath(flags.config)));
+  process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
+  return 0;
+}
+
+/** The report for a person: one table of vessels, then what is in flight and what failed. */
+export function renderStatus(r: StatusReport): string {
+  const now = Date.parse(r.generatedAt);
+  const ago = (iso: string | null) => (iso === null ? '-' : `${formatDuration(Math.max(0, (now - Date.parse(iso)) / 1000))} ago`);
+  const count = (files: number, bytes: number) => `${files} ${files === 1 ? 'file' : 'files'}, ${formatBytes(bytes)}`;
+  const out: string[] = [];
+  out.push(...table(['VESSEL', 'WAITING', 'IN FLIGHT', 'DONE', 'LAST SUCCESS', 'LAST ERROR'], r.vessels.map((v) => [
+    v.name,
+    count(v.waiting.files, v.waiting.bytes),
+    String(v.inFlight.length),
+    count(v.done.files, v.done.bytes),
+    ago(v.lastSuccessAt),
+    v.lastError ? `${ago(v.lastError.at)}: ${v.lastError.message}` : '-',
+  ])));
+  out.push('');
+  const oldest = r.oldestWaiting;
+  out.push(oldest
+    ? `Oldest waiting: ${oldest.path} (for ${oldest.vessel}), queued ${formatDuration(oldest.ageSeconds)} ago`
+    : 'Oldest waiting: none, nothing waits');
+  const inFlight = r.vessels.flatMap((v) => v.inFlight.map((f) => [
+    v.name, `${f.percent.toFixed(1)}%`, `${formatBytes(f.bytesSent)} of ${formatBytes(f.size)}`, ago(f.startedAt), ago(f.updatedAt), f.path,
+  ]));
+  out.push('');
+  if (inFlight.length === 0) out.push('In flight: none');
+  else out.push('In flight:', ...table(['VESSEL', 'DONE', 'SENT', 'STARTED', 'UPDATED', 'FILE'], inFlight));
+  out.push('');
+  if (r.failed.length === 0) out.push('Failed: none');
+  else {
+    out.push('Failed (tried again at the next rescan and at every start):', ...table(['VESSEL', 'ATTEMPTS', 'WHEN', 'FILE', 'REASON'], r.failed.map((f) => [
+      f.vessel, String(f.attempts), ago(f.at), f.path, f.reason,
+    ])));
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** Left-aligned columns two spaces apart; the last column is not padded (it may be long). */
+function table(header: string[], rows: string[][]): string[] {
+  const all = [header, ...rows.map((row) => row.map(oneLine))];
+  const widths = header.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
+  return all.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
+}
+
+/** A file name or error with a newline must not break the table. */
+const oneLine = (s: string) => s.replace(/[\r\n\t]/g, (c) => (c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));

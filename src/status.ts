@@ -1,0 +1,138 @@
+/**
+ * What the push daemon is doing, read from its state database: per vessel what waits, what is
+ * in flight and how far, what is done and the last error; the oldest waiting file; the failed
+ * files with their reasons. The database is opened read-only: WAL lets this run next to the
+ * daemon without taking a lock it would wait for. The report is plain data (ISO times, raw byte
+ * counts) so that `--json` prints it as it is.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Settings } from './settings.js';
+import { StateStore } from './state-store.js';
+
+export interface StatusReport {
+  /** The state database read. */
+  database: string;
+  /** When the database was read (ISO 8601); ages are relative to it. */
+  generatedAt: string;
+  /** Every vessel in the settings, in their order, then any other vessel with work in the database. */
+  vessels: VesselStatus[];
+  /** The file that has waited longest for some vessel; null when nothing waits. */
+  oldestWaiting: OldestWaitingFile | null;
+  /** Deliveries given up for this round (retried at the next rescan and at every start). */
+  failed: FailedFile[];
+}
+
+export interface VesselStatus {
+  name: string;
+  /** Pending deliveries, those in flight included. */
+  waiting: { files: number; bytes: number };
+  inFlight: InFlightFile[];
+  /** Confirmed on this vessel since the state database was created. */
+  done: { files: number; bytes: number };
+  lastSuccessAt: string | null;
+  lastError: { message: string; at: string } | null;
+}
+
+export interface InFlightFile {
+  /** Local path (Location + relative path), or `Directory name/relative path` for a Directory gone from the settings. */
+  path: string;
+  /** Bytes of the file the vessel has, resumed ones included. Updated about once a second. */
+  bytesSent: number;
+  size: number;
+  /** bytesSent / size in %, rounded down to a tenth, so 100 means all bytes are there. */
+  percent: number;
+  startedAt: string;
+  updatedAt: string;
+}
+
+export interface OldestWaitingFile {
+  path: string;
+  vessel: string;
+  queuedAt: string;
+  ageSeconds: number;
+}
+
+export interface FailedFile {
+  vessel: string;
+  path: string;
+  reason: string;
+  attempts: number;
+  at: string;
+}
+
+/** Reads the report; throws a one-line error when there is no database yet. */
+export function readStatus(settings: Settings, now: () => Date = () => new Date()): StatusReport {
+  const file = settings.monster.database;
+  if (!existsSync(file)) throw new Error(`no state database at ${file} (the daemon has not run yet)`);
+  let store: StateStore;
+  try {
+    store = new StateStore(file, { readonly: true });
+  } catch (err) {
+    throw new Error(`cannot read the state database ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    // One snapshot, so a file that finishes meanwhile is not counted both waiting and done.
+    return store.snapshot(() => summarize(settings, store, now()));
+  } finally {
+    store.close();
+  }
+}
+
+function summarize(settings: Settings, store: StateStore, at: Date): StatusReport {
+  const locations = new Map(settings.directories.map((d) => [d.name, d.location]));
+  const pathOf = (r: { directory: string; relpath: string }) => {
+    const location = locations.get(r.directory);
+    return location === undefined ? `${r.directory}/${r.relpath}` : join(location, r.relpath);
+  };
+  const waiting = new Map(store.waitingByVessel().map((w) => [w.vessel, w]));
+  const stats = new Map(store.vesselStats().map((s) => [s.vessel, s]));
+  const transfers = store.transfers();
+  const names = [...new Set([...settings.vessels.map((v) => v.name), ...waiting.keys(), ...transfers.map((t) => t.vessel)])];
+  const vessels = names.map((name): VesselStatus => {
+    const w = waiting.get(name);
+    const s = stats.get(name);
+    return {
+      name,
+      waiting: { files: w?.files ?? 0, bytes: w?.bytes ?? 0 },
+      inFlight: transfers.filter((t) => t.vessel === name).map((t) => ({
+        path: pathOf(t),
+        bytesSent: t.bytesSent,
+        size: t.size,
+        percent: percentOf(t.bytesSent, t.size),
+        startedAt: iso(t.startedAt),
+        updatedAt: iso(t.updatedAt),
+      })),
+      done: { files: s?.filesDone ?? 0, bytes: s?.bytesDone ?? 0 },
+      lastSuccessAt: s?.lastSuccessAt == null ? null : iso(s.lastSuccessAt),
+      lastError: s?.lastError == null || s.lastErrorAt == null ? null : { message: s.lastError, at: iso(s.lastErrorAt) },
+    };
+  });
+  const oldest = store.oldestWaiting();
+  return {
+    database: settings.monster.database,
+    generatedAt: at.toISOString(),
+    vessels,
+    oldestWaiting: oldest ? {
+      path: pathOf(oldest),
+      vessel: oldest.vessel,
+      queuedAt: iso(oldest.queuedAt),
+      ageSeconds: Math.max(0, Math.round((at.getTime() - oldest.queuedAt) / 1000)),
+    } : null,
+    failed: store.failedDeliveries().map((f) => ({
+      vessel: f.vessel,
+      path: pathOf(f),
+      reason: f.error ?? '(no reason recorded)',
+      attempts: f.attempts,
+      at: iso(f.updatedAt),
+    })),
+  };
+}
+
+/** Rounded down, so a transfer short of its last byte never reads 100. */
+export function percentOf(bytes: number, size: number): number {
+  if (size <= 0) return 0;
+  return Math.floor(Math.min(bytes, size) * 1000 / size) / 10;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { formatPoint } from '../../src/metrics/line-protocol.js';
+import { PushReport, queuePoint, transferPoint, type QueueDepth } from '../../src/push-report.js';
+import type { Logger } from '../../src/log.js';
+import type { Point } from '../../src/metrics/line-protocol.js';
+
+const t = new Date(Date.UTC(2026, 10, 23, 12, 0, 0));
+
+describe('push metrics points', () => {
+  it('contentmonster_transfer: bytes, duration_seconds, bytes_per_second; tags vessel and directory', () => {
+    assert.equal(
+      formatPoint(transferPoint({ vessel: 'ship 1', directory: 'out,box', bytes: 1_000_000, durationS: 2 }, t)),
+      'contentmonster_transfer,directory=out\\,box,vessel=ship\\ 1 bytes=1000000,duration_seconds=2,bytes_per_second=500000 1795435200000000000\n',
+    );
+  });
+
+  it('a zero-length transfer has a rate of 0, not Infinity', () => {
+    assert.equal(transferPoint({ vessel: 'v', directory: 'd', bytes: 0, durationS: 0 }, t).fields.bytes_per_second, 0);
+  });
+
+  it('contentmonster_queue: files and bytes per vessel', () => {
+    assert.equal(formatPoint(queuePoint({ vessel: 'v1', files: 3, bytes: 4096 }, t)), 'contentmonster_queue,vessel=v1 files=3,bytes=4096 1795435200000000000\n');
+  });
+});
+
+function fakeLog(): { log: Logger; lines: { obj: unknown; msg: string }[] } {
+  const lines: { obj: unknown; msg: string }[] = [];
+  const log = { info: (obj: unknown, msg: string) => lines.push({ obj, msg }) } as unknown as Logger;
+  return { log, lines };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(check(), 'condition reached');
+}
+
+describe('PushReport', () => {
+  it('sends a transfer point per delivery and queue points on its timer and at stop', async () => {
+    const sent: Point[] = [];
+    const waiting: QueueDepth[] = [{ vessel: 'v1', files: 2, bytes: 10 }, { vessel: 'v2', files: 0, bytes: 0 }];
+    const report = new PushReport({ send: (p) => sent.push(p) }, fakeLog().log, () => waiting, { queueIntervalMs: 20, summaryIntervalMs: 60_000 });
+    report.delivered({ vessel: 'v1', directory: 'd', bytes: 5, durationS: 1 });
+    assert.deepEqual(sent.map((p) => p.measurement), ['contentmonster_transfer']);
+    await until(() => sent.some((p) => p.measurement === 'contentmonster_queue'));
+    report.stop();
+    const queue = sent.filter((p) => p.measurement === 'contentmonster_queue');
+    assert.deepEqual(queue.slice(-2).map((p) => [p.tags?.vessel, p.fields.files, p.fields.bytes]), [['v1', 2, 10], ['v2', 0, 0]]);
+  });
+
+  it('logs a summary while busy and stays quiet when idle', async () => {
+    const { log, lines } = fakeLog();
+    let waiting: QueueDepth[] = [{ vessel: 'v1', files: 4, bytes: 400 }];
+    const report = new PushReport({ send: () => {} }, log, () => waiting, { queueIntervalMs: 60_000, summaryIntervalMs: 20 });
+    report.delivered({ vessel: 'v1', directory: 'd', bytes: 100, durationS: 1 });
+    await until(() => lines.length > 0);
+    assert.match(lines[0]!.msg, /^progress in the last 0\.02 s: 4 deliveries waiting$/);
+    assert.deepEqual(lines[0]!.obj, { vessels: { v1: '4 waiting (400 bytes), 1 sent (100 bytes)' } });
+    waiting = [{ vessel: 'v1', files: 0, bytes: 0 }];
+    const seen = lines.length;
+    // Once idle (nothing waiting, nothing sent since the last line) no line appears; a few
+    // timer rounds are enough to see that, and none of them is a timing assertion.
+    await new Promise((r) => setTimeout(r, 100));
+    report.stop();
+    assert.ok(lines.length <= seen + 1, 'at most the line for the round that was still busy');
+  });
+});

@@ -1,0 +1,319 @@
+// The state store's side of `status`: transfers in flight, and the summaries read next to a
+// running daemon (waiting per vessel, failed list, oldest waiting, vessel stats), plus the
+// report built from them.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { parseSettings } from '../../src/settings.js';
+import { StateStore } from '../../src/state-store.js';
+import { percentOf, readStatus } from '../../src/status.js';
+
+let root: string;
+let n = 0;
+const open: { close(): void }[] = [];
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'cm-state-status-'));
+});
+afterEach(() => {
+  for (const s of open.splice(0)) s.close();
+});
+after(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+function newStore(): { store: StateStore; file: string } {
+  const file = join(root, `db-${++n}`, 'state.sqlite');
+  const store = new StateStore(file);
+  open.push(store);
+  return { store, file };
+}
+
+function reader(file: string): StateStore {
+  const r = new StateStore(file, { readonly: true });
+  open.push(r);
+  return r;
+}
+
+function version(relpath: string, size = 100, directory = 'inbox') {
+  return { directory, relpath, size, mtimeMs: 1_700_000_000_000, versionKey: `k-${relpath}-${size}` };
+}
+
+/** Runs SQL on the database through a connection of its own (to set times the store sets to now). */
+function sql(file: string, text: string, ...params: unknown[]): void {
+  const db = new Database(file);
+  try {
+    db.prepare(text).run(...params);
+  } finally {
+    db.close();
+  }
+}
+
+describe('StateStore transfers', () => {
+  it('a transfer is listed from start to end, with its bytes and file', () => {
+    const { store } = newStore();
+    const v = store.recordVersion(version('a/big.bin', 1000), ['s1', 's2'], () => {});
+    const before = Date.now();
+    store.transferStarted(v.id, 's1');
+    const [t] = store.transfers();
+    assert.deepEqual({ ...t!, startedAt: 0, updatedAt: 0 }, { vessel: 's1', directory: 'inbox', relpath: 'a/big.bin', bytesSent: 0, size: 1000, startedAt: 0, updatedAt: 0 });
+    assert.ok(t!.startedAt >= before && t!.updatedAt === t!.startedAt);
+    store.transferProgress(v.id, 's1', 400);
+    assert.equal(store.transfers()[0]!.bytesSent, 400);
+    store.transferEnded(v.id, 's1');
+    assert.deepEqual(store.transfers(), []);
+  });
+
+  it('a retry keeps the start time and bytes; the other vessel is a transfer of its own', () => {
+    const { store, file } = newStore();
+    const v = store.recordVersion(version('f', 1000), ['s1', 's2'], () => {});
+    store.transferStarted(v.id, 's1');
+    store.transferProgress(v.id, 's1', 300);
+    sql(file, 'UPDATE transfers SET started_at = 5');
+    store.transferStarted(v.id, 's1');
+    store.transferStarted(v.id, 's2');
+    const byVessel = Object.fromEntries(store.transfers().map((t) => [t.vessel, t]));
+    assert.equal(byVessel.s1!.startedAt, 5);
+    assert.equal(byVessel.s1!.bytesSent, 300);
+    assert.equal(byVessel.s2!.bytesSent, 0);
+  });
+
+  it('a file forgotten before its transfer starts adds no row; forgetting a file ends its transfers', () => {
+    const { store } = newStore();
+    const gone = store.recordVersion(version('gone'), ['s1'], () => {});
+    store.deleteFile(gone.id);
+    store.transferStarted(gone.id, 's1');
+    assert.deepEqual(store.transfers(), []);
+    const v = store.recordVersion(version('f'), ['s1'], () => {});
+    store.transferStarted(v.id, 's1');
+    store.deleteFile(v.id);
+    assert.deepEqual(store.transfers(), []);
+  });
+
+  it('opening the store for writing (a daemon start) forgets every transfer', () => {
+    const { store, file } = newStore();
+    const v = store.recordVersion(version('f'), ['s1'], () => {});
+    store.transferStarted(v.id, 's1');
+    store.close();
+    assert.deepEqual(reader(file).transfers().length, 1, 'a reader does not clear them');
+    const again = new StateStore(file);
+    open.push(again);
+    assert.deepEqual(again.transfers(), []);
+  });
+
+  it('calls after close are harmless (a stop that outran its jobs)', () => {
+    const { store } = newStore();
+    const v = store.recordVersion(version('f'), ['s1'], () => {});
+    store.close();
+    store.transferStarted(v.id, 's1');
+    store.transferProgress(v.id, 's1', 1);
+    store.transferEnded(v.id, 's1');
+  });
+
+  it('a readonly store reads transfers and summaries while the writer changes them, and cannot write', () => {
+    const { store, file } = newStore();
+    const v = store.recordVersion(version('f', 1000), ['s1'], () => {});
+    const r = reader(file);
+    assert.deepEqual(r.transfers(), []);
+    store.transferStarted(v.id, 's1');
+    store.transferProgress(v.id, 's1', 250);
+    assert.equal(r.transfers()[0]!.bytesSent, 250);
+    store.transferProgress(v.id, 's1', 750);
+    assert.equal(r.transfers()[0]!.bytesSent, 750, 'sees each later commit');
+    // The writer is never blocked by the reader, even inside a read snapshot.
+    r.snapshot(() => {
+      assert.equal(r.transfers()[0]!.bytesSent, 750);
+      store.transferProgress(v.id, 's1', 900);
+      store.markDone(v.id, 's1', 1000);
+      assert.equal(r.transfers()[0]!.bytesSent, 750, 'a snapshot is one moment');
+      assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 1000 }]);
+    });
+    assert.deepEqual(r.waitingByVessel(), []);
+    assert.equal(r.vesselStats()[0]!.filesDone, 1);
+    assert.throws(() => r.transferStarted(v.id, 's1'), /readonly/i);
+  });
+});
+
+describe('StateStore summaries for status', () => {
+  it('waitingByVessel counts pending deliveries and their bytes per vessel; done and failed ones are not waiting', () => {
+    const { store } = newStore();
+    const a = store.recordVersion(version('a', 100), ['s1', 's2'], () => {});
+    const b = store.recordVersion(version('b', 20), ['s1', 's2'], () => {});
+    const c = store.recordVersion(version('c', 3, 'other'), ['s1'], () => {});
+    store.markDone(a.id, 's2', 100);
+    store.markAttemptFailed(b.id, 's2', 'permission denied', true);
+    store.markAttemptFailed(c.id, 's1', 'hiccup', false); // not final: still pending
+    assert.deepEqual(store.waitingByVessel(), [{ vessel: 's1', files: 3, bytes: 123 }]);
+    store.markDone(b.id, 's1', 20);
+    store.markDone(a.id, 's1', 100);
+    store.markDone(c.id, 's1', 3);
+    assert.deepEqual(store.waitingByVessel(), []);
+  });
+
+  it('failedDeliveries lists each failed delivery with its file, reason, attempts and time', () => {
+    const { store, file } = newStore();
+    const a = store.recordVersion(version('x/a'), ['s1', 's2'], () => {});
+    const b = store.recordVersion(version('b', 100, 'other'), ['s1'], () => {});
+    store.markAttemptFailed(a.id, 's2', 'first', false);
+    store.markAttemptFailed(a.id, 's2', 'second', false);
+    store.markAttemptFailed(a.id, 's2', 'Read-only file system', true);
+    store.markAttemptFailed(b.id, 's1', 'sha256sum: not found', true);
+    sql(file, 'UPDATE deliveries SET updated_at = 42');
+    assert.deepEqual(store.failedDeliveries(), [
+      { vessel: 's1', directory: 'other', relpath: 'b', error: 'sha256sum: not found', attempts: 1, updatedAt: 42 },
+      { vessel: 's2', directory: 'inbox', relpath: 'x/a', error: 'Read-only file system', attempts: 3, updatedAt: 42 },
+    ]);
+    store.retryFailed();
+    assert.deepEqual(store.failedDeliveries(), []);
+  });
+
+  it('oldestWaiting is the pending delivery queued first; done files and an empty queue do not count', () => {
+    const { store, file } = newStore();
+    assert.equal(store.oldestWaiting(), undefined);
+    const old = store.recordVersion(version('old'), ['s1'], () => {});
+    const mid = store.recordVersion(version('mid'), ['s1', 's2'], () => {});
+    const young = store.recordVersion(version('young'), ['s1'], () => {});
+    sql(file, 'UPDATE files SET queued_at = ? WHERE id = ?', 1000, old.id);
+    sql(file, 'UPDATE files SET queued_at = ? WHERE id = ?', 2000, mid.id);
+    sql(file, 'UPDATE files SET queued_at = ? WHERE id = ?', 3000, young.id);
+    assert.deepEqual(store.oldestWaiting(), { vessel: 's1', directory: 'inbox', relpath: 'old', queuedAt: 1000 });
+    store.markDone(old.id, 's1', 100);
+    store.markDone(mid.id, 's1', 100);
+    assert.deepEqual(store.oldestWaiting(), { vessel: 's2', directory: 'inbox', relpath: 'mid', queuedAt: 2000 });
+    store.markAttemptFailed(mid.id, 's2', 'no', true);
+    assert.equal(store.oldestWaiting()?.relpath, 'young', 'a failed delivery does not wait');
+  });
+
+  it('vesselStats: done counts and bytes, last success, last error', () => {
+    const { store, file } = newStore();
+    const a = store.recordVersion(version('a', 10), ['s1'], () => {});
+    const b = store.recordVersion(version('b', 32), ['s1'], () => {});
+    store.markDone(a.id, 's1', 10);
+    store.markDone(b.id, 's1', 32);
+    store.recordVesselError('s2', 'connection refused');
+    sql(file, 'UPDATE vessel_stats SET last_success_at = 7 WHERE last_success_at IS NOT NULL');
+    sql(file, 'UPDATE vessel_stats SET last_error_at = 8 WHERE last_error_at IS NOT NULL');
+    assert.deepEqual(store.vesselStats(), [
+      { vessel: 's1', filesDone: 2, bytesDone: 42, lastSuccessAt: 7, lastError: null, lastErrorAt: null },
+      { vessel: 's2', filesDone: 0, bytesDone: 0, lastSuccessAt: null, lastError: 'connection refused', lastErrorAt: 8 },
+    ]);
+  });
+});
+
+describe('schema version 2', () => {
+  /** A database as version 1 left it: no transfers table. */
+  function versionOneDatabase(): string {
+    const { store, file } = newStore();
+    store.recordVersion(version('f'), ['s1'], () => {});
+    store.close();
+    sql(file, 'DROP TABLE transfers');
+    sql(file, `UPDATE meta SET value = '1' WHERE key = 'schema_version'`);
+    return file;
+  }
+
+  it('a reader of a version 1 database (an older daemon still running) sees no transfers, the rest as usual', () => {
+    const r = reader(versionOneDatabase());
+    assert.deepEqual(r.transfers(), []);
+    assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
+  });
+
+  it('opening a version 1 database for writing adds the table and records version 2', () => {
+    const file = versionOneDatabase();
+    const store = new StateStore(file);
+    open.push(store);
+    const v = store.fileByPath('inbox', 'f')!;
+    store.transferStarted(v.id, 's1');
+    assert.equal(store.transfers().length, 1);
+    const db = new Database(file, { readonly: true });
+    try {
+      assert.deepEqual(db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get(), { value: '2' });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('a reader refuses a newer schema too', () => {
+    const { store, file } = newStore();
+    store.close();
+    sql(file, `UPDATE meta SET value = '999' WHERE key = 'schema_version'`);
+    assert.throws(() => reader(file), /newer/);
+  });
+});
+
+describe('readStatus', () => {
+  function settingsFor(database: string) {
+    return parseSettings([
+      '[MONSTER]',
+      `Database = ${database}`,
+      '[Directory outbox]',
+      'Location = /srv/outbox',
+      '[Vessel fast]',
+      'Address = 127.0.0.1',
+      '[Vessel slow]',
+      'Address = 127.0.0.1',
+      '[Vessel idle]',
+      'Address = 127.0.0.1',
+    ].join('\n'), join(root, 'settings.ini'));
+  }
+
+  it('a missing database is one clear error, and is not created', () => {
+    const database = join(root, 'never', 'state.sqlite');
+    assert.throws(() => readStatus(settingsFor(database)), { message: `no state database at ${database} (the daemon has not run yet)` });
+    assert.throws(() => reader(database));
+  });
+
+  it('reports every vessel of the settings, in flight with %, waiting, done, errors, failures, oldest waiting', () => {
+    const { store, file } = newStore();
+    const big = store.recordVersion({ ...version('big.bin', 4000), directory: 'outbox' }, ['fast', 'slow'], () => {});
+    const small = store.recordVersion({ ...version('small.bin', 1000), directory: 'outbox' }, ['fast', 'slow'], () => {});
+    const orphan = store.recordVersion({ ...version('x.bin', 5), directory: 'removed' }, ['slow'], () => {});
+    store.markDone(big.id, 'fast', 4000);
+    store.markDone(small.id, 'fast', 1000);
+    store.transferStarted(big.id, 'slow');
+    store.transferProgress(big.id, 'slow', 1000);
+    store.markAttemptFailed(orphan.id, 'slow', 'permission denied', true);
+    sql(file, 'UPDATE files SET queued_at = ?', Date.parse('2025-01-01T00:00:00Z'));
+    sql(file, 'UPDATE transfers SET started_at = ?, updated_at = ?', Date.parse('2025-01-01T00:01:00Z'), Date.parse('2025-01-01T00:01:30Z'));
+    sql(file, 'UPDATE deliveries SET updated_at = ?', Date.parse('2025-01-01T00:01:40Z'));
+    sql(file, 'UPDATE vessel_stats SET last_success_at = ? WHERE last_success_at IS NOT NULL', Date.parse('2025-01-01T00:01:50Z'));
+    sql(file, 'UPDATE vessel_stats SET last_error_at = ? WHERE last_error_at IS NOT NULL', Date.parse('2025-01-01T00:01:55Z'));
+    const report = readStatus(settingsFor(file), () => new Date('2025-01-01T00:02:00Z'));
+    assert.deepEqual(report, {
+      database: file,
+      generatedAt: '2025-01-01T00:02:00.000Z',
+      vessels: [
+        {
+          name: 'fast', waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 2, bytes: 5000 },
+          lastSuccessAt: '2025-01-01T00:01:50.000Z', lastError: null,
+        },
+        {
+          name: 'slow',
+          waiting: { files: 2, bytes: 5000 },
+          inFlight: [{
+            path: '/srv/outbox/big.bin', bytesSent: 1000, size: 4000, percent: 25,
+            startedAt: '2025-01-01T00:01:00.000Z', updatedAt: '2025-01-01T00:01:30.000Z',
+          }],
+          done: { files: 0, bytes: 0 },
+          lastSuccessAt: null,
+          lastError: { message: 'permission denied', at: '2025-01-01T00:01:55.000Z' },
+        },
+        { name: 'idle', waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 0, bytes: 0 }, lastSuccessAt: null, lastError: null },
+      ],
+      oldestWaiting: { path: '/srv/outbox/big.bin', vessel: 'slow', queuedAt: '2025-01-01T00:00:00.000Z', ageSeconds: 120 },
+      failed: [{ vessel: 'slow', path: 'removed/x.bin', reason: 'permission denied', attempts: 1, at: '2025-01-01T00:01:40.000Z' }],
+    });
+  });
+
+  it('percentOf rounds down to a tenth, never reads 100 before the last byte, and is 0 for an empty file', () => {
+    assert.equal(percentOf(0, 1000), 0);
+    assert.equal(percentOf(333, 1000), 33.3);
+    assert.equal(percentOf(9999, 10000), 99.9);
+    assert.equal(percentOf(999_999, 1_000_000), 99.9);
+    assert.equal(percentOf(1000, 1000), 100);
+    assert.equal(percentOf(2000, 1000), 100);
+    assert.equal(percentOf(0, 0), 0);
+  });
+});
