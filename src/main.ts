@@ -15,7 +15,8 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 
 function buildProgram(): Command {
   const program = new Command('contentmonster')
-    .description('Replicate new files from this host ("shore") to several SFTP servers ("vessels") over unreliable links.')
+    .description('Replicate new files from this host ("shore") to several SFTP servers ("vessels") over unreliable links (run, status, check), and mirror a folder of an SFTP server here (mirror).')
+    .addHelpText('after', '\nExit codes: 0 success, 1 runtime failure, 2 bad usage or settings. README.md has the operator guide.')
     .version(pkg.version, '-V, --version')
     .exitOverride()
     .showHelpAfterError('(run contentmonster --help for usage)');

@@ -1,7 +1,7 @@
 // The CLI's contract with operators: exit codes, one-line errors without stack traces, help.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/process.js';
@@ -26,13 +26,26 @@ function assertOneLine(stderr: string, re: RegExp): void {
 }
 
 describe('cli', () => {
-  it('--help lists the run command and exits 0', async () => {
+  it('--help lists every command, and the help of each lists its flags (as the README documents them)', async () => {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0);
-    assert.match(r.stdout, /run \[options\]/);
-    const sub = await runCli(['run', '--help']);
-    assert.equal(sub.code, 0);
-    for (const flag of ['--config', '--once', '--give-up-after', '--log-format', '--log-level']) assert.match(sub.stdout, new RegExp(flag));
+    for (const command of ['run', 'mirror', 'status', 'check']) assert.match(r.stdout, new RegExp(`^  ${command} `, 'm'));
+    assert.match(r.stdout, /Exit codes: 0 success, 1 runtime failure, 2 bad usage or settings/);
+    const flags: Record<string, string[]> = {
+      run: ['--config', '--once', '--give-up-after', '--log-format', '--log-level'],
+      mirror: ['--jobs', '--all', '--port', '--identity-file', '--metrics-socket', '--host-key', '--host-key-file', '--timeout', '--give-up-after', '--log-format', '--log-level'],
+      status: ['--config', '--json'],
+      check: ['--config', '--log-level'],
+    };
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    for (const [command, list] of Object.entries(flags)) {
+      const sub = await runCli([command, '--help']);
+      assert.equal(sub.code, 0);
+      for (const flag of list) {
+        assert.match(sub.stdout, new RegExp(`${flag}\\b`), `${command} --help shows ${flag}`);
+        assert.ok(readme.includes(flag), `README documents ${flag}`);
+      }
+    }
   });
 
   it('--version prints the package version', async () => {
