@@ -7,7 +7,7 @@
  * The sink never blocks or throws: a missing or dead socket cannot slow replication.
  */
 import type { Logger } from './log.js';
-import type { Point } from './metrics/line-protocol.js';
+import { transferFields, type Point } from './metrics/line-protocol.js';
 
 export interface QueueDepth {
   vessel: string;
@@ -27,7 +27,7 @@ export function transferPoint(d: Delivered, time = new Date()): Point {
   return {
     measurement: 'contentmonster_transfer',
     tags: { vessel: d.vessel, directory: d.directory },
-    fields: { bytes: d.bytes, duration_seconds: d.durationS, bytes_per_second: d.durationS > 0 ? d.bytes / d.durationS : 0 },
+    fields: transferFields(d.bytes, d.durationS),
     time,
   };
 }

@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, ExitCode } from '../errors.js';
+import { secondsFlag, wholeNumberFlag } from './flags.js';
+import { stopOnSignals } from './signals.js';
 import { createLogger, resolveFormat, type LogFormat, type LogLevel, type TextSink } from '../log.js';
 import { MetricsSink } from '../metrics/sink.js';
 import { HostKeyFile, defaultHostKeyFile } from '../mirror/host-key-file.js';
@@ -31,21 +33,6 @@ export interface MirrorFlags {
   logLevel: LogLevel;
 }
 
-/** After the first signal, the process is gone within this bound whatever is still running. */
-const HARD_STOP_MS = 9500;
-
-function integer(flag: string, value: string, min: number, max: number): number {
-  const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
-  if (!(n >= min && n <= max)) throw new ConfigError(`${flag}: expected a whole number from ${min} to ${max}, got \`${value}\``);
-  return n;
-}
-
-function seconds(flag: string, value: string): number {
-  const n = /^(\d+\.?\d*|\.\d+)$/.test(value.trim()) ? Number(value) : NaN;
-  if (!(n > 0)) throw new ConfigError(`${flag}: expected a number of seconds > 0, got \`${value}\``);
-  return n;
-}
-
 /** Some way to log in must exist before we connect, as the seed insists (exit 1, not 2). */
 function credentialsProblem(env: NodeJS.ProcessEnv, identityFile: string | undefined): string | undefined {
   if (!env.SFTP_USERNAME) return 'SFTP_USERNAME is not set: export SFTP_USERNAME (and SFTP_PASSWORD, or pass -i KEY, or run an ssh agent)';
@@ -55,10 +42,10 @@ function credentialsProblem(env: NodeJS.ProcessEnv, identityFile: string | undef
 }
 
 export async function mirror(server: string, remotePath: string, localPath: string, flags: MirrorFlags): Promise<number> {
-  const jobs = integer('-j/--jobs', flags.jobs, 1, 64);
-  const port = integer('-p/--port', flags.port, 1, 65535);
-  const timeoutS = seconds('--timeout', flags.timeout);
-  const giveUpAfterS = seconds('--give-up-after', flags.giveUpAfter);
+  const jobs = wholeNumberFlag('-j/--jobs', flags.jobs, 1, 64);
+  const port = wholeNumberFlag('-p/--port', flags.port, 1, 65535);
+  const timeoutS = secondsFlag('--timeout', flags.timeout);
+  const giveUpAfterS = secondsFlag('--give-up-after', flags.giveUpAfter);
   const pinned = flags.hostKey === undefined ? undefined : parseFingerprint(flags.hostKey.trim());
   if (flags.hostKey !== undefined && pinned === undefined) throw new ConfigError(`--host-key: ${fingerprintExpected}`);
   // An unset variable in a unit's ExecStart arrives as '': resolve('') would mirror into the
@@ -97,22 +84,14 @@ export async function mirror(server: string, remotePath: string, localPath: stri
   const hostKeys = new HostKeyFile(flags.hostKeyFile ? resolve(flags.hostKeyFile) : defaultHostKeyFile(), (msg) => log.warn(msg));
   const metrics = new MetricsSink(flags.metricsSocket, log);
 
-  const stop = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stop.signal.aborted) return;
-    log.info({ signal }, 'signal received; stopping (partial files are kept for the next run)');
-    stop.abort();
-    setTimeout(() => {
-      log.warn('stop took too long; exiting now (the next run resumes)');
-      process.exit(ExitCode.ok);
-    }, HARD_STOP_MS).unref();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  const stopping = stopOnSignals(log, {
+    stopping: 'signal received; stopping (partial files are kept for the next run)',
+    tooLong: 'stop took too long; exiting now (the next run resumes)',
+  });
 
   log.info({ server, port, remotePath, localPath, jobs, all: Boolean(flags.all) }, 'mirror starting');
   const run = new Mirror({ endpoint, hostKeys, log, metrics }, {
-    remotePath, localPath: resolve(localPath), jobs, all: Boolean(flags.all), giveUpAfterMs: giveUpAfterS * 1000, signal: stop.signal,
+    remotePath, localPath: resolve(localPath), jobs, all: Boolean(flags.all), giveUpAfterMs: giveUpAfterS * 1000, signal: stopping,
   });
   if (sink) {
     progress = new TerminalProgress(process.stdout, () => run.snapshot());

@@ -92,3 +92,8 @@ export function formatPoint(point: Point): string | undefined {
   if (time !== undefined) line += ` ${time}`;
   return `${line}\n`;
 }
+
+/** The fields of one transfer, as both the push and the pull measurements carry them. */
+export function transferFields(bytes: number, durationS: number): Record<string, number> {
+  return { bytes, duration_seconds: durationS, bytes_per_second: durationS > 0 ? bytes / durationS : 0 };
+}

@@ -2,7 +2,7 @@
  * The mirror's two measurements, named exactly as the seed (sftp_mirror.py) names them, so
  * existing dashboards and queries keep working.
  */
-import type { Point } from '../metrics/line-protocol.js';
+import { transferFields, type Point } from '../metrics/line-protocol.js';
 
 export interface ItemDownload {
   server: string;
@@ -16,7 +16,7 @@ export function downloadPoint(d: ItemDownload, time = new Date()): Point {
   return {
     measurement: 'sftp_mirror_download',
     tags: { server: d.server, type: d.type, item: d.item },
-    fields: { bytes: d.bytes, duration_seconds: d.durationS, bytes_per_second: d.durationS > 0 ? d.bytes / d.durationS : 0 },
+    fields: transferFields(d.bytes, d.durationS),
     time,
   };
 }
