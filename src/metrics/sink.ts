@@ -98,7 +98,21 @@ export class MetricsSink {
    * ignored. The socket is ref'd meanwhile so that an awaited close() really flushes before
    * the process exits. Never rejects.
    */
-  close(timeoutMs = 1000): Promise<void> {
+  async close(timeoutMs = 1000): Promise<void> {
+    // A connect still under way is let finish first: an absent socket must still be reported
+    // (a short run sends its points just before it closes the sink).
+    const connecting = this.#socket;
+    if (this.#state === 'connecting' && connecting) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        connecting.once('connect', done);
+        connecting.once('close', done);
+      });
+    }
     const socket = this.#socket;
     const wasOpen = this.#state === 'connecting' || this.#state === 'connected';
     this.#state = 'closed';

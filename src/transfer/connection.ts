@@ -85,6 +85,17 @@ export interface RemoteFs {
   close(handle: Buffer): Promise<void>;
   mkdirp(path: string): Promise<void>;
   exec(command: string, timeoutMs?: number): Promise<ExecResult>;
+  /** Starts a remote command that is fed on stdin while other requests go on. */
+  spawn(command: string): Promise<RemoteProcess>;
+}
+
+/** A remote command started by `spawn`. */
+export interface RemoteProcess {
+  write(text: string): void;
+  /** Closes its stdin. */
+  end(): void;
+  /** Its exit; rejects when the connection dies, or `timeoutMs` after this call. */
+  result(timeoutMs: number): Promise<ExecResult>;
 }
 
 /** Where to connect and how to log in: a vessel when pushing, the server when mirroring. */
@@ -394,12 +405,35 @@ export class SftpConnection implements RemoteFs, RemoteReader {
   }
 
   async exec(command: string, timeoutMs = this.#timeoutMs): Promise<ExecResult> {
+    const process = await this.spawn(command);
+    process.end();
+    return process.result(timeoutMs);
+  }
+
+  async spawn(command: string): Promise<RemoteProcess> {
     await this.#execSlot();
-    try {
-      return await this.#exec(command, timeoutMs);
-    } finally {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       this.#execsRunning--;
       this.#execWaiters.shift()?.();
+    };
+    try {
+      const { stream, exited } = await this.#start(command);
+      exited.then(release, release);
+      return {
+        write: (text) => {
+          if (stream.writable) stream.write(text);
+        },
+        end: () => {
+          if (stream.writable) stream.end();
+        },
+        result: (timeoutMs) => withDeadline(exited, timeoutMs, `remote command on ${this.#label}`, () => this.disconnect('stalled (remote command got no answer)')),
+      };
+    } catch (err) {
+      release();
+      throw err;
     }
   }
 
@@ -409,29 +443,34 @@ export class SftpConnection implements RemoteFs, RemoteReader {
     this.#execsRunning++;
   }
 
-  #exec(command: string, timeoutMs: number): Promise<ExecResult> {
+  /** Opens the exec channel; `exited` settles with the exit code once its output has ended. */
+  #start(command: string): Promise<{ stream: ClientChannel; exited: Promise<ExecResult> }> {
     if (this.#closedError) return Promise.reject(this.#closedError);
-    const running = new Promise<ExecResult>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const off = this.onClose(reject);
       this.#client.exec(command, (err, stream: ClientChannel) => {
+        off();
         if (err) {
-          off();
           reject(classify(err, { vessel: this.vessel }));
           return;
         }
-        const out: Buffer[] = [];
-        const errOut: Buffer[] = [];
-        stream.on('data', (d: Buffer) => out.push(d));
-        stream.stderr.on('data', (d: Buffer) => errOut.push(d));
-        // The exit code arrives with 'close' (an 'exit' event may come before the output ends).
-        stream.on('close', (code: number | null, signal: string | null) => {
-          off();
-          resolve({ code: code ?? null, signal: signal ?? null, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errOut).toString().trim() });
+        stream.on('error', () => {}); // a write after the peer closed; the exit says what happened
+        const exited = new Promise<ExecResult>((done, fail) => {
+          const offExit = this.onClose(fail);
+          const out: Buffer[] = [];
+          const errOut: Buffer[] = [];
+          stream.on('data', (d: Buffer) => out.push(d));
+          stream.stderr.on('data', (d: Buffer) => errOut.push(d));
+          // The exit code arrives with 'close' (an 'exit' event may come before the output ends).
+          stream.on('close', (code: number | null, signal: string | null) => {
+            offExit();
+            done({ code: code ?? null, signal: signal ?? null, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errOut).toString().trim() });
+          });
         });
-        stream.end();
+        exited.catch(() => {}); // awaited through result(); a dead connection must not be unhandled
+        resolve({ stream, exited });
       });
     });
-    return withDeadline(running, timeoutMs, `remote command on ${this.#label}`, () => this.disconnect('stalled (remote command got no answer)'));
   }
 }
 

@@ -10,15 +10,18 @@
  * 3. The shore file is read once, front to back: every byte feeds the SHA-256, and the bytes the
  *    vessel lacks go out as pipelined SFTP writes (many requests in flight). No file is ever
  *    held in memory; at most `windowBytes` per transfer are.
- * 4. One remote command joins the chunks beside the destination, checks the SHA-256 there and
- *    renames the result into place (see shell.ts).
+ * 4. A remote command started before the first chunk joins each chunk beside the destination
+ *    as soon as it is complete, hashing in the same pass, so that when the last chunk is in only
+ *    its bytes are left to join; then it checks the size and SHA-256 and renames the result
+ *    into place (see joinScript in shell.ts).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { FileError, StoppedError, TransientError } from '../errors.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
-import { isNoSuchFile, isSftpFailure, type RemoteFs } from './connection.js';
-import { AssembleExit, ProbeExit, assembleScript, checkExistingScript, removeChunksCommand, tempDirProbeScript } from './shell.js';
+import { isNoSuchFile, isSftpFailure, type ExecResult, type RemoteFs, type RemoteProcess } from './connection.js';
+import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
+import { AssembleExit, ProbeExit, checkExistingScript, joinScript, removeChunksCommand, tempDirProbeScript } from './shell.js';
 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
 export interface DeliveryJob {
@@ -63,8 +66,9 @@ export type DeliveryOutcome =
 export interface UploadOptions {
   /**
    * Bytes of SFTP writes in flight per transfer. Enough to fill a long fat link (100 Mbit/s at
-   * 300 ms round trip is 3.75 MB) yet small enough that memory stays flat.
-   * @default 4 MiB
+   * 300 ms round trip is 3.75 MB) and to keep sftp-server busy on a fast one, yet small enough
+   * that memory stays flat.
+   * @default 16 MiB
    */
   windowBytes?: number;
   /**
@@ -76,7 +80,7 @@ export interface UploadOptions {
   execBaseMs: number;
 }
 
-const DEFAULT_WINDOW = 4 * 1024 * 1024;
+const DEFAULT_WINDOW = 16 * 1024 * 1024;
 const DEFAULT_EXEC_MS_PER_BYTE = 1 / 5_000;
 const STAT_BATCH = 64;
 
@@ -95,14 +99,25 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     const parts = planChunks(job.size, job.chunkSize);
     const present = await presentLengths(remote, job, parts);
     hooks.sending?.(present.reduce((sum, n) => sum + n, 0));
-    const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options)
-      .catch(async (err: unknown) => { throw await explainTempDirFailure(remote, job, err); });
-    // The bytes sent must still be the file's: a writer that came back during the upload
-    // means a new version, which is replicated on its own.
-    await checkLocalVersion(job);
-    hooks.sha256Known(sha256);
-    await assemble(remote, job, parts.length, sha256, hooks, options);
-    return { kind: 'done', bytesSent, alreadyThere: false, sha256 };
+    const joiner = await remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination }));
+    let ended = false;
+    try {
+      const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options, (index) => joiner.write(`${index}\n`))
+        .catch(async (err: unknown) => { throw await explainTempDirFailure(remote, job, err); });
+      // The bytes sent must still be the file's: a writer that came back during the upload
+      // means a new version, which is replicated on its own.
+      await checkLocalVersion(job);
+      hooks.sha256Known(sha256);
+      hooks.joining?.();
+      joiner.write(`end ${job.size} ${sha256}\n`);
+      joiner.end();
+      ended = true;
+      await placed(remote, job, await joiner.result(execTimeout(job.size, options)), sha256, hooks);
+      return { kind: 'done', bytesSent, alreadyThere: false, sha256 };
+    } finally {
+      // Without its end line the joiner removes its half-joined file and places nothing.
+      if (!ended) abandon(joiner);
+    }
   } catch (err) {
     if (err instanceof LocalChange) return { kind: err.kind };
     throw err;
@@ -115,8 +130,15 @@ async function checkLocalVersion(job: DeliveryJob): Promise<void> {
   if (st.size !== job.size || st.mtimeMs !== job.mtimeMs) throw new LocalChange('changed');
 }
 
-function execTimeout(job: DeliveryJob, options: UploadOptions): number {
-  return options.execBaseMs + job.size * (options.execMsPerByte ?? DEFAULT_EXEC_MS_PER_BYTE);
+/** Time allowed for a remote command that reads `bytes` (it runs at disk speed). */
+function execTimeout(bytes: number, options: UploadOptions): number {
+  return options.execBaseMs + bytes * (options.execMsPerByte ?? DEFAULT_EXEC_MS_PER_BYTE);
+}
+
+/** Ends a joiner that will get no end line; its exit is of no interest any more. */
+function abandon(joiner: RemoteProcess): void {
+  joiner.end();
+  joiner.result(60_000).catch(() => {});
 }
 
 /** Step 1: a destination with the right size and hash is confirmed as it is. */
@@ -125,7 +147,7 @@ async function confirmExisting(remote: RemoteFs, job: DeliveryJob, hooks: Delive
   if (!st?.isFile || st.size !== job.size) return undefined;
   const sha256 = job.sha256 ?? await hashLocalFile(job, hooks.signal);
   hooks.sha256Known(sha256);
-  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix), execTimeout(job, options));
+  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix), execTimeout(job.size, options));
   if (result.code !== 0) return undefined;
   if (result.stdout.trim() !== sha256) return undefined;
   hooks.chunksReset();
@@ -181,9 +203,13 @@ async function readRange(fh: FileHandle, offset: number, length: number, piece: 
 /** Step 3: one front-to-back read of the shore file that hashes everything and sends what is missing. */
 async function sendChunks(
   remote: RemoteFs, job: DeliveryJob, parts: ChunkPart[], present: number[], hooks: DeliveryHooks, options: UploadOptions,
+  complete: (index: number) => void,
 ): Promise<{ sha256: string; bytesSent: number }> {
-  // With the hash already known, bytes the vessel has need not even be read.
-  const hash = job.sha256 ? undefined : createHash('sha256');
+  // With the hash already known, bytes the vessel has need not even be read. A large file is
+  // hashed once for every vessel, in a worker, while this loop only reads and sends.
+  const shared = !job.sha256 && job.size >= WORKER_HASH_MIN_BYTES ? shoreSha256(job) : undefined;
+  shared?.catch(() => {}); // awaited below, after the send; a failure meanwhile is not unhandled
+  const hash = job.sha256 || shared ? undefined : createHash('sha256');
   let bytesSent = 0;
   const fh = await openLocal(job);
   try {
@@ -192,9 +218,16 @@ async function sendChunks(
       if (hash && have > 0) await readRange(fh, part.offset, have, 1024 * 1024, hooks.signal, (buf) => hash.update(buf));
       if (have < part.length) bytesSent += await sendChunk(remote, fh, job, part, have, hash, hooks, options);
       hooks.chunkDone(part.index);
+      complete(part.index);
     }
   } finally {
     await fh.close();
+  }
+  if (shared) {
+    const sha256 = await shared.catch((err: unknown) => {
+      throw err instanceof ShoreFileChanged ? new LocalChange('changed') : localError(job, err);
+    });
+    return { sha256, bytesSent };
   }
   return { sha256: hash ? hash.digest('hex') : job.sha256!, bytesSent };
 }
@@ -278,11 +311,8 @@ async function openChunk(remote: RemoteFs, path: string, flags: 'w' | 'r+'): Pro
   }
 }
 
-/** Step 4: join, verify and place; maps each failing step of the script to an error class. */
-async function assemble(remote: RemoteFs, job: DeliveryJob, chunkCount: number, sha256: string, hooks: DeliveryHooks, options: UploadOptions): Promise<void> {
-  hooks.joining?.();
-  const plan = { chunkPrefix: job.chunkPrefix, chunkCount, assemblyPrefix: job.assemblyPrefix, destination: job.destination, sha256 };
-  const r = await remote.exec(assembleScript(plan), execTimeout(job, options));
+/** Step 4: what the joiner said; maps each failing step of its script to an error class. */
+async function placed(remote: RemoteFs, job: DeliveryJob, r: ExecResult, sha256: string, hooks: DeliveryHooks): Promise<void> {
   if (r.code === 0) return;
   const ctx = { vessel: job.vessel, path: job.destination };
   const detail = r.stderr ? `: ${r.stderr.split('\n')[0]}` : '';
@@ -298,7 +328,7 @@ async function assemble(remote: RemoteFs, job: DeliveryJob, chunkCount: number, 
       throw new FileError(`cannot move the file into place on vessel ${job.vessel}${detail}`, ctx);
     case AssembleExit.cat:
     case AssembleExit.hash: {
-      const step = r.code === AssembleExit.cat ? 'joining chunks (cat)' : 'hashing (sha256sum)';
+      const step = r.code === AssembleExit.cat ? 'joining chunks (cat)' : 'hashing (openssl or sha256sum)';
       if (/no space left/i.test(r.stderr)) throw new TransientError(`vessel ${job.vessel} is full while ${step}${detail}`, ctx);
       if (/no such file/i.test(r.stderr) && r.code === AssembleExit.cat) {
         // Chunks vanished (a vessel reboot clears a tmpfs TempDir): start this file over.

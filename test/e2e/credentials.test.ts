@@ -42,7 +42,8 @@ async function reset(): Promise<Map<string, string>> {
 
 /** Vessel v1 with these credential lines instead of the farm's client key. */
 async function settingsWith(lines: string): Promise<string> {
-  const file = await writeSettings(farm, { portFor: () => proxy.port, vesselExtra: () => lines });
+  // A generous Timeout: password logins through the proxy are slow on a loaded machine.
+  const file = await writeSettings(farm, { portFor: () => proxy.port, vesselExtra: () => lines, timeout: 20 });
   // writeSettings always names the farm's key; take it out so only these credentials count.
   const text = (await readFile(file, 'utf8')).replace(/^IdentityFile = .*\n/m, '');
   await writeFile(file, text);
@@ -78,7 +79,7 @@ describe('credentials', () => {
     const settings = await settingsWith(`Password = ${PASSWORD}`);
     await appendFile(settings, [
       '[Vessel v1key]', 'Address = 127.0.0.1', `Port = ${proxy.port}`, 'Username = root',
-      `IdentityFile = ${lockedKey}`, `Passphrase = ${PASSPHRASE}`, 'Timeout = 5', '',
+      `IdentityFile = ${lockedKey}`, `Passphrase = ${PASSPHRASE}`, 'Timeout = 20', '',
     ].join('\n'));
     const outputs: string[] = [];
     for (const args of [

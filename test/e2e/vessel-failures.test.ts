@@ -61,10 +61,14 @@ const faults: Fault[] = [
     heal: () => onV1('umount /tmp/.ContentMonster'),
   },
   {
-    name: 'sha256sum missing',
-    reason: /sha256sum/,
-    inject: async () => onV1(`mount --bind '${await failingCommand('sha256sum', 'sh: 1: sha256sum: not found', 127)}' /usr/bin/sha256sum`),
-    heal: () => onV1('umount /usr/bin/sha256sum'),
+    // openssl is the faster hasher and sha256sum the fallback: with both broken, nothing can verify.
+    name: 'openssl and sha256sum missing',
+    reason: /hashing \(openssl or sha256sum\) failed.*sha256sum: not found/,
+    inject: async () => {
+      onV1(`mount --bind '${await failingCommand('openssl', 'sh: 1: openssl: not found', 127)}' /usr/bin/openssl`);
+      onV1(`mount --bind '${await failingCommand('sha256sum', 'sh: 1: sha256sum: not found', 127)}' /usr/bin/sha256sum`);
+    },
+    heal: () => onV1('umount /usr/bin/sha256sum; umount /usr/bin/openssl'),
   },
   {
     name: 'cat failing',

@@ -7,7 +7,7 @@ import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   AssembleExit,
-  assembleScript,
+  joinScript,
   checkExistingScript,
   checkProbeScript,
   parseCheckProbe,
@@ -15,7 +15,7 @@ import {
   quote,
   removeChunksCommand,
   removeLeftoversScript,
-  type AssemblePlan,
+  type JoinPlan,
 } from '../../src/transfer/shell.js';
 
 let root: string;
@@ -160,12 +160,30 @@ describe('quote', () => {
   });
 });
 
-describe('assembleScript', () => {
+interface AssemblePlan extends JoinPlan {
+  chunkCount: number;
+  sha256: string;
+}
+
+/**
+ * Runs the join script as the shore drives it: the index of each chunk on stdin, then
+ * `end <size> <sha256>`, the size being what the chunks on disk add up to.
+ */
+function assemble(p: AssemblePlan, input?: string): ShResult {
+  let size = 0;
+  for (let i = 0; i < p.chunkCount; i++) if (existsSync(`${p.chunkPrefix}.${i}`)) size += statSync(`${p.chunkPrefix}.${i}`).size;
+  const lines = Array.from({ length: p.chunkCount }, (_, i) => `${i}\n`).join('') + `end ${size} ${p.sha256}\n`;
+  const r = spawnSync('/bin/sh', ['-c', joinScript(p)], { cwd: root, encoding: 'utf8', timeout: 30_000, input: input ?? lines });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('joinScript', () => {
   it('0 chunks: creates an empty destination, creating a missing parent folder', () => {
     const dir = caseDir('empty');
     const destination = join(dir, 'not', 'there', 'yet', 'empty.bin');
     const assemblyPrefix = join(dir, 'not', 'there', 'yet', '.cm-empty.tmp');
-    const r = sh(assembleScript({ chunkPrefix: join(dir, 'cm-empty'), chunkCount: 0, assemblyPrefix, destination, sha256: sha256('') }));
+    const r = assemble({ chunkPrefix: join(dir, 'cm-empty'), chunkCount: 0, assemblyPrefix, destination, sha256: sha256('') });
     assert.equal(r.status, 0, r.stderr);
     assert.ok(statSync(destination).isFile());
     assert.equal(statSync(destination).size, 0);
@@ -181,7 +199,7 @@ describe('assembleScript', () => {
     const whole = Buffer.concat(chunks);
     const destination = join(dir, 'out', 'file.bin');
     const assemblyPrefix = join(dir, 'out', '.cm-three.tmp');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix, destination, sha256: sha256(whole) }));
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix, destination, sha256: sha256(whole) });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(readFileSync(destination), whole);
     assert.deepEqual(chunksLeft(prefix, 3), []);
@@ -197,7 +215,7 @@ describe('assembleScript', () => {
     writeChunks(prefix, chunks);
     const whole = chunks.join('');
     const destination = join(dir, 'dest.txt');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 12, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256(whole) }));
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 12, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256(whole) });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(destination, 'utf8'), whole);
     assert.deepEqual(readdirSync(dir), ['dest.txt']);
@@ -210,7 +228,7 @@ describe('assembleScript', () => {
     writeChunks(prefix, chunks);
     const destination = join(dir, 'sub', 'dest.txt');
     const assemblyPrefix = join(dir, 'sub', '.cm-mm.tmp');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix, destination, sha256: sha256('something else') }));
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix, destination, sha256: sha256('something else') });
     assert.equal(r.status, AssembleExit.mismatch);
     assert.equal(r.stdout.trim(), sha256(chunks.join('')));
     assert.equal(existsSync(destination), false);
@@ -224,7 +242,7 @@ describe('assembleScript', () => {
     writeChunks(prefix, ['new ', 'content']);
     const destination = join(dir, 'dest.txt');
     writeFileSync(destination, 'old content');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 2, assemblyPrefix: join(dir, '.asm'), destination, sha256: '0'.repeat(64) }));
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 2, assemblyPrefix: join(dir, '.asm'), destination, sha256: '0'.repeat(64) });
     assert.equal(r.status, AssembleExit.mismatch);
     assert.equal(r.stdout.trim(), sha256('new content'));
     assert.equal(readFileSync(destination, 'utf8'), 'old content');
@@ -240,7 +258,7 @@ describe('assembleScript', () => {
     mkdirSync(destination);
     writeFileSync(join(destination, 'inside'), 'keep');
     const assemblyPrefix = join(dir, '.cm-dir.tmp');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 1, assemblyPrefix, destination, sha256: sha256('x') }));
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 1, assemblyPrefix, destination, sha256: sha256('x') });
     assert.equal(r.status, AssembleExit.destinationIsDirectory);
     assert.ok(statSync(destination).isDirectory());
     assert.deepEqual(readdirSync(destination), ['inside']);
@@ -254,7 +272,7 @@ describe('assembleScript', () => {
     writeFileSync(`${prefix}.0`, 'a');
     writeFileSync(`${prefix}.2`, 'c');
     const destination = join(dir, 'dest');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256('abc') }));
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256('abc') });
     assert.equal(r.status, AssembleExit.cat);
     assert.equal(existsSync(destination), false);
     assert.equal(existsSync(join(dir, '.asm')), false, 'no half-assembled file is left beside the destination');
@@ -267,12 +285,67 @@ describe('assembleScript', () => {
     const chunks = Array.from({ length: 500 }, (_, i) => `${i},`);
     writeChunks(prefix, chunks);
     const destination = join(dir, 'dest.txt');
-    const script = assembleScript({ chunkPrefix: prefix, chunkCount: 500, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256(chunks.join('')) });
-    assert.ok(script.length < 2000, `script is ${script.length} characters`);
-    const r = sh(script);
+    const plan = { chunkPrefix: prefix, chunkCount: 500, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256(chunks.join('')) };
+    assert.ok(joinScript(plan).length < 2500, `script is ${joinScript(plan).length} characters`);
+    const r = assemble(plan);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(destination, 'utf8'), chunks.join(''));
     assert.deepEqual(readdirSync(dir), ['dest.txt']);
+  });
+
+  it('stdin ending without the end line (the shore went away): exits incomplete, places nothing, keeps the chunks', () => {
+    const dir = caseDir('incomplete');
+    const prefix = join(dir, 'cm-inc');
+    writeChunks(prefix, ['one', 'two']);
+    const destination = join(dir, 'dest.txt');
+    const assemblyPrefix = join(dir, '.asm');
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 2, assemblyPrefix, destination, sha256: sha256('onetwo') }, '0\n1\n');
+    assert.equal(r.status, AssembleExit.incomplete);
+    assert.equal(existsSync(destination), false);
+    assert.deepEqual(readdirSync(dir).sort(), ['cm-inc.0', 'cm-inc.1'], 'no half-joined file or side file is left');
+  });
+
+  it('a line that is not a chunk index stops the join (exit cat) and runs nothing', () => {
+    const dir = caseDir('protocol');
+    const prefix = join(dir, 'cm-p');
+    writeChunks(prefix, ['x']);
+    const destination = join(dir, 'dest.txt');
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 1, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256('x') }, `0\n$(touch ${markerName})\nend 1 ${sha256('x')}\n`);
+    assert.equal(r.status, AssembleExit.cat);
+    assert.equal(existsSync(destination), false);
+    assertNoMarker();
+  });
+
+  it('the right hash but a size that differs is a mismatch', () => {
+    const dir = caseDir('size');
+    const prefix = join(dir, 'cm-s');
+    writeChunks(prefix, ['abc']);
+    const destination = join(dir, 'dest.txt');
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 1, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256('abc') }, `0\nend 4 ${sha256('abc')}\n`);
+    assert.equal(r.status, AssembleExit.mismatch);
+    assert.equal(existsSync(destination), false);
+  });
+
+  it('without openssl it falls back to sha256sum; with neither it exits hash', () => {
+    const dir = caseDir('hashers');
+    const prefix = join(dir, 'cm-h');
+    writeChunks(prefix, ['abc']);
+    // A PATH with the tools the script needs, but no openssl; then neither hasher.
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    for (const tool of ['cat', 'tee', 'mkdir', 'rm', 'mv', 'wc', 'sha256sum']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+    const run = (destination: string) => spawnSync('/bin/sh', ['-c', joinScript({ chunkPrefix: prefix, assemblyPrefix: join(dir, '.asm'), destination })], {
+      cwd: root, encoding: 'utf8', input: `0\nend 3 ${sha256('abc')}\n`, env: { PATH: bin },
+    });
+    const fallback = run(join(dir, 'one.txt'));
+    assert.equal(fallback.status, 0, fallback.stderr);
+    assert.equal(readFileSync(join(dir, 'one.txt'), 'utf8'), 'abc');
+    rmSync(join(bin, 'sha256sum'));
+    writeChunks(prefix, ['abc']);
+    const none = run(join(dir, 'two.txt'));
+    assert.equal(none.status, AssembleExit.hash);
+    assert.match(none.stderr, /neither openssl nor sha256sum/);
+    assert.equal(existsSync(join(dir, 'two.txt')), false);
   });
 
   it('replaces an older destination file', () => {
@@ -281,7 +354,7 @@ describe('assembleScript', () => {
     writeChunks(prefix, ['fresh ', 'bytes']);
     const destination = join(dir, 'dest.txt');
     writeFileSync(destination, 'an older and longer version of the file');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 2, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256('fresh bytes') }));
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 2, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256('fresh bytes') });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(destination, 'utf8'), 'fresh bytes');
     assert.deepEqual(readdirSync(dir), ['dest.txt']);
@@ -302,7 +375,7 @@ describe('assembleScript', () => {
     const destination = join(destDir, `-file ${nasty}.txt`);
     const assemblyPrefix = join(destDir, `.cm-${nasty}.tmp`);
     const whole = chunks.join('');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix, destination, sha256: sha256(whole) }));
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix, destination, sha256: sha256(whole) });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(destination, 'utf8'), whole);
     assert.deepEqual(chunksLeft(prefix, 3), []);
@@ -317,7 +390,7 @@ describe('assembleScript', () => {
     const prefix = join(dir, 'cm');
     writeChunks(prefix, ['x']);
     const destination = join(dir, 'dest');
-    const r = sh(assembleScript({ chunkPrefix: prefix, chunkCount: 1, assemblyPrefix: join(dir, '.asm'), destination, sha256: `x" ] || touch ${markerName}; [ "` }));
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 1, assemblyPrefix: join(dir, '.asm'), destination, sha256: `x" ] || touch ${markerName}; [ "` });
     assert.equal(r.status, AssembleExit.mismatch);
     assert.equal(existsSync(destination), false);
     assertNoMarker();
@@ -432,9 +505,9 @@ describe('AssembleExit', () => {
     for (const c of codes) assert.ok(c > 1 && c < 126, `code ${c} must not collide with shell conventions`);
   });
 
-  it('a plan object type-checks with every field', () => {
-    const p: AssemblePlan = { chunkPrefix: '/t/p', chunkCount: 0, assemblyPrefix: '/d/.a', destination: '/d/f', sha256: sha256('') };
-    assert.match(assembleScript(p), /^tmp='\/d\/.a'\.\$\$\.tmp\nmkdir -p -- '\/d' \|\| exit 10\n/);
+  it('the script starts by naming its file and creating the destination folder', () => {
+    const p: JoinPlan = { chunkPrefix: '/t/p', assemblyPrefix: '/d/.a', destination: '/d/f' };
+    assert.match(joinScript(p), /^tmp='\/d\/.a'\.\$\$\.tmp\nmkdir -p -- '\/d' \|\| exit 10\n/);
   });
 });
 
