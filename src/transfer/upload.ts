@@ -99,7 +99,7 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     const parts = planChunks(job.size, job.chunkSize);
     const present = await presentLengths(remote, job, parts);
     hooks.sending?.(present.reduce((sum, n) => sum + n, 0));
-    const joiner = await remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination }));
+    const joiner = await remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination, size: job.size }));
     let ended = false;
     try {
       const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options, (index) => joiner.write(`${index}\n`))
@@ -109,7 +109,7 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
       await checkLocalVersion(job);
       hooks.sha256Known(sha256);
       hooks.joining?.();
-      joiner.write(`end ${job.size} ${sha256}\n`);
+      joiner.write(`end ${sha256}\n`);
       joiner.end();
       ended = true;
       await placed(remote, job, await joiner.result(execTimeout(job.size, options)), sha256, hooks);
@@ -147,7 +147,7 @@ async function confirmExisting(remote: RemoteFs, job: DeliveryJob, hooks: Delive
   if (!st?.isFile || st.size !== job.size) return undefined;
   const sha256 = job.sha256 ?? await hashLocalFile(job, hooks.signal);
   hooks.sha256Known(sha256);
-  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix), execTimeout(job.size, options));
+  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix, job.size), execTimeout(job.size, options));
   if (result.code !== 0) return undefined;
   if (result.stdout.trim() !== sha256) return undefined;
   hooks.chunksReset();
