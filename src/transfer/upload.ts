@@ -66,9 +66,9 @@ export type DeliveryOutcome =
 export interface UploadOptions {
   /**
    * Bytes of SFTP writes in flight per transfer. Enough to fill a long fat link (100 Mbit/s at
-   * 300 ms round trip is 3.75 MB) and to keep sftp-server busy on a fast one, yet small enough
-   * that memory stays flat.
-   * @default 16 MiB
+   * 300 ms round trip is 3.75 MB) yet small enough that memory stays flat. (On loopback 4, 8
+   * and 16 MiB sent 1 GiB equally fast.)
+   * @default 4 MiB
    */
   windowBytes?: number;
   /**
@@ -80,7 +80,7 @@ export interface UploadOptions {
   execBaseMs: number;
 }
 
-const DEFAULT_WINDOW = 16 * 1024 * 1024;
+const DEFAULT_WINDOW = 4 * 1024 * 1024;
 const DEFAULT_EXEC_MS_PER_BYTE = 1 / 5_000;
 const STAT_BATCH = 64;
 
@@ -244,11 +244,14 @@ async function sendChunk(
   const piece = remote.maxWriteLength;
   const maxInFlight = Math.max(1, Math.floor((options.windowBytes ?? DEFAULT_WINDOW) / piece));
   const inFlight = new Set<Promise<void>>();
+  // Buffers are reused once their write is acknowledged: a new one per write would leave a
+  // file's worth of garbage behind, and the peak RSS with it.
+  const pool: Buffer[] = [];
   let failure: unknown;
   let closed = false;
   const send = (buf: Buffer, position: number) => {
     const write: Promise<void> = remote.write(handle, buf, position).then(
-      () => { inFlight.delete(write); hooks.progress(buf.length); },
+      () => { inFlight.delete(write); pool.push(buf); hooks.progress(buf.length); },
       (err: unknown) => { inFlight.delete(write); failure ??= err; },
     );
     inFlight.add(write);
@@ -259,7 +262,8 @@ async function sendChunk(
       while (inFlight.size >= maxInFlight && !failure) await Promise.race(inFlight);
       if (failure) throw failure;
       const n = Math.min(piece, part.length - pos);
-      const buf = Buffer.allocUnsafe(n);
+      const whole = pool.pop();
+      const buf = whole && whole.length === n ? whole : Buffer.allocUnsafe(n);
       const { bytesRead } = await fh.read(buf, 0, n, part.offset + pos);
       if (bytesRead !== n) throw new LocalChange('changed');
       hash?.update(buf);
