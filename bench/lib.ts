@@ -1,10 +1,12 @@
 // Shared by the benchmark parts: timing a child process (wall, peak RSS, CPU), statistics, and
 // the table and ratio printing. Figures, never assertions: the machine is shared and noisy.
 import { spawn } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Vessel } from '../test/helpers/sshd.js';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 export const cli = join(repoRoot, 'dist', 'main.js');
@@ -22,9 +24,32 @@ export interface Timed {
   env?: NodeJS.ProcessEnv;
   /** Our CLI: run under node with the rusage hook. */
   ours?: boolean;
+  /** Keep the command's whole output (stdout and stderr, interleaved) in this file. */
+  logFile?: string;
 }
 
 let seq = 0;
+
+/** Runs `file args` to completion; rejects on a non-zero exit with the tail of its output. */
+async function run(file: string, args: string[], env: NodeJS.ProcessEnv, logFile?: string): Promise<void> {
+  const log = logFile ? createWriteStream(logFile) : undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      const onData = (d: Buffer) => {
+        text = (text + d.toString()).slice(-20_000);
+        log?.write(d);
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.on('error', reject);
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${file} ${args.join(' ')} exited ${code}:\n${text}`))));
+    });
+  } finally {
+    if (log) await new Promise((r) => log.end(r));
+  }
+}
 
 /** Runs one command to completion; rejects on a non-zero exit (a benchmark of a failure is no benchmark). */
 export async function time(t: Timed): Promise<Sample> {
@@ -32,20 +57,68 @@ export async function time(t: Timed): Promise<Sample> {
   const [file, ...args] = t.ours ? [process.execPath, '--import', hook, cli, ...t.command] : t.command;
   const env = { ...process.env, ...t.env, ...(t.ours ? { CM_BENCH_RUSAGE: rusageFile } : {}) };
   const started = process.hrtime.bigint();
-  const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn(file!, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let text = '';
-    child.stdout.on('data', (d: Buffer) => (text = (text + d.toString()).slice(-20_000)));
-    child.stderr.on('data', (d: Buffer) => (text = (text + d.toString()).slice(-20_000)));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`${file} ${args.join(' ')} exited ${code}:\n${text}`))));
-  });
-  void output;
+  await run(file!, args, env, t.logFile);
   const wallS = Number(process.hrtime.bigint() - started) / 1e9;
   if (!t.ours) return { wallS };
   const usage = JSON.parse(await readFile(rusageFile, 'utf8')) as { maxRssKiB: number; cpuS: number };
   await rm(rusageFile, { force: true });
   return { wallS, maxRssMiB: usage.maxRssKiB / 1024, cpuS: usage.cpuS };
+}
+
+/**
+ * Other tools' commands (not ours) started together; the wall time runs until the last one
+ * ends. Rejects if any exits non-zero (after all have ended).
+ */
+export async function timeParallel(ts: Timed[]): Promise<Sample> {
+  if (ts.some((t) => t.ours)) throw new Error('timeParallel: only for other tools (no rusage hook)');
+  const started = process.hrtime.bigint();
+  const results = await Promise.allSettled(ts.map((t) => run(t.command[0]!, t.command.slice(1), { ...process.env, ...t.env })));
+  const wallS = Number(process.hrtime.bigint() - started) / 1e9;
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return { wallS };
+}
+
+export interface PushSettings {
+  /** The shore's one Directory; RemoteLocation defaults to it (each vessel sees its own there). */
+  location: string;
+  vessels: Vessel[];
+  clientKey: string;
+  /** A file in a folder of its own, fresh for each run: a leftover database would confirm files as already there. */
+  database: string;
+  stableTimeMs: number;
+  logLevel: 'warn' | 'info' | 'debug';
+}
+
+/**
+ * settings.ini for the push parts. Everything not written here is the product's default:
+ * ChunkSize 10485760, Concurrency 2 per vessel, TempDir /tmp/.ContentMonster (a tmpfs in each
+ * vessel), Timeout 10 s.
+ */
+export async function writePushSettings(file: string, o: PushSettings): Promise<string> {
+  const text = [
+    '[MONSTER]',
+    `Database = ${o.database}`,
+    `StableTime = ${o.stableTimeMs}`,
+    `LogLevel = ${o.logLevel}`,
+    '[Directory bench]',
+    `Location = ${o.location}`,
+    ...o.vessels.flatMap((v) => [
+      `[Vessel ${v.name}]`,
+      'Address = 127.0.0.1',
+      `Port = ${v.port}`,
+      'Username = root',
+      `IdentityFile = ${o.clientKey}`,
+    ]),
+  ].join('\n');
+  await writeFile(file, `${text}\n`);
+  return file;
+}
+
+/** Nearest-rank percentile (p in 0..100) of a non-empty list. */
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 
 export function median(xs: number[]): number {

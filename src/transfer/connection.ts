@@ -84,6 +84,9 @@ export interface RemoteFs {
   write(handle: Buffer, data: Buffer, position: number): Promise<void>;
   close(handle: Buffer): Promise<void>;
   mkdirp(path: string): Promise<void>;
+  /** Renames over an existing file atomically (posix-rename@openssh.com); rejects with RenameUnsupported without it. */
+  rename(from: string, to: string): Promise<void>;
+  remove(path: string): Promise<void>;
   exec(command: string, timeoutMs?: number): Promise<ExecResult>;
   /** Starts a remote command that is fed on stdin while other requests go on. */
   spawn(command: string): Promise<RemoteProcess>;
@@ -391,6 +394,21 @@ export class SftpConnection implements RemoteFs, RemoteReader {
     return this.#request<void>('close', '', (cb) => this.#sftp.close(handle, (err) => cb(err)));
   }
 
+  rename(from: string, to: string): Promise<void> {
+    return this.#request<void>('rename', to, (cb) => {
+      try {
+        this.#sftp.ext_openssh_rename(from, to, (err) => cb(err));
+      } catch {
+        // ssh2 throws at once when the server did not advertise the extension.
+        cb(new RenameUnsupported('the server has no posix-rename@openssh.com'));
+      }
+    });
+  }
+
+  remove(path: string): Promise<void> {
+    return this.#request<void>('remove', path, (cb) => this.#sftp.unlink(path, (err) => cb(err)));
+  }
+
   async mkdirp(path: string): Promise<void> {
     const st = await this.stat(path);
     if (st?.isDirectory) return;
@@ -483,6 +501,12 @@ function entryOf(name: string, st: Stats): RemoteEntry {
 function describeRequest<E extends Error>(err: E, what: string, path: string): E {
   err.message = `SFTP ${what}${path ? ` ${path}` : ''}: ${err.message}`;
   return err;
+}
+
+export class RenameUnsupported extends Error {}
+
+export function isRenameUnsupported(err: unknown): boolean {
+  return err instanceof RenameUnsupported || (err as { cause?: unknown }).cause instanceof RenameUnsupported;
 }
 
 /** SFTP status 4, FAILURE: what OpenSSH says for a read-only or full filesystem, among others. */

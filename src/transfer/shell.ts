@@ -135,6 +135,11 @@ export function checkExistingScript(destination: string, sha256: string, chunkPr
   ].join('\n');
 }
 
+/** Prints the SHA-256 of one file on the vessel (first word of the output). */
+export function hashFileScript(path: string, size: number): string {
+  return [pickHasher(AssembleExit.hash, size >= FAST_HASHER_MIN_BYTES), `$hasher < ${quote(path)} || exit ${AssembleExit.hash}`].join('\n');
+}
+
 /** Exit codes of the TempDir probe. */
 export const ProbeExit = { mkdir: 20, create: 21 } as const;
 

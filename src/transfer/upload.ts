@@ -10,18 +10,22 @@
  * 3. The shore file is read once, front to back: every byte feeds the SHA-256, and the bytes the
  *    vessel lacks go out as pipelined SFTP writes (many requests in flight). No file is ever
  *    held in memory; at most `windowBytes` per transfer are.
+ * Small files (one chunk, at most SMALL_FILE_MAX) take a shorter way: written straight to a
+ * hidden name beside the destination, hashed there by one command and renamed into place over
+ * SFTP. A vessel process costs milliseconds, and a small file is all overhead.
+ *
  * 4. A remote command started before the first chunk joins each chunk beside the destination
  *    as soon as it is complete, hashing in the same pass, so that when the last chunk is in only
  *    its bytes are left to join; then it checks the size and SHA-256 and renames the result
  *    into place (see joinScript in shell.ts).
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { FileError, StoppedError, TransientError } from '../errors.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
-import { isNoSuchFile, isSftpFailure, type ExecResult, type RemoteFs, type RemoteProcess } from './connection.js';
+import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type RemoteFs, type RemoteProcess } from './connection.js';
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
-import { AssembleExit, ProbeExit, checkExistingScript, joinScript, removeChunksCommand, tempDirProbeScript } from './shell.js';
+import { AssembleExit, ProbeExit, checkExistingScript, hashFileScript, joinScript, quote, removeChunksCommand, tempDirProbeScript } from './shell.js';
 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
 export interface DeliveryJob {
@@ -82,6 +86,8 @@ export interface UploadOptions {
 
 const DEFAULT_WINDOW = 4 * 1024 * 1024;
 const DEFAULT_EXEC_MS_PER_BYTE = 1 / 5_000;
+/** Files up to this size (and one chunk) skip TempDir: see deliverSmallFile. */
+export const SMALL_FILE_MAX = 1024 * 1024;
 const STAT_BATCH = 64;
 
 /** Signals that the shore file no longer is the version being sent. */
@@ -96,6 +102,7 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     await checkLocalVersion(job);
     const existing = await confirmExisting(remote, job, hooks, options);
     if (existing) return existing;
+    if (job.size <= Math.min(job.chunkSize, SMALL_FILE_MAX)) return await deliverSmallFile(remote, job, hooks, options);
     const parts = planChunks(job.size, job.chunkSize);
     const present = await presentLengths(remote, job, parts);
     hooks.sending?.(present.reduce((sum, n) => sum + n, 0));
@@ -139,6 +146,91 @@ function execTimeout(bytes: number, options: UploadOptions): number {
 function abandon(joiner: RemoteProcess): void {
   joiner.end();
   joiner.result(60_000).catch(() => {});
+}
+
+/**
+ * A small file: read whole (it is at most SMALL_FILE_MAX), written with pipelined requests to
+ * a hidden name beside the destination, hashed there, and renamed into place with
+ * posix-rename (atomic, replaces an older file; `mv -f` where the server lacks it). Nothing
+ * goes through TempDir, so there is nothing to join and nothing to resume: an attempt that
+ * fails leaves at most its hidden file, which is removed.
+ */
+async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<DeliveryOutcome> {
+  const data = await readWhole(job);
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  hooks.sending?.(0);
+  const tmp = `${job.assemblyPrefix}.${randomBytes(6).toString('hex')}.tmp`;
+  const ctx = { vessel: job.vessel, path: job.destination };
+  let placed = false;
+  try {
+    const handle = await openBeside(remote, tmp, job);
+    try {
+      const piece = remote.maxWriteLength;
+      const writes: Promise<void>[] = [];
+      for (let pos = 0; pos < data.length; pos += piece) {
+        const slice = data.subarray(pos, pos + piece);
+        writes.push(remote.write(handle, slice, pos).then(() => hooks.progress(slice.length)));
+      }
+      await Promise.all(writes);
+    } finally {
+      await remote.close(handle).catch(() => {});
+    }
+    await checkLocalVersion(job);
+    hooks.sha256Known(sha256);
+    hooks.joining?.();
+    const r = await remote.exec(hashFileScript(tmp, job.size), execTimeout(job.size, options));
+    if (r.code !== 0) throw new FileError(`hashing (sha256sum or openssl) failed on vessel ${job.vessel}${r.stderr ? `: ${r.stderr.split('\n')[0]}` : ''}`, ctx);
+    const h = r.stdout.trim().split(/\s/)[0];
+    if (h !== sha256) throw new FileError(`SHA-256 on vessel ${job.vessel} is ${h}, expected ${sha256}; sending again`, ctx);
+    await remote.rename(tmp, job.destination).catch(async (err: unknown) => {
+      if (!isRenameUnsupported(err)) {
+        // SFTP says only "Failure"; the usual reason is a folder in the way.
+        if ((await remote.stat(job.destination).catch(() => null))?.isDirectory) throw new FileError(`${job.destination} on vessel ${job.vessel} is a directory`, ctx);
+        throw new FileError(`cannot move the file into place on vessel ${job.vessel}: ${(err as Error).message}`, { ...ctx, cause: err });
+      }
+      const mv = await remote.exec(`mv -f -- ${quote(tmp)} ${quote(job.destination)}`);
+      if (mv.code !== 0) throw new FileError(`cannot move the file into place on vessel ${job.vessel}: ${mv.stderr.split('\n')[0] ?? ''}`, ctx);
+    });
+    placed = true;
+    return { kind: 'done', bytesSent: data.length, alreadyThere: false, sha256 };
+  } finally {
+    if (!placed) await remote.remove(tmp).catch(() => {});
+  }
+}
+
+async function readWhole(job: DeliveryJob): Promise<Buffer> {
+  const fh = await openLocal(job);
+  try {
+    const data = Buffer.allocUnsafe(job.size);
+    let done = 0;
+    while (done < job.size) {
+      const { bytesRead } = await fh.read(data, done, job.size - done, done);
+      if (bytesRead === 0) throw new LocalChange('changed');
+      done += bytesRead;
+    }
+    return data;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Opens the hidden file beside the destination; its folder is created the first time it is missing. */
+async function openBeside(remote: RemoteFs, path: string, job: DeliveryJob): Promise<Buffer> {
+  try {
+    return await remote.open(path, 'w');
+  } catch (err) {
+    if (!isNoSuchFile(err)) throw describeWriteFailure(err, job);
+    await remote.mkdirp(path.slice(0, path.lastIndexOf('/'))).catch((e: unknown) => {
+      throw new FileError(`cannot create the destination folder on vessel ${job.vessel}: ${(e as Error).message}`, { vessel: job.vessel, path: job.destination, cause: e });
+    });
+    return remote.open(path, 'w').catch((e: unknown) => { throw describeWriteFailure(e, job); });
+  }
+}
+
+function describeWriteFailure(err: unknown, job: DeliveryJob): unknown {
+  if (!isSftpFailure(err) && !(err instanceof FileError)) return err;
+  const dir = job.destination.slice(0, job.destination.lastIndexOf('/')) || '/';
+  return new FileError(`cannot write in ${dir} on vessel ${job.vessel}: ${(err as Error).message}`, { vessel: job.vessel, path: job.destination, cause: err });
 }
 
 /** Step 1: a destination with the right size and hash is confirmed as it is. */
