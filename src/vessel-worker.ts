@@ -18,7 +18,10 @@ import type { VesselSettings } from './settings.js';
 import type { StateStore } from './state-store.js';
 import { SftpConnection, vesselEndpoint } from './transfer/connection.js';
 import { removeLeftoversScript } from './transfer/shell.js';
-import { deliverFile, type DeliveryJob, type DeliveryOutcome } from './transfer/upload.js';
+import { SMALL_FILE_MAX, deliverFile, type DeliveryJob, type DeliveryOutcome } from './transfer/upload.js';
+
+/** Small files in flight per `Concurrency` slot (see #smallQueue). */
+const SMALL_FILES_PER_SLOT = 4;
 
 const maxAttempts = 3;
 /**
@@ -50,6 +53,12 @@ export class VesselWorker {
   readonly #log: Logger;
   readonly #options: WorkerOptions;
   readonly #queue: PQueue;
+  /**
+   * Small files have their own, wider queue: each is a few round trips and one short command on
+   * the vessel, so two at a time leave the link and the vessel mostly waiting (200 files of
+   * 64 KiB: 1.8 s with 2 in flight, 1.3 s with 8).
+   */
+  readonly #smallQueue: PQueue;
   readonly #queued = new Set<number>();
   /** Cancels the transfer in flight for a file (its version was replaced or dropped). */
   readonly #running = new Map<number, AbortController>();
@@ -75,6 +84,7 @@ export class VesselWorker {
     this.#log = log.child({ vessel: settings.name });
     this.#options = options;
     this.#queue = new PQueue({ concurrency: settings.concurrency });
+    this.#smallQueue = new PQueue({ concurrency: settings.concurrency * SMALL_FILES_PER_SLOT });
     if (options.once) this.#watchdog = setInterval(() => this.#checkProgress(), 1000).unref();
   }
 
@@ -85,7 +95,7 @@ export class VesselWorker {
 
   /** No job waiting or running. */
   get idle(): boolean {
-    return this.#queue.size === 0 && this.#queue.pending === 0;
+    return [this.#queue, this.#smallQueue].every((q) => q.size === 0 && q.pending === 0);
   }
 
   /** Queues the delivery of a file; a file already queued is looked at again when its job ends. */
@@ -96,7 +106,8 @@ export class VesselWorker {
       return;
     }
     this.#queued.add(fileId);
-    this.#queue.add(() => this.#run(fileId)).catch((err: unknown) => {
+    const small = (this.#store.file(fileId)?.size ?? Infinity) <= SMALL_FILE_MAX;
+    (small ? this.#smallQueue : this.#queue).add(() => this.#run(fileId)).catch((err: unknown) => {
       // #run handles its own errors; anything here is a bug worth seeing.
       this.#log.error({ err }, 'unexpected error in delivery job');
     });
@@ -132,9 +143,12 @@ export class VesselWorker {
       const cancel = new AbortController();
       this.#running.set(fileId, cancel);
       const signal = AbortSignal.any([this.#stop.signal, cancel.signal]);
-      this.#store.transferStarted(fileId, this.name);
+      // A small file is in flight for milliseconds: `status` would never see it, and its four
+      // state writes would cost more than its transfer.
+      const tracked = job.size > SMALL_FILE_MAX;
+      if (tracked) this.#store.transferStarted(fileId, this.name);
       try {
-        const outcome = await deliverFile(connection, job, this.#hooks(fileId, job, signal), { execBaseMs: this.#settings.timeoutS * 1000 });
+        const outcome = await deliverFile(connection, job, this.#hooks(fileId, job, signal, tracked), { execBaseMs: this.#settings.timeoutS * 1000 });
         if (outcome.kind === 'done') await failpoint('after-remote-rename');
         this.#lastProgressAt = Date.now();
         if (outcome.kind !== 'done') this.#discard(job);
@@ -198,12 +212,12 @@ export class VesselWorker {
   }
 
   /** State updates from a transfer; once it is cancelled, they would describe a replaced version. */
-  #hooks(fileId: number, job: DeliveryJob, signal: AbortSignal) {
+  #hooks(fileId: number, job: DeliveryJob, signal: AbortSignal, tracked: boolean) {
     let bytes = 0;
     let savedAt = 0;
     const save = (now: number) => {
       savedAt = now;
-      if (!signal.aborted) this.#store.transferProgress(fileId, this.name, bytes);
+      if (tracked && !signal.aborted) this.#store.transferProgress(fileId, this.name, bytes);
     };
     return {
       signal,
@@ -342,7 +356,8 @@ export class VesselWorker {
     this.#stop.abort();
     this.#halt.abort();
     this.#queue.clear();
+    this.#smallQueue.clear();
     this.#connection?.disconnect('stopping');
-    await this.#queue.onIdle();
+    await Promise.all([this.#queue.onIdle(), this.#smallQueue.onIdle()]);
   }
 }

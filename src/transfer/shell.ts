@@ -135,9 +135,17 @@ export function checkExistingScript(destination: string, sha256: string, chunkPr
   ].join('\n');
 }
 
-/** Prints the SHA-256 of one file on the vessel (first word of the output). */
-export function hashFileScript(path: string, size: number): string {
-  return [pickHasher(AssembleExit.hash, size >= FAST_HASHER_MIN_BYTES), `$hasher < ${quote(path)} || exit ${AssembleExit.hash}`].join('\n');
+/**
+ * Prints the SHA-256 of each file, one line each in order (`sha256sum` output: a line starts
+ * with a backslash when the name needed escaping). One process for all: these are small files.
+ */
+export function hashFilesScript(paths: string[]): string {
+  return [
+    `set -- ${paths.map(quote).join(' ')}`,
+    `if command -v sha256sum >/dev/null 2>&1; then exec sha256sum -- "$@"; fi`,
+    // Without sha256sum: openssl, one file at a time from stdin, so no name is printed.
+    `for f; do openssl dgst -sha256 -r < "$f" || exit ${AssembleExit.hash}; done`,
+  ].join('\n');
 }
 
 /** Exit codes of the TempDir probe. */

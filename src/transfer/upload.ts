@@ -25,7 +25,8 @@ import { FileError, StoppedError, TransientError } from '../errors.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
 import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type RemoteFs, type RemoteProcess } from './connection.js';
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
-import { AssembleExit, ProbeExit, checkExistingScript, hashFileScript, joinScript, quote, removeChunksCommand, tempDirProbeScript } from './shell.js';
+import { remoteSha256 } from './hash-batch.js';
+import { AssembleExit, ProbeExit, checkExistingScript, joinScript, quote, removeChunksCommand, tempDirProbeScript } from './shell.js';
 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
 export interface DeliveryJob {
@@ -178,9 +179,9 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
     await checkLocalVersion(job);
     hooks.sha256Known(sha256);
     hooks.joining?.();
-    const r = await remote.exec(hashFileScript(tmp, job.size), execTimeout(job.size, options));
-    if (r.code !== 0) throw new FileError(`hashing (sha256sum or openssl) failed on vessel ${job.vessel}${r.stderr ? `: ${r.stderr.split('\n')[0]}` : ''}`, ctx);
-    const h = r.stdout.trim().split(/\s/)[0];
+    const h = await remoteSha256(remote, tmp, execTimeout(SMALL_FILE_MAX * 32, options)).catch((err: unknown) => {
+      throw err instanceof TransientError ? err : new FileError(`hashing (sha256sum or openssl) failed on vessel ${job.vessel}: ${(err as Error).message}`, { ...ctx, cause: err });
+    });
     if (h !== sha256) throw new FileError(`SHA-256 on vessel ${job.vessel} is ${h}, expected ${sha256}; sending again`, ctx);
     await remote.rename(tmp, job.destination).catch(async (err: unknown) => {
       if (!isRenameUnsupported(err)) {
