@@ -4,7 +4,7 @@
  * outside (say, the remote rename and the state update). Off unless the environment variable
  * CONTENTMONSTER_FAILPOINT names the point; costs one string comparison otherwise.
  */
-export type FailpointName = 'after-remote-rename' | 'processed-move';
+export type FailpointName = 'after-remote-rename' | 'processed-move' | 'small-file-written';
 
 export async function failpoint(name: FailpointName): Promise<void> {
   if (process.env.CONTENTMONSTER_FAILPOINT !== name) return;

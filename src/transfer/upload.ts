@@ -19,9 +19,10 @@
  *    its bytes are left to join; then it checks the size and SHA-256 and renames the result
  *    into place (see joinScript in shell.ts).
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { FileError, StoppedError, TransientError } from '../errors.js';
+import { failpoint } from '../failpoint.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
 import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type RemoteFs, type RemoteProcess } from './connection.js';
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
@@ -160,7 +161,9 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
   const data = await readWhole(job);
   const sha256 = createHash('sha256').update(data).digest('hex');
   hooks.sending?.(0);
-  const tmp = `${job.assemblyPrefix}.${randomBytes(6).toString('hex')}.tmp`;
+  // One name per version and vessel: an attempt cut short by a crash leaves its file, and the
+  // next attempt writes over it instead of leaving another beside it.
+  const tmp = `${job.assemblyPrefix}.up.tmp`;
   const ctx = { vessel: job.vessel, path: job.destination };
   let placed = false;
   try {
@@ -176,6 +179,7 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
     } finally {
       await remote.close(handle).catch(() => {});
     }
+    await failpoint('small-file-written');
     await checkLocalVersion(job);
     hooks.sha256Known(sha256);
     hooks.joining?.();

@@ -71,7 +71,7 @@ export async function assertOnVessel(vessel: Vessel, viewPath: string, expected:
 export async function assertVesselClean(vessel: Vessel, viewPath: string, tempDir = '/tmp/.ContentMonster'): Promise<void> {
   const temp = await readdir(vessel.hostPath(tempDir)).catch(() => []);
   assert.deepEqual(temp, [], `TempDir on ${vessel.name} is left clean`);
-  const stray = (await listFiles(vessel.hostPath(viewPath))).filter((f) => /(^|\/)\.cm-[0-9a-f]+\.\d+\.tmp$/.test(f));
+  const stray = (await listFiles(vessel.hostPath(viewPath))).filter((f) => /(^|\/)\.cm-[0-9a-f]+\.(\d+|up)\.tmp$/.test(f));
   assert.deepEqual(stray, [], `no half-joined file on ${vessel.name}`);
 }
 
