@@ -43,7 +43,7 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
   };
   const report = new PushReport(metrics, log, waiting);
   const replicator = new Replicator(settings, store, log, { collectFailures: options.once, report });
-  const workers = settings.vessels.map((v) => new VesselWorker(v, store, replicator, log, { once: options.once, giveUpAfterMs: options.giveUpAfterMs }));
+  const workers = settings.vessels.map((v) => new VesselWorker(v, store, replicator, log, { once: options.once, giveUpAfterMs: options.giveUpAfterMs, chunkSize: settings.monster.chunkSize }));
   workers.forEach((w) => replicator.addWorker(w));
   const filter = { isIgnored: makeIgnoreMatcher(settings.monster.ignore) };
   const scanner = new Scanner(filter, log);

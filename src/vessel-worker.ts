@@ -17,8 +17,9 @@ import type { Logger } from './log.js';
 import type { VesselSettings } from './settings.js';
 import type { StateStore } from './state-store.js';
 import { SftpConnection, vesselEndpoint } from './transfer/connection.js';
+import { logFirstUse } from './transfer/host-key.js';
 import { removeLeftoversScript } from './transfer/shell.js';
-import { SMALL_FILE_MAX, deliverFile, type DeliveryJob, type DeliveryOutcome } from './transfer/upload.js';
+import { deliverFile, isSmallFile, type DeliveryJob, type DeliveryOutcome } from './transfer/upload.js';
 
 /** Small files in flight per `Concurrency` slot (see #smallQueue). */
 const SMALL_FILES_PER_SLOT = 4;
@@ -43,6 +44,8 @@ export interface WorkerOptions {
   /** `--once`: a refused vessel, or one without progress for `giveUpAfterMs`, is given up. */
   once: boolean;
   giveUpAfterMs: number;
+  /** `[MONSTER] ChunkSize`: with the size, it decides which files are small (see isSmallFile). */
+  chunkSize: number;
 }
 
 export class VesselWorker {
@@ -106,7 +109,8 @@ export class VesselWorker {
       return;
     }
     this.#queued.add(fileId);
-    const small = (this.#store.file(fileId)?.size ?? Infinity) <= SMALL_FILE_MAX;
+    const size = this.#store.file(fileId)?.size;
+    const small = size !== undefined && isSmallFile(size, this.#options.chunkSize);
     (small ? this.#smallQueue : this.#queue).add(() => this.#run(fileId)).catch((err: unknown) => {
       // #run handles its own errors; anything here is a bug worth seeing.
       this.#log.error({ err }, 'unexpected error in delivery job');
@@ -145,7 +149,7 @@ export class VesselWorker {
       const signal = AbortSignal.any([this.#stop.signal, cancel.signal]);
       // A small file is in flight for milliseconds: `status` would never see it, and its four
       // state writes would cost more than its transfer.
-      const tracked = job.size > SMALL_FILE_MAX;
+      const tracked = !isSmallFile(job.size, job.chunkSize);
       if (tracked) this.#store.transferStarted(fileId, this.name);
       try {
         const outcome = await deliverFile(connection, job, this.#hooks(fileId, job, signal, tracked), { execBaseMs: this.#settings.timeoutS * 1000 });
@@ -267,7 +271,7 @@ export class VesselWorker {
         endpoint: vesselEndpoint(this.#settings),
         hostKeys: this.#store,
         signal: this.#stop.signal,
-        onFirstUse: (fp) => this.#log.info({ fingerprint: fp }, 'host key seen for the first time; recorded'),
+        onHostKey: logFirstUse(this.#log),
       });
       this.#connection = connection;
       this.#delayMs = 0;

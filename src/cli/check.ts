@@ -3,6 +3,7 @@ import { checkSteps, checkVessels, vesselReady, type CheckStep, type VesselCheck
 import { ExitCode } from '../errors.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { loadSettings, resolveSettingsPath } from '../settings.js';
+import { table } from './table.js';
 
 export interface CheckFlags {
   config?: string;
@@ -36,12 +37,10 @@ const cells = { ok: 'ok', new: 'new', fail: 'FAIL', skipped: '-' } as const;
  * (new host keys, folders that will be created), then a summary line. Pure, for the tests.
  */
 export function renderCheckTable(results: readonly VesselCheck[]): string {
-  const rows = [
+  const rows = table(
     ['VESSEL', 'ADDRESS', ...checkSteps.map((s) => headers[s])],
-    ...results.map((r) => [r.vessel, r.address, ...checkSteps.map((s) => cells[r.steps[s].state])]),
-  ];
-  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
-  const table = rows.map((row) => row.map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  '));
+    results.map((r) => [r.vessel, r.address, ...checkSteps.map((s) => cells[r.steps[s].state])]),
+  );
   const linesOf = (what: 'problems' | 'notes') =>
     results.flatMap((r) => checkSteps.flatMap((s) => r.steps[s][what].map((line) => `${r.vessel}: ${line}`)));
   const problems = linesOf('problems');
@@ -50,7 +49,7 @@ export function renderCheckTable(results: readonly VesselCheck[]): string {
   const summary = notReady === 0
     ? `all ${results.length} ${plural(results.length)} ready`
     : `${notReady} of ${results.length} ${plural(results.length)} not ready`;
-  return [table, problems, notes, [summary]]
+  return [rows, problems, notes, [summary]]
     .filter((block) => block.length > 0)
     .map((block) => block.join('\n'))
     .join('\n\n') + '\n';

@@ -10,7 +10,7 @@ import { nextDelay } from '../backoff.js';
 import { ConfigError, StoppedError, VesselRefusedError, classify, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import { SftpConnection, type Endpoint } from '../transfer/connection.js';
-import type { HostKeyRecords } from '../transfer/host-key.js';
+import { logFirstUse, type HostKeyRecords } from '../transfer/host-key.js';
 
 export interface ServerLinkOptions {
   giveUpAfterMs: number;
@@ -73,7 +73,7 @@ export class ServerLink {
           endpoint: this.#endpoint,
           hostKeys: this.#hostKeys,
           signal: this.#options.signal,
-          onFirstUse: (fp) => this.#log.info({ fingerprint: fp }, 'host key seen for the first time; recorded'),
+          onHostKey: logFirstUse(this.#log),
         });
         this.#connection = connection;
         this.#movedSinceConnect = false;

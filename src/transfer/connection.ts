@@ -119,7 +119,6 @@ export function vesselEndpoint(vessel: VesselSettings): Endpoint {
 export interface ConnectOptions {
   endpoint: Endpoint;
   hostKeys: HostKeyRecords;
-  onFirstUse?: (fingerprint: string) => void;
   /**
    * Called with every key the peer offers and the verdict on it, before the connection goes on
    * or is refused: `check` learns known / new / changed without connecting twice.
@@ -256,7 +255,6 @@ export class SftpConnection implements RemoteFs, RemoteReader {
         const verdict = judgeHostKey(vessel.label, host, seen, vessel.hostKey, hostKeys, vessel.hostKeySetting);
         options.onHostKey?.(seen, verdict);
         if (!verdict.ok) refusal = verdict.reason;
-        else if (verdict.firstUse) options.onFirstUse?.(seen);
         return verdict.ok;
       },
     };

@@ -7,7 +7,7 @@ import type { ExecResult, RemoteFs } from './connection.js';
 import { hashFilesScript } from './shell.js';
 
 /** More would make one slow file hold up many. */
-const MAX_BATCH = 32;
+export const MAX_HASH_BATCH = 32;
 
 interface Request {
   path: string;
@@ -29,7 +29,7 @@ class HashBatch {
   hash(path: string): Promise<string> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ path, resolve, reject });
-      if (this.#waiting.length >= MAX_BATCH) this.#flush();
+      if (this.#waiting.length >= MAX_HASH_BATCH) this.#flush();
       else if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(() => this.#flush());
@@ -39,7 +39,7 @@ class HashBatch {
 
   #flush(): void {
     this.#scheduled = false;
-    const batch = this.#waiting.splice(0, MAX_BATCH);
+    const batch = this.#waiting.splice(0, MAX_HASH_BATCH);
     if (batch.length === 0) return;
     void this.#hashAll(batch);
   }

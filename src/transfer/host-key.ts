@@ -49,3 +49,10 @@ export function judgeHostKey(
     ? { ok: true, firstUse: false }
     : { ok: false, reason: `host key of ${label} (${host}) changed: recorded ${known}, now offered ${seen}; refusing to connect (if the change is expected, pin the new key with ${pinSetting} ${seen})` };
 }
+
+/** An `onHostKey` for a connection that records keys: says so when it records a new one. */
+export function logFirstUse(log: { info(obj: object, msg: string): void }): (fingerprint: string, verdict: HostKeyVerdict) => void {
+  return (fingerprint, verdict) => {
+    if (verdict.ok && verdict.firstUse) log.info({ fingerprint }, 'host key seen for the first time; recorded');
+  };
+}

@@ -26,7 +26,7 @@ import { failpoint } from '../failpoint.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
 import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type RemoteFs, type RemoteProcess } from './connection.js';
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
-import { remoteSha256 } from './hash-batch.js';
+import { MAX_HASH_BATCH, remoteSha256 } from './hash-batch.js';
 import { AssembleExit, ProbeExit, checkExistingScript, joinScript, quote, removeChunksCommand, tempDirProbeScript } from './shell.js';
 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
@@ -90,6 +90,11 @@ const DEFAULT_WINDOW = 4 * 1024 * 1024;
 const DEFAULT_EXEC_MS_PER_BYTE = 1 / 5_000;
 /** Files up to this size (and one chunk) skip TempDir: see deliverSmallFile. */
 export const SMALL_FILE_MAX = 1024 * 1024;
+
+/** Whether a file takes the small-file way (deliverSmallFile); the worker queues it by the same rule. */
+export function isSmallFile(size: number, chunkSize: number): boolean {
+  return size <= Math.min(chunkSize, SMALL_FILE_MAX);
+}
 const STAT_BATCH = 64;
 
 /** Signals that the shore file no longer is the version being sent. */
@@ -104,7 +109,7 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     await checkLocalVersion(job);
     const existing = await confirmExisting(remote, job, hooks, options);
     if (existing) return existing;
-    if (job.size <= Math.min(job.chunkSize, SMALL_FILE_MAX)) return await deliverSmallFile(remote, job, hooks, options);
+    if (isSmallFile(job.size, job.chunkSize)) return await deliverSmallFile(remote, job, hooks, options);
     const parts = planChunks(job.size, job.chunkSize);
     const present = await presentLengths(remote, job, parts);
     hooks.sending?.(present.reduce((sum, n) => sum + n, 0));
@@ -183,7 +188,7 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
     await checkLocalVersion(job);
     hooks.sha256Known(sha256);
     hooks.joining?.();
-    const h = await remoteSha256(remote, tmp, execTimeout(SMALL_FILE_MAX * 32, options)).catch((err: unknown) => {
+    const h = await remoteSha256(remote, tmp, execTimeout(SMALL_FILE_MAX * MAX_HASH_BATCH, options)).catch((err: unknown) => {
       throw err instanceof TransientError ? err : new FileError(`hashing (sha256sum or openssl) failed on vessel ${job.vessel}: ${(err as Error).message}`, { ...ctx, cause: err });
     });
     if (h !== sha256) throw new FileError(`SHA-256 on vessel ${job.vessel} is ${h}, expected ${sha256}; sending again`, ctx);
@@ -219,17 +224,14 @@ async function readWhole(job: DeliveryJob): Promise<Buffer> {
   }
 }
 
-/** Opens the hidden file beside the destination; its folder is created the first time it is missing. */
+/** Opens the hidden file beside the destination for writing, creating its folder when missing. */
 async function openBeside(remote: RemoteFs, path: string, job: DeliveryJob): Promise<Buffer> {
-  try {
-    return await remote.open(path, 'w');
-  } catch (err) {
-    if (!isNoSuchFile(err)) throw describeWriteFailure(err, job);
-    await remote.mkdirp(path.slice(0, path.lastIndexOf('/'))).catch((e: unknown) => {
-      throw new FileError(`cannot create the destination folder on vessel ${job.vessel}: ${(e as Error).message}`, { vessel: job.vessel, path: job.destination, cause: e });
-    });
-    return remote.open(path, 'w').catch((e: unknown) => { throw describeWriteFailure(e, job); });
-  }
+  return openCreatingFolder(remote, path, 'w').catch((err: unknown) => {
+    if (isNoSuchFile(err)) {
+      throw new FileError(`cannot create the destination folder on vessel ${job.vessel}: ${(err as Error).message}`, { vessel: job.vessel, path: job.destination, cause: err });
+    }
+    throw describeWriteFailure(err, job);
+  });
 }
 
 function describeWriteFailure(err: unknown, job: DeliveryJob): unknown {
@@ -337,7 +339,7 @@ async function sendChunk(
   remote: RemoteFs, fh: FileHandle, job: DeliveryJob, part: ChunkPart, have: number,
   hash: Hash | undefined, hooks: DeliveryHooks, options: UploadOptions,
 ): Promise<number> {
-  const handle = await openChunk(remote, `${job.chunkPrefix}.${part.index}`, have > 0 ? 'r+' : 'w');
+  const handle = await openCreatingFolder(remote, `${job.chunkPrefix}.${part.index}`, have > 0 ? 'r+' : 'w');
   const piece = remote.maxWriteLength;
   const maxInFlight = Math.max(1, Math.floor((options.windowBytes ?? DEFAULT_WINDOW) / piece));
   const inFlight = new Set<Promise<void>>();
@@ -401,8 +403,8 @@ async function explainTempDirFailure(remote: RemoteFs, job: DeliveryJob, err: un
   return err;
 }
 
-/** Opens a chunk for writing; TempDir is created (with its parents) the first time it is missing. */
-async function openChunk(remote: RemoteFs, path: string, flags: 'w' | 'r+'): Promise<Buffer> {
+/** Opens a file for writing; its folder (TempDir, or beside a destination) is created the first time it is missing. */
+async function openCreatingFolder(remote: RemoteFs, path: string, flags: 'w' | 'r+'): Promise<Buffer> {
   try {
     return await remote.open(path, flags);
   } catch (err) {
