@@ -133,7 +133,7 @@ function hostKeyStep(vessel: VesselSettings, offered: { fingerprint: string; ver
   };
 }
 
-/** TempDir, cat/sha256sum and the RemoteLocations, from one remote script. */
+/** TempDir, cat/tee/sha256sum and the RemoteLocations, from one remote script. */
 async function probe(
   connection: SftpConnection, vessel: VesselSettings, received: DirectorySettings[], log?: Logger,
 ): Promise<Partial<Record<CheckStep, StepResult>>> {
@@ -156,7 +156,7 @@ async function probe(
       ...locations.flatMap((l) => l.notes),
       ...(received.length === 0 ? ['receives no Directory (every one is in IgnoreDirs)'] : []),
     ]);
-  const tools = [toolProblem('cat', found.cat, probeInput), toolProblem('sha256sum', found.sha256sum, probeSha256)].filter((p) => p !== undefined);
+  const tools = [toolProblem('cat', found.cat, probeInput), toolProblem('tee', found.tee, probeInput), toolProblem('sha256sum', found.sha256sum, probeSha256)].filter((p) => p !== undefined);
   return {
     tempDir: folderStep(`TempDir ${shown(vessel.tempDir)}`, vessel.tempDir, found.tempDir),
     commands: tools.length ? fail(...tools) : ok(),

@@ -68,7 +68,7 @@ function buildProgram(): Command {
 
   program
     .command('check')
-    .description('validate the settings, then per vessel: connect, host key, authentication, TempDir writable, cat and sha256sum working, each RemoteLocation writable (records and creates nothing); exit 0 when every vessel is ready, else 1')
+    .description('validate the settings, then per vessel: connect, host key, authentication, TempDir writable, cat, tee and sha256sum working, each RemoteLocation writable (records and creates nothing); exit 0 when every vessel is ready, else 1')
     .option('-c, --config <file>', 'settings file (default: $CONTENTMONSTER_CONFIG, else ./settings.ini)')
     .addOption(new Option('--log-level <level>', 'log on stderr at this level (default: no log lines, only the report)').choices([...logLevels]))
     .action(async (flags) => {

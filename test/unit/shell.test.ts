@@ -261,14 +261,14 @@ describe('joinScript', () => {
     assert.deepEqual(chunksLeft(prefix, 1), [0]);
   });
 
-  it('a missing chunk: exits cat and creates no destination', () => {
+  it('a missing chunk: exits join and creates no destination', () => {
     const dir = caseDir('missing-chunk');
     const prefix = join(dir, 'cm-missing');
     writeFileSync(`${prefix}.0`, 'a');
     writeFileSync(`${prefix}.2`, 'c');
     const destination = join(dir, 'dest');
     const r = assemble({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256('abc') });
-    assert.equal(r.status, AssembleExit.cat);
+    assert.equal(r.status, AssembleExit.join);
     assert.equal(existsSync(destination), false);
     assert.equal(existsSync(join(dir, '.asm')), false, 'no half-assembled file is left beside the destination');
     assert.deepEqual(chunksLeft(prefix, 3), [0, 2]);
@@ -300,13 +300,13 @@ describe('joinScript', () => {
     assert.deepEqual(readdirSync(dir).sort(), ['cm-inc.0', 'cm-inc.1'], 'no half-joined file or side file is left');
   });
 
-  it('a line that is not a chunk index stops the join (exit cat) and runs nothing', () => {
+  it('a line that is not a chunk index stops the join (exit join) and runs nothing', () => {
     const dir = caseDir('protocol');
     const prefix = join(dir, 'cm-p');
     writeChunks(prefix, ['x']);
     const destination = join(dir, 'dest.txt');
     const r = assemble({ chunkPrefix: prefix, chunkCount: 1, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256('x') }, `0\n$(touch ${markerName})\nend ${sha256('x')}\n`);
-    assert.equal(r.status, AssembleExit.cat);
+    assert.equal(r.status, AssembleExit.join);
     assert.equal(existsSync(destination), false);
     assertNoMarker();
   });
@@ -497,7 +497,7 @@ describe('AssembleExit', () => {
 });
 
 describe('checkProbeScript / parseCheckProbe', () => {
-  /** Runs the probe with `PATH` limited to `bin` when given (to hide or fake cat and sha256sum). */
+  /** Runs the probe with `PATH` limited to `bin` when given (to hide or fake cat, tee and sha256sum). */
   function probe(tempDir: string, locations: string[], bin?: string) {
     const env = bin ? { ...process.env, PATH: bin } : process.env;
     const r = spawnSync('/bin/sh', ['-c', checkProbeScript(tempDir, locations)], { cwd: root, env, encoding: 'utf8', timeout: 30_000 });
@@ -526,6 +526,7 @@ describe('checkProbeScript / parseCheckProbe', () => {
       tempDir: { state: 'ok', missingLevels: 0 },
       locations: [{ state: 'ok', missingLevels: 0 }, { state: 'ok', missingLevels: 0 }],
       cat: { state: 'ok' },
+      tee: { state: 'ok' },
       sha256sum: { state: 'ok' },
     }, stdout);
     assert.deepEqual(readdirSync(dir).sort(), ['loc', 'temp']);
@@ -570,26 +571,29 @@ describe('checkProbeScript / parseCheckProbe', () => {
       tempDir: { state: 'ok', missingLevels: 3 },
       locations: [{ state: 'ok', missingLevels: 0 }, { state: 'ok', missingLevels: 1 }, { state: 'ok', missingLevels: 0 }],
       cat: { state: 'ok' },
+      tee: { state: 'ok' },
       sha256sum: { state: 'ok' },
     }, stdout);
-    assert.deepEqual(stdout.split('\n'), ['tempdir ok 3', 'loc:0 ok 0', 'loc:1 ok 1', 'loc:2 ok 0', 'cat ok', 'sha256sum ok', 'end', '']);
+    assert.deepEqual(stdout.split('\n'), ['tempdir ok 3', 'loc:0 ok 0', 'loc:1 ok 1', 'loc:2 ok 0', 'cat ok', 'tee ok', 'sha256sum ok', 'end', '']);
     assert.deepEqual(readdirSync(dir), [`-d ${nasty}`]);
     assert.deepEqual(readdirSync(existing), []);
     assertNoMarker();
   });
 
-  it('cat and sha256sum not installed: missing', () => {
+  it('cat, tee and sha256sum not installed: missing', () => {
     const { parsed } = probe(root, [], fakeBin({}));
-    assert.deepEqual([parsed?.cat, parsed?.sha256sum], [{ state: 'missing' }, { state: 'missing' }]);
+    assert.deepEqual([parsed?.cat, parsed?.tee, parsed?.sha256sum], [{ state: 'missing' }, { state: 'missing' }, { state: 'missing' }]);
   });
 
   it('a failing command: its exit code and its output on one line; a wrong answer: what it printed', () => {
     const bin = fakeBin({
       cat: 'echo "cat: read error:" >&2; echo "Input/output error" >&2; exit 1',
+      tee: 'exit 3',
       sha256sum: 'echo "0000  -"',
     });
     const { parsed } = probe(root, [], bin);
     assert.deepEqual(parsed?.cat, { state: 'exit', code: 1, output: 'cat: read error: Input/output error' });
+    assert.deepEqual(parsed?.tee, { state: 'exit', code: 3, output: '' });
     assert.deepEqual(parsed?.sha256sum, { state: 'wrong', output: '0000 -' });
   });
 
@@ -601,14 +605,16 @@ describe('checkProbeScript / parseCheckProbe', () => {
   });
 
   it('output that stops before `end`, or lacks a line, is not a result; unrelated lines are ignored', () => {
-    const full = 'motd noise\ntempdir ok 0\nloc:0 unwritable 1 Read-only file system\ncat ok\nsha256sum exit 126 Permission denied\nend\n';
+    const full = 'motd noise\ntempdir ok 0\nloc:0 unwritable 1 Read-only file system\ncat ok\ntee missing\nsha256sum exit 126 Permission denied\nend\n';
     assert.deepEqual(parseCheckProbe(full, 1), {
       tempDir: { state: 'ok', missingLevels: 0 },
       locations: [{ state: 'unwritable', missingLevels: 1, reason: 'Read-only file system' }],
       cat: { state: 'ok' },
+      tee: { state: 'missing' },
       sha256sum: { state: 'exit', code: 126, output: 'Permission denied' },
     });
     assert.equal(parseCheckProbe(full.replace('end\n', ''), 1), undefined);
+    assert.equal(parseCheckProbe(full.replace('tee missing\n', ''), 1), undefined);
     assert.equal(parseCheckProbe(full, 2), undefined);
     assert.equal(parseCheckProbe('This account is currently not available.\n', 0), undefined);
   });
