@@ -90,6 +90,27 @@ export interface RemoteFs {
   exec(command: string, timeoutMs?: number): Promise<ExecResult>;
   /** Starts a remote command that is fed on stdin while other requests go on. */
   spawn(command: string): Promise<RemoteProcess>;
+  /**
+   * Starts a remote command that lives as long as the connection and answers every line
+   * written to it with one line. It takes no exec slot (it holds one SSH session of its own).
+   */
+  startLineService(command: string): Promise<RemoteLineService>;
+}
+
+/** A remote command started by `startLineService`. */
+export interface RemoteLineService {
+  /**
+   * Writes `line` and resolves with the next line of output not yet claimed: answers come in
+   * the order of the questions. Rejects when the command has ended (with its exit and the
+   * first line of its stderr) or the connection dies; after `timeoutMs` it rejects and stops the
+   * command, whose later answers could no longer be matched.
+   */
+  ask(line: string, timeoutMs: number): Promise<string>;
+  /** Whether it has answered at least once. */
+  readonly answered: boolean;
+  readonly ended: boolean;
+  /** Stops the command; questions not answered yet are rejected. */
+  close(): void;
 }
 
 /** A remote command started by `spawn`. */
@@ -173,6 +194,8 @@ export class SftpConnection implements RemoteFs, RemoteReader {
   #execsRunning = 0;
   #execWaiters: (() => void)[] = [];
   #sftpPending = 0;
+  /** Questions to line services not answered yet. */
+  #questionsPending = 0;
   /** When the last byte came from the vessel, or when work started after a quiet time. */
   #lastHeard = Date.now();
   #lastProbe = 0;
@@ -201,7 +224,7 @@ export class SftpConnection implements RemoteFs, RemoteReader {
   }
 
   get #outstanding(): number {
-    return this.#sftpPending + this.#execsRunning;
+    return this.#sftpPending + this.#execsRunning + this.#questionsPending;
   }
 
   /** Work is starting: if the connection was idle, the quiet time counts from now. */
@@ -217,7 +240,7 @@ export class SftpConnection implements RemoteFs, RemoteReader {
       return;
     }
     // A remote command that prints nothing until it ends must not look like a dead link.
-    if (this.#execsRunning > 0 && this.#sftpPending === 0 && now - this.#lastProbe >= this.#timeoutMs / 3) {
+    if (this.#execsRunning + this.#questionsPending > 0 && this.#sftpPending === 0 && now - this.#lastProbe >= this.#timeoutMs / 3) {
       this.#lastProbe = now;
       this.stat('/').catch(() => {});
     }
@@ -451,6 +474,51 @@ export class SftpConnection implements RemoteFs, RemoteReader {
       release();
       throw err;
     }
+  }
+
+  async startLineService(command: string): Promise<RemoteLineService> {
+    const { stream, exited } = await this.#start(command);
+    const waiting: { resolve(line: string): void; reject(err: unknown): void }[] = [];
+    let partial = '';
+    let ended: Error | undefined;
+    let answered = false;
+    const endAll = (err: Error) => {
+      ended ??= err;
+      for (const q of waiting.splice(0)) q.reject(ended);
+    };
+    stream.on('data', (d: Buffer) => {
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        answered = true;
+        waiting.shift()?.resolve(line);
+      }
+    });
+    exited.then(
+      (r) => endAll(new Error(`ended (exit ${r.code ?? r.signal})${r.stderr ? `: ${r.stderr.split('\n')[0]}` : ''}`)),
+      (err: Error) => endAll(err),
+    );
+    const stop = () => {
+      endAll(new Error('stopped'));
+      stream.close();
+    };
+    return {
+      get answered() { return answered; },
+      get ended() { return ended !== undefined; },
+      close: stop,
+      ask: (line, timeoutMs) => {
+        if (ended) return Promise.reject(ended);
+        this.#busy();
+        this.#questionsPending++;
+        const answer = new Promise<string>((resolve, reject) => {
+          waiting.push({ resolve, reject });
+          stream.write(`${line}\n`);
+        });
+        return withDeadline(answer, timeoutMs, `remote command on ${this.#label}`, stop).finally(() => {
+          this.#questionsPending--;
+        });
+      },
+    };
   }
 
   async #execSlot(): Promise<void> {

@@ -151,6 +151,17 @@ export function hashFilesScript(paths: string[]): string {
   ].join('\n');
 }
 
+/**
+ * A `sha256sum -c` that reads its check list (`<sha256>  <path>` lines) from stdin and answers
+ * each line as it comes, `<path>: OK` or `<path>: FAILED`. coreutils line-buffers those answers
+ * since 8.27; `stdbuf` makes sure of it on older ones. Untranslated, since they are parsed.
+ */
+export const lineCheckerCommand = [
+  'LC_ALL=C; export LC_ALL',
+  'if command -v stdbuf >/dev/null 2>&1; then exec stdbuf -oL sha256sum -c -; fi',
+  'exec sha256sum -c -',
+].join('\n');
+
 /** Exit codes of the TempDir probe. */
 export const ProbeExit = { mkdir: 20, create: 21 } as const;
 

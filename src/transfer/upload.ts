@@ -26,7 +26,8 @@ import { failpoint } from '../failpoint.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
 import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type RemoteFs, type RemoteProcess } from './connection.js';
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
-import { MAX_HASH_BATCH, remoteSha256 } from './hash-batch.js';
+import { MAX_HASH_BATCH } from './hash-batch.js';
+import { checkOnVessel } from './remote-check.js';
 import { AssembleExit, ProbeExit, checkExistingScript, joinScript, quote, removeChunksCommand, tempDirProbeScript } from './shell.js';
 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
@@ -188,10 +189,10 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
     await checkLocalVersion(job);
     hooks.sha256Known(sha256);
     hooks.joining?.();
-    const h = await remoteSha256(remote, tmp, execTimeout(SMALL_FILE_MAX * MAX_HASH_BATCH, options)).catch((err: unknown) => {
+    const differs = await checkOnVessel(remote, tmp, sha256, execTimeout(SMALL_FILE_MAX * MAX_HASH_BATCH, options)).catch((err: unknown) => {
       throw err instanceof TransientError ? err : new FileError(`hashing (sha256sum or openssl) failed on vessel ${job.vessel}: ${(err as Error).message}`, { ...ctx, cause: err });
     });
-    if (h !== sha256) throw new FileError(`SHA-256 on vessel ${job.vessel} is ${h}, expected ${sha256}; sending again`, ctx);
+    if (differs) throw new FileError(`SHA-256 on vessel ${job.vessel} is ${differs}, expected ${sha256}; sending again`, ctx);
     await remote.rename(tmp, job.destination).catch(async (err: unknown) => {
       if (!isRenameUnsupported(err)) {
         // SFTP says only "Failure"; the usual reason is a folder in the way.

@@ -1,6 +1,7 @@
 // End to end: the built CLI against three real OpenSSH vessels. Every file is checked by
 // SHA-256 on every vessel; nothing here mocks SFTP.
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { appendFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startProxy } from '../helpers/proxy.js';
 import { runCli, startDaemon, waitFor } from '../helpers/process.js';
 import { exists, listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
-import { assertOnVessel, assertVesselClean, chunkCount, databasePath, writeSettings, resetFarm } from '../helpers/push.js';
+import { assertOnVessel, assertVesselClean, chunkCount, databasePath, onVessel, writeSettings, resetFarm } from '../helpers/push.js';
 
 let farm: VesselFarm;
 
@@ -37,6 +38,7 @@ const hostileNames = [
   '-leading-dash.txt',
   'ünïcödé ファイル.txt',
   'new\nline.txt',
+  'back\\slash.txt',
 ];
 
 describe('push: contentmonster run', () => {
@@ -215,6 +217,28 @@ describe('push: contentmonster run', () => {
       assert.ok(await exists(databasePath(farm)), 'a new state file');
     } finally {
       await proxy.stop();
+    }
+  });
+
+  it('a vessel with openssl but without sha256sum verifies small and chunked files with openssl', async () => {
+    const files = await makeFiles(farm.viewPath, [['small-1.txt', 5000], ['small-2.txt', 6000], ['chunked.bin', 300_000]]);
+    // A /usr/bin without sha256sum in v1's namespace (hard links: nothing is copied): the tool
+    // is really absent, as on a vessel that lacks it, not present and failing.
+    const bin = join(farm.root, 'usr-bin-without-sha256sum');
+    execFileSync('cp', ['-al', '/usr/bin', bin]);
+    await rm(join(bin, 'sha256sum'));
+    const v1 = farm.vessels[0]!;
+    onVessel(v1, `mount --bind '${bin}' /usr/bin`);
+    try {
+      const r = await runCli(['run', '-c', await writeSettings(farm), '--once'], { cwd: farm.root });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      for (const v of farm.vessels) {
+        await assertOnVessel(v, farm.viewPath, files);
+        await assertVesselClean(v, farm.viewPath);
+      }
+    } finally {
+      onVessel(v1, 'umount -l /usr/bin'); // lazy: the run's last sessions on v1 may still be ending
+      await rm(bin, { recursive: true, force: true });
     }
   });
 
