@@ -3,8 +3,9 @@
  * connection: a line per file in (`<sha256>  <path>`), `<path>: OK` or `<path>: FAILED` out.
  * Every remote command costs the vessel an sshd fork, a shell and a process (about 10 ms of
  * CPU here, far more behind a heavy shell profile); this costs it only the hashing. Where the
- * checker cannot be used (no sha256sum on the vessel, or a name with a newline, carriage return
- * or backslash, which sha256sum would escape), the batched digests of hash-batch.ts decide.
+ * checker cannot be used (no sha256sum on the vessel, no session to spare for it, or a name
+ * with a newline, carriage return or backslash, which sha256sum would escape), the batched
+ * digests of hash-batch.ts decide.
  */
 import type { RemoteFs, RemoteLineService } from './connection.js';
 import { remoteSha256 } from './hash-batch.js';
@@ -37,10 +38,13 @@ export async function checkOnVessel(remote: RemoteFs, path: string, sha256: stri
   const forget = () => {
     if (checker.service === starting) checker.service = undefined;
   };
-  const service = await starting.catch((err: unknown) => {
+  // A server that allows fewer sessions (MaxSessions) may refuse one more: digests it is.
+  const service = await starting.catch(() => undefined);
+  if (!service) {
     forget();
-    throw err;
-  });
+    checker.unusable = true;
+    return byDigest();
+  }
   let answer: string;
   try {
     answer = await service.ask(`${sha256}  ${path}`, timeoutMs);

@@ -117,3 +117,15 @@ describe('checkOnVessel', () => {
     assert.equal(counts.services, 2);
   });
 });
+
+describe('checkOnVessel without a session to spare', () => {
+  it('a server that refuses the checker session: digests decide', async () => {
+    writeFileSync(join(dir, 'r1'), 'refused');
+    const { remote, counts } = localVessel();
+    remote.startLineService = async () => { counts.services++; throw new Error('open failed (administratively prohibited)'); };
+    assert.equal(await checkOnVessel(remote, join(dir, 'r1'), sha('refused'), 10_000), undefined);
+    assert.equal(await checkOnVessel(remote, join(dir, 'r1'), sha('other'), 10_000), sha('refused'));
+    assert.equal(counts.services, 1);
+    assert.equal(counts.execs, 2);
+  });
+});
