@@ -116,11 +116,11 @@ function openStore(settings: Settings): StateStore {
 /** `--once`: resolves when no file is waiting to settle, queued, in transfer or being moved. */
 async function untilSettled(stabilizer: Stabilizer, replicator: Replicator, workers: VesselWorker[], signal: AbortSignal): Promise<void> {
   // Polling a few cheap counters is simpler and more robust than stitching together the
-  // completion events of three components; 100 ms is noise next to any transfer.
+  // completion events of three components; 25 ms is noise next to any transfer.
   let quietRounds = 0;
   while (!signal.aborted && quietRounds < 2) {
     const settled = stabilizer.size === 0 && !replicator.busy && workers.every((w) => w.idle);
     quietRounds = settled ? quietRounds + 1 : 0;
-    await sleep(100);
+    await sleep(25);
   }
 }
