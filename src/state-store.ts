@@ -161,6 +161,8 @@ export class StateStore {
   readonly #stmt: ReturnType<StateStore['prepare']>;
   /** Undefined only when reading a database written before `transfers` existed. */
   readonly #transfer: ReturnType<StateStore['prepareTransfers']> | undefined;
+  /** A deferred commit that failed (see #write). */
+  #commitError: Error | undefined;
 
   constructor(file: string, options: { readonly?: boolean } = {}) {
     if (!options.readonly) mkdirSync(dirname(file), { recursive: true });
@@ -286,6 +288,7 @@ export class StateStore {
     vessels: readonly string[],
     onSuperseded: (old: FileVersion, vesselsWithChunks: string[]) => void,
   ): FileVersion {
+    this.#write();
     return this.#db.transaction(() => {
       const now = Date.now();
       const existing = this.fileByPath(v.directory, v.relpath);
@@ -319,16 +322,19 @@ export class StateStore {
   }
 
   syncTargets(fileId: number, vessels: readonly string[]): void {
+    this.#write();
     this.#db.transaction(() => this.#syncTargets(fileId, vessels, Date.now()))();
   }
 
   /** Stores the shore hash of a version; a no-op when the row has moved on to another version. */
   setSha256(fileId: number, versionKey: string, sha256: string): void {
+    this.#write();
     this.#stmt.setSha.run(sha256, fileId, versionKey);
   }
 
   /** Forgets a file (processed, or gone from the shore); its deliveries and chunks go with it. */
   deleteFile(fileId: number): void {
+    this.#write();
     this.#stmt.deleteFile.run(fileId);
   }
 
@@ -341,6 +347,7 @@ export class StateStore {
   }
 
   markDone(fileId: number, vessel: string, bytes: number): void {
+    this.#write();
     this.#db.transaction(() => {
       const now = Date.now();
       this.#stmt.setDelivery.run('done', null, 0, now, fileId, vessel);
@@ -351,6 +358,7 @@ export class StateStore {
 
   /** A failed attempt: `final` marks the delivery failed (until the next retry round). */
   markAttemptFailed(fileId: number, vessel: string, error: string, final: boolean): void {
+    this.#write();
     this.#db.transaction(() => {
       const now = Date.now();
       this.#stmt.setDelivery.run(final ? 'failed' : 'pending', error, 1, now, fileId, vessel);
@@ -359,11 +367,13 @@ export class StateStore {
   }
 
   recordVesselError(vessel: string, error: string): void {
+    this.#write();
     this.#stmt.statsError.run(vessel, error, Date.now());
   }
 
   /** Puts every failed delivery back in line; returns how many. */
   retryFailed(): number {
+    this.#write();
     return this.#stmt.retryFailed.run(Date.now()).changes;
   }
 
@@ -376,14 +386,17 @@ export class StateStore {
   }
 
   addChunk(fileId: number, vessel: string, idx: number): void {
+    this.#write();
     this.#stmt.addChunk.run(fileId, vessel, idx);
   }
 
   clearChunks(fileId: number, vessel: string): void {
+    this.#write();
     this.#stmt.clearChunks.run(fileId, vessel);
   }
 
   addLeftover(l: Leftover): void {
+    this.#write();
     this.#stmt.addLeftover.run(l.vessel, l.chunkPrefix, l.assemblyPrefix);
   }
 
@@ -392,6 +405,7 @@ export class StateStore {
   }
 
   deleteLeftover(l: Leftover): void {
+    this.#write();
     this.#stmt.deleteLeftover.run(l.vessel, l.chunkPrefix);
   }
 
@@ -400,6 +414,7 @@ export class StateStore {
   }
 
   recordHostKey(host: string, fingerprint: string): void {
+    this.#write();
     this.#stmt.addHostKey.run(host, fingerprint, Date.now());
   }
 
@@ -408,17 +423,23 @@ export class StateStore {
    * keeps its start time and bytes, so a retry does not look like a new transfer.
    */
   transferStarted(fileId: number, vessel: string): void {
-    if (this.#db.open) this.#transfer!.start.run({ fileId, vessel, now: Date.now() });
+    if (!this.#db.open) return;
+    this.#write();
+    this.#transfer!.start.run({ fileId, vessel, now: Date.now() });
   }
 
   /** Bytes of the file the vessel has now (resumed ones included); called about once a second. */
   transferProgress(fileId: number, vessel: string, bytesSent: number): void {
-    if (this.#db.open) this.#transfer!.progress.run(bytesSent, Date.now(), fileId, vessel);
+    if (!this.#db.open) return;
+    this.#write();
+    this.#transfer!.progress.run(bytesSent, Date.now(), fileId, vessel);
   }
 
   /** The delivery ended, whatever the outcome. Harmless after close (a stop that outran its jobs). */
   transferEnded(fileId: number, vessel: string): void {
-    if (this.#db.open) this.#transfer!.end.run(fileId, vessel);
+    if (!this.#db.open) return;
+    this.#write();
+    this.#transfer!.end.run(fileId, vessel);
   }
 
   /** Runs `fn` in one transaction: every query in it sees the database as of the same moment. */
@@ -449,7 +470,42 @@ export class StateStore {
     return this.#stmt.vesselStats.all() as VesselStats[];
   }
 
+  /** Commits this turn's writes now rather than at the next turn, for a reader that must see them at once. */
+  flush(): void {
+    this.#commit();
+  }
+
   close(): void {
-    if (this.#db.open) this.#db.close();
+    if (!this.#db.open) return;
+    this.#commit();
+    this.#db.close();
+  }
+
+  /**
+   * Every write joins the transaction of the current turn of the event loop, committed at the
+   * next one: one commit for all the rows a burst of small files touches, instead of one each.
+   * A crash loses at most that turn's rows, which the next start redoes from what is on the
+   * shore and the vessels (a file found at its destination is confirmed, not sent again).
+   */
+  #write(): void {
+    if (this.#commitError) {
+      const err = this.#commitError;
+      this.#commitError = undefined;
+      throw err;
+    }
+    if (this.#db.inTransaction) return;
+    this.#db.exec('BEGIN');
+    setImmediate(() => {
+      try {
+        this.#commit();
+      } catch (err) {
+        // SQLite has rolled back; the next write reports it to its caller.
+        this.#commitError = err as Error;
+      }
+    });
+  }
+
+  #commit(): void {
+    if (this.#db.open && this.#db.inTransaction) this.#db.exec('COMMIT');
   }
 }

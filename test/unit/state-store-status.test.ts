@@ -72,6 +72,7 @@ describe('StateStore transfers', () => {
     const v = store.recordVersion(version('f', 1000), ['s1', 's2'], () => {});
     store.transferStarted(v.id, 's1');
     store.transferProgress(v.id, 's1', 300);
+    store.flush();
     sql(file, 'UPDATE transfers SET started_at = 5');
     store.transferStarted(v.id, 's1');
     store.transferStarted(v.id, 's2');
@@ -116,18 +117,22 @@ describe('StateStore transfers', () => {
   it('a readonly store reads transfers and summaries while the writer changes them, and cannot write', () => {
     const { store, file } = newStore();
     const v = store.recordVersion(version('f', 1000), ['s1'], () => {});
+    store.flush();
     const r = reader(file);
     assert.deepEqual(r.transfers(), []);
     store.transferStarted(v.id, 's1');
     store.transferProgress(v.id, 's1', 250);
+    store.flush();
     assert.equal(r.transfers()[0]!.bytesSent, 250);
     store.transferProgress(v.id, 's1', 750);
+    store.flush();
     assert.equal(r.transfers()[0]!.bytesSent, 750, 'sees each later commit');
     // The writer is never blocked by the reader, even inside a read snapshot.
     r.snapshot(() => {
       assert.equal(r.transfers()[0]!.bytesSent, 750);
       store.transferProgress(v.id, 's1', 900);
       store.markDone(v.id, 's1', 1000);
+      store.flush();
       assert.equal(r.transfers()[0]!.bytesSent, 750, 'a snapshot is one moment');
       assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 1000 }]);
     });
@@ -161,6 +166,7 @@ describe('StateStore summaries for status', () => {
     store.markAttemptFailed(a.id, 's2', 'second', false);
     store.markAttemptFailed(a.id, 's2', 'Read-only file system', true);
     store.markAttemptFailed(b.id, 's1', 'sha256sum: not found', true);
+    store.flush();
     sql(file, 'UPDATE deliveries SET updated_at = 42');
     assert.deepEqual(store.failedDeliveries(), [
       { vessel: 's1', directory: 'other', relpath: 'b', error: 'sha256sum: not found', attempts: 1, updatedAt: 42 },
@@ -176,6 +182,7 @@ describe('StateStore summaries for status', () => {
     const old = store.recordVersion(version('old'), ['s1'], () => {});
     const mid = store.recordVersion(version('mid'), ['s1', 's2'], () => {});
     const young = store.recordVersion(version('young'), ['s1'], () => {});
+    store.flush();
     sql(file, 'UPDATE files SET queued_at = ? WHERE id = ?', 1000, old.id);
     sql(file, 'UPDATE files SET queued_at = ? WHERE id = ?', 2000, mid.id);
     sql(file, 'UPDATE files SET queued_at = ? WHERE id = ?', 3000, young.id);
@@ -194,6 +201,7 @@ describe('StateStore summaries for status', () => {
     store.markDone(a.id, 's1', 10);
     store.markDone(b.id, 's1', 32);
     store.recordVesselError('s2', 'connection refused');
+    store.flush();
     sql(file, 'UPDATE vessel_stats SET last_success_at = 7 WHERE last_success_at IS NOT NULL');
     sql(file, 'UPDATE vessel_stats SET last_error_at = 8 WHERE last_error_at IS NOT NULL');
     assert.deepEqual(store.vesselStats(), [
@@ -209,6 +217,7 @@ describe('schema version 2', () => {
     const { store, file } = newStore();
     store.recordVersion(version('f'), ['s1'], () => {});
     store.close();
+    store.flush();
     sql(file, 'DROP TABLE transfers');
     sql(file, `UPDATE meta SET value = '1' WHERE key = 'schema_version'`);
     return file;
@@ -238,6 +247,7 @@ describe('schema version 2', () => {
   it('a reader refuses a newer schema too', () => {
     const { store, file } = newStore();
     store.close();
+    store.flush();
     sql(file, `UPDATE meta SET value = '999' WHERE key = 'schema_version'`);
     assert.throws(() => reader(file), /newer/);
   });
@@ -275,6 +285,7 @@ describe('readStatus', () => {
     store.transferStarted(big.id, 'slow');
     store.transferProgress(big.id, 'slow', 1000);
     store.markAttemptFailed(orphan.id, 'slow', 'permission denied', true);
+    store.flush();
     sql(file, 'UPDATE files SET queued_at = ?', Date.parse('2025-01-01T00:00:00Z'));
     sql(file, 'UPDATE transfers SET started_at = ?, updated_at = ?', Date.parse('2025-01-01T00:01:00Z'), Date.parse('2025-01-01T00:01:30Z'));
     sql(file, 'UPDATE deliveries SET updated_at = ?', Date.parse('2025-01-01T00:01:40Z'));

@@ -255,6 +255,7 @@ describe('StateStore', () => {
     assert.deepEqual(store.deliveries(v.id), []);
     assert.equal(store.chunksPresent(v.id, 'a').size, 0);
     // Check the tables directly: no orphaned rows.
+    store.flush();
     const db = new Database(file, { readonly: true });
     try {
       assert.deepEqual(db.prepare('SELECT COUNT(*) AS c FROM deliveries WHERE file_id = ?').get(v.id), { c: 0 });
@@ -280,13 +281,30 @@ describe('StateStore', () => {
     const { store, file } = newStore();
     const v = store.recordVersion(version('f', 'k'), ['a'], () => {});
     store.recordHostKey('h', 'SHA256:x');
+    store.flush();
     const reader = new StateStore(file, { readonly: true });
     open.push(reader);
     assert.deepEqual(reader.allFiles(), [store.file(v.id)]);
     assert.equal(reader.hostKey('h'), 'SHA256:x');
     store.markAttemptFailed(v.id, 'a', 'nope', true);
+    store.flush();
     assert.deepEqual(reader.failures(), [{ vessel: 'a', error: 'nope', directory: 'inbox', relpath: 'f' }]);
     assert.throws(() => reader.recordHostKey('h2', 'SHA256:y'), /readonly/i);
+  });
+
+  it('the writes of one turn of the event loop are committed together at the next turn, and by close', async () => {
+    const { store, file } = newStore();
+    const reader = new StateStore(file, { readonly: true });
+    open.push(reader);
+    const v = store.recordVersion(version('f', 'k'), ['a'], () => {});
+    store.markAttemptFailed(v.id, 'a', 'nope', true);
+    assert.deepEqual(reader.allFiles(), [], 'not committed within the turn');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(reader.allFiles(), [store.file(v.id)]);
+    assert.equal(reader.failures().length, 1);
+    store.recordHostKey('h', 'SHA256:x');
+    store.close();
+    assert.equal(reader.hostKey('h'), 'SHA256:x', 'close commits what is pending');
   });
 
   it('a readonly StateStore on a missing database throws instead of creating it', () => {
