@@ -6,6 +6,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { shebangFlags } from '../test/helpers/process.js';
 import type { Vessel } from '../test/helpers/sshd.js';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -51,10 +52,13 @@ async function run(file: string, args: string[], env: NodeJS.ProcessEnv, logFile
   }
 }
 
-/** Runs one command to completion; rejects on a non-zero exit (a benchmark of a failure is no benchmark). */
+/**
+ * Runs one command to completion; rejects on a non-zero exit (a benchmark of a failure is no
+ * benchmark). Our CLI runs with the Node flags of its first line, as its units start it.
+ */
 export async function time(t: Timed): Promise<Sample> {
   const rusageFile = join(tmpdir(), `cm-bench-rusage-${process.pid}-${seq++}.json`);
-  const [file, ...args] = t.ours ? [process.execPath, '--import', hook, cli, ...t.command] : t.command;
+  const [file, ...args] = t.ours ? [process.execPath, ...shebangFlags(cli), '--import', hook, cli, ...t.command] : t.command;
   const env = { ...process.env, ...t.env, ...(t.ours ? { CM_BENCH_RUSAGE: rusageFile } : {}) };
   const started = process.hrtime.bigint();
   await run(file!, args, env, t.logFile);

@@ -1,5 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 /**
+ * The V8 flag above (the systemd units pass the same): a young generation of 3 × 8 MiB instead
+ * of 3 × 16 keeps the peak RSS 10-25 MiB lower under a stream of small files to several
+ * vessels, at no CPU cost measured. It cannot be set once Node has started.
+ *
  * argv → command. The only place that turns errors into exit codes and calls process.exit:
  * 0 success, 1 runtime failure, 2 usage or configuration. An error is one line on stderr;
  * the stack trace only with `--log-level debug` (or LogLevel = debug, or CONTENTMONSTER_DEBUG=1).

@@ -2,6 +2,7 @@
 //
 // Timeouts here are safety nets against hangs (a test should fail with the output in hand, not
 // sit until the runner's global timeout); they are never assertions about speed.
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -49,9 +50,19 @@ function childEnv(env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
   return { ...process.env, NODE_TEST_CONTEXT: undefined, ...env };
 }
 
+/**
+ * The Node flags of a script's first line (`#!/usr/bin/env -S node FLAGS`): the CLI runs with
+ * them when started as a program and from the systemd units, so tests and benchmarks pass them too.
+ */
+export function shebangFlags(script: string): string[] {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\/usr\/bin\/env -S node (.+)$/.exec(first);
+  return m ? m[1]!.trim().split(/\s+/) : [];
+}
+
 /** Node arguments to run `cli`: plain for built JS, through tsx's loader for a .ts source. */
 function nodeArgs(cli: string, args: string[]): string[] {
-  if (!/\.[cm]?ts$/.test(cli)) return [cli, ...args];
+  if (!/\.[cm]?ts$/.test(cli)) return [...shebangFlags(cli), cli, ...args];
   // Resolve tsx from this project, not from the child's cwd (often a temp dir without it).
   const loader = createRequire(import.meta.url).resolve('tsx'); // its "." export: dist/loader.mjs
   return ['--import', pathToFileURL(loader).href, cli, ...args];

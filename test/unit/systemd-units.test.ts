@@ -18,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, it, test, type TestContext } from 'node:test';
 
 const unitDir = fileURLToPath(new URL('../../systemd', import.meta.url));
+/** The Node flag of the CLI's own first line (`#!/usr/bin/env -S node FLAG`): the units start it the same way. */
+const nodeFlag = readFileSync(fileURLToPath(new URL('../../src/main.ts', import.meta.url)), 'utf8').split('\n')[0]!.split(/\s+/).slice(3).join(' ');
 
 // ---------------------------------------------------------------------------------------------
 // The parser (systemd.syntax(7)), test-only.
@@ -377,12 +379,12 @@ describe('the pull mirror units', () => {
   for (const e of mirrors) {
     describe(e.file, () => {
       const p = e.parsed;
-      it('runs `node /opt/contentmonster/dist/main.js mirror SERVER REMOTE_PATH LOCAL_PATH`', () => {
+      it('runs `node FLAG /opt/contentmonster/dist/main.js mirror SERVER REMOTE_PATH LOCAL_PATH`, FLAG as in the CLI\'s first line', () => {
         const exec = values(p, 'Service', 'ExecStart');
         assert.equal(exec.length, 1);
         const argv = exec[0]!.split(/\s+/);
-        assert.deepEqual(argv.slice(0, 3), ['/usr/bin/node', '/opt/contentmonster/dist/main.js', 'mirror']);
-        assert.deepEqual(argv.slice(3, 6), ['${SFTP_SERVER}', '${SFTP_REMOTE_PATH}', '${SFTP_LOCAL_PATH}']);
+        assert.deepEqual(argv.slice(0, 4), ['/usr/bin/node', nodeFlag, '/opt/contentmonster/dist/main.js', 'mirror']);
+        assert.deepEqual(argv.slice(4, 7), ['${SFTP_SERVER}', '${SFTP_REMOTE_PATH}', '${SFTP_LOCAL_PATH}']);
         assert.ok(argv.includes('${SFTP_JOBS}'), '-j ${SFTP_JOBS}');
         assert.ok(values(p, 'Service', 'Environment').includes('SFTP_JOBS=3'), 'a default for SFTP_JOBS');
       });
@@ -453,7 +455,7 @@ describe('the pull mirror units', () => {
     const on = parseUnitFile(uncommented(example.text), 'example (uncommented)');
     const exec = on.directives.filter((d) => d.key === 'ExecStart').map((d) => d.value);
     assert.equal(exec[0], '', 'an empty ExecStart= must clear the unit\'s first');
-    assert.match(exec[1] ?? '', /^\/usr\/bin\/node \/opt\/contentmonster\/dist\/main\.js mirror \S+ \S+ \S+/);
+    assert.ok((exec[1] ?? '').startsWith(`/usr/bin/node ${nodeFlag} /opt/contentmonster/dist/main.js mirror `), exec[1]);
   });
 });
 
@@ -462,6 +464,10 @@ describe('the push daemon units', () => {
 
   it('contentmonster.service is there', () => {
     assert.ok(push.some((e) => e.file === 'contentmonster.service'));
+  });
+
+  it('the CLI\'s first line passes Node one flag', () => {
+    assert.equal(nodeFlag, '--max-semi-space-size=8');
   });
 
   for (const e of push) {
@@ -477,7 +483,7 @@ describe('the push daemon units', () => {
       assert.ok(value(p, 'Service', 'User'), 'User=');
       const timeout = value(p, 'Service', 'TimeoutStopSec');
       assert.ok(timeout !== undefined && seconds(timeout) >= 10, `TimeoutStopSec=${timeout}`);
-      assert.match(values(p, 'Service', 'ExecStart')[0] ?? '', /^\/usr\/bin\/node \/opt\/contentmonster\/dist\/main\.js run\b/);
+      assert.ok((values(p, 'Service', 'ExecStart')[0] ?? '').startsWith(`/usr/bin/node ${nodeFlag} /opt/contentmonster/dist/main.js run `));
     });
   }
 });
