@@ -472,12 +472,12 @@ export class StateStore {
 
   /** Commits this turn's writes now rather than at the next turn, for a reader that must see them at once. */
   flush(): void {
-    this.#commit();
+    if (this.#db.open && this.#db.inTransaction) this.#db.exec('COMMIT');
   }
 
   close(): void {
     if (!this.#db.open) return;
-    this.#commit();
+    this.flush();
     this.#db.close();
   }
 
@@ -497,7 +497,7 @@ export class StateStore {
     this.#db.exec('BEGIN');
     setImmediate(() => {
       try {
-        this.#commit();
+        this.flush();
       } catch (err) {
         // SQLite has rolled back; the next write reports it to its caller.
         this.#commitError = err as Error;
@@ -505,7 +505,4 @@ export class StateStore {
     });
   }
 
-  #commit(): void {
-    if (this.#db.open && this.#db.inTransaction) this.#db.exec('COMMIT');
-  }
 }

@@ -72,6 +72,8 @@ export class VesselWorker {
   readonly #smallQueue: PQueue;
   readonly #smallBytes = new ByteBudget(SMALL_FILE_BYTES_IN_FLIGHT);
   readonly #queued = new Set<number>();
+  /** Files whose transfer `status` shows (see transferStarted in #deliver). */
+  readonly #tracked = new Set<number>();
   /** Cancels the transfer in flight for a file (its version was replaced or dropped). */
   readonly #running = new Map<number, AbortController>();
   readonly #again = new Set<number>();
@@ -131,7 +133,7 @@ export class VesselWorker {
     try {
       await this.#deliver(fileId);
     } finally {
-      this.#store.transferEnded(fileId, this.name);
+      if (this.#tracked.delete(fileId)) this.#store.transferEnded(fileId, this.name);
       this.#queued.delete(fileId);
       if (this.#again.delete(fileId)) this.enqueue(fileId);
     }
@@ -160,7 +162,10 @@ export class VesselWorker {
       // A small file is in flight for milliseconds: `status` would never see it, and its four
       // state writes would cost more than its transfer.
       const tracked = !isSmallFile(job.size, job.chunkSize);
-      if (tracked) this.#store.transferStarted(fileId, this.name);
+      if (tracked) {
+        this.#tracked.add(fileId);
+        this.#store.transferStarted(fileId, this.name);
+      }
       try {
         const outcome = await deliverFile(connection, job, this.#hooks(fileId, job, signal, tracked), { execBaseMs: this.#settings.timeoutS * 1000 });
         if (outcome.kind === 'done') await failpoint('after-remote-rename');

@@ -1,7 +1,8 @@
 /**
- * SHA-256 of files on a vessel, many per command: the small files in flight to a vessel are
- * verified together by one `sha256sum` (one shell and one process for all of them, instead of
- * two per file). Requests made in the same turn of the event loop form one batch.
+ * SHA-256 of files on a vessel, many per command: where the long-lived checker of
+ * remote-check.ts cannot run, the small files in flight to a vessel are hashed together by one
+ * `sha256sum` (or `openssl` loop): one shell for all of them, instead of one per file. Requests
+ * made in the same turn of the event loop form one batch.
  */
 import type { ExecResult, RemoteFs } from './connection.js';
 import { hashFilesScript } from './shell.js';

@@ -57,6 +57,8 @@ export async function checkOnVessel(remote: RemoteFs, path: string, sha256: stri
     throw err;
   }
   if (answer === `${path}: OK`) return undefined;
+  // The checker says only FAILED; the digest is for the message. Should the file have changed
+  // into the right one meanwhile, the checker's verdict still stands.
   if (answer === `${path}: FAILED`) return (await byDigest()) ?? sha256;
   if (answer === `${path}: FAILED open or read`) throw new Error(`sha256sum cannot read ${path}`);
   // Answers no longer line up with questions: start over with a new checker.

@@ -82,8 +82,8 @@ export function joinScript(p: JoinPlan): string {
   const dest = quote(p.destination);
   const e = AssembleExit;
   const cleanup = 'rm -f -- "$tmp" "$tmp.st" "$tmp.h" "$tmp.end"';
-  // Every process costs milliseconds on the vessel, and a small file is all overhead: tests
-  // and reads are shell builtins where they can be, and one rm does all the removing.
+  // Every process costs the vessel milliseconds per file: tests and reads are shell builtins
+  // where they can be, and one rm does all the removing.
   return [
     `tmp=${quote(p.assemblyPrefix)}.$$.tmp`,
     `[ -d ${quote(dir)} ] || mkdir -p -- ${quote(dir)} || exit ${e.mkdir}`,

@@ -11,8 +11,9 @@
  *    vessel lacks go out as pipelined SFTP writes (many requests in flight). No file is ever
  *    held in memory; at most `windowBytes` per transfer are.
  * Small files (one chunk, at most SMALL_FILE_MAX) take a shorter way: written straight to a
- * hidden name beside the destination, hashed there by one command and renamed into place over
- * SFTP. A vessel process costs milliseconds, and a small file is all overhead.
+ * hidden name beside the destination, checked there by the connection's long-lived
+ * `sha256sum -c` (remote-check.ts) and renamed into place over SFTP. A vessel process costs
+ * milliseconds, and a small file is all overhead.
  *
  * 4. A remote command started before the first chunk joins each chunk beside the destination
  *    as soon as it is complete, hashing in the same pass, so that when the last chunk is in only
