@@ -17,6 +17,7 @@ import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import { ConfigError, TransientError, VesselRefusedError, classify } from '../errors.js';
 import type { VesselSettings } from '../settings.js';
+import { youngGc } from '../young-gc.js';
 import { fingerprint, judgeHostKey, type HostKeyRecords, type HostKeyVerdict } from './host-key.js';
 
 const { Client } = ssh2;
@@ -398,6 +399,7 @@ export class SftpConnection implements RemoteFs, RemoteReader {
 
   read(handle: Buffer, position: number, length: number, into?: Buffer): Promise<Buffer> {
     const buffer = into ?? Buffer.allocUnsafe(length);
+    youngGc.note(length);
     return this.#request<Buffer>('read', '', (cb) => this.#sftp.read(handle, buffer, 0, length, position, (err, bytesRead) => {
       cb(err, buffer.subarray(0, err ? 0 : bytesRead));
     }));
@@ -408,6 +410,7 @@ export class SftpConnection implements RemoteFs, RemoteReader {
   }
 
   write(handle: Buffer, data: Buffer, position: number): Promise<void> {
+    youngGc.note(data.length);
     return this.#request<void>('write', '', (cb) => this.#sftp.write(handle, data, 0, data.length, position, (err) => cb(err)));
   }
 

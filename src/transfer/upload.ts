@@ -24,6 +24,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { FileError, StoppedError, TransientError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
+import { BufferPool } from './buffer-pool.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
 import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type RemoteFs, type RemoteProcess } from './connection.js';
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
@@ -73,10 +74,11 @@ export type DeliveryOutcome =
 
 export interface UploadOptions {
   /**
-   * Bytes of SFTP writes in flight per transfer. Enough to fill a long fat link (100 Mbit/s at
-   * 300 ms round trip is 3.75 MB) yet small enough that memory stays flat. (On loopback 4, 8
-   * and 16 MiB sent 1 GiB equally fast.)
-   * @default 4 MiB
+   * Bytes of SFTP writes in flight per transfer. OpenSSH's sshd gives the SFTP channel a
+   * 2 MiB window, so no more than that is ever on the wire: more only waits in ssh2's queue,
+   * as copies (4 MiB held 10-15 MiB more at peak with 3 vessels, and was no faster on
+   * loopback). OpenSSH's own sftp keeps the same 2 MiB in flight (64 requests of 32 KiB).
+   * @default 2 MiB
    */
   windowBytes?: number;
   /**
@@ -88,8 +90,10 @@ export interface UploadOptions {
   execBaseMs: number;
 }
 
-const DEFAULT_WINDOW = 4 * 1024 * 1024;
+const DEFAULT_WINDOW = 2 * 1024 * 1024;
 const DEFAULT_EXEC_MS_PER_BYTE = 1 / 5_000;
+/** Room for the windows of 8 transfers (4 vessels at Concurrency 2); beyond that, buffers are dropped. */
+const readBuffers = new BufferPool(8 * DEFAULT_WINDOW);
 /** Files up to this size (and one chunk) skip TempDir: see deliverSmallFile. */
 export const SMALL_FILE_MAX = 1024 * 1024;
 
@@ -345,14 +349,11 @@ async function sendChunk(
   const piece = remote.maxWriteLength;
   const maxInFlight = Math.max(1, Math.floor((options.windowBytes ?? DEFAULT_WINDOW) / piece));
   const inFlight = new Set<Promise<void>>();
-  // Buffers are reused once their write is acknowledged: a new one per write would leave a
-  // file's worth of garbage behind, and the peak RSS with it.
-  const pool: Buffer[] = [];
   let failure: unknown;
   let closed = false;
   const send = (buf: Buffer, position: number) => {
     const write: Promise<void> = remote.write(handle, buf, position).then(
-      () => { inFlight.delete(write); pool.push(buf); hooks.progress(buf.length); },
+      () => { inFlight.delete(write); readBuffers.give(buf); hooks.progress(buf.length); },
       (err: unknown) => { inFlight.delete(write); failure ??= err; },
     );
     inFlight.add(write);
@@ -363,8 +364,8 @@ async function sendChunk(
       while (inFlight.size >= maxInFlight && !failure) await Promise.race(inFlight);
       if (failure) throw failure;
       const n = Math.min(piece, part.length - pos);
-      const whole = pool.pop();
-      const buf = whole && whole.length === n ? whole : Buffer.allocUnsafe(n);
+      // Back to the pool once the vessel acknowledged it (see buffer-pool.ts).
+      const buf = readBuffers.take(n);
       const { bytesRead } = await fh.read(buf, 0, n, part.offset + pos);
       if (bytesRead !== n) throw new LocalChange('changed');
       hash?.update(buf);

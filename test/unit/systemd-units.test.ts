@@ -19,7 +19,9 @@ import { describe, it, test, type TestContext } from 'node:test';
 
 const unitDir = fileURLToPath(new URL('../../systemd', import.meta.url));
 /** The Node flag of the CLI's own first line (`#!/usr/bin/env -S node FLAG`): the units start it the same way. */
-const nodeFlag = readFileSync(fileURLToPath(new URL('../../src/main.ts', import.meta.url)), 'utf8').split('\n')[0]!.split(/\s+/).slice(3).join(' ');
+/** The Node flags of the CLI's first line (`#!/usr/bin/env -S node FLAGS`), which the units pass too. */
+const nodeFlagList = readFileSync(fileURLToPath(new URL('../../src/main.ts', import.meta.url)), 'utf8').split('\n')[0]!.split(/\s+/).slice(3);
+const nodeFlag = nodeFlagList.join(' ');
 
 // ---------------------------------------------------------------------------------------------
 // The parser (systemd.syntax(7)), test-only.
@@ -379,12 +381,13 @@ describe('the pull mirror units', () => {
   for (const e of mirrors) {
     describe(e.file, () => {
       const p = e.parsed;
-      it('runs `node FLAG /opt/contentmonster/dist/main.js mirror SERVER REMOTE_PATH LOCAL_PATH`, FLAG as in the CLI\'s first line', () => {
+      it('runs `node FLAGS /opt/contentmonster/dist/main.js mirror SERVER REMOTE_PATH LOCAL_PATH`, FLAGS as in the CLI\'s first line', () => {
         const exec = values(p, 'Service', 'ExecStart');
         assert.equal(exec.length, 1);
         const argv = exec[0]!.split(/\s+/);
-        assert.deepEqual(argv.slice(0, 4), ['/usr/bin/node', nodeFlag, '/opt/contentmonster/dist/main.js', 'mirror']);
-        assert.deepEqual(argv.slice(4, 7), ['${SFTP_SERVER}', '${SFTP_REMOTE_PATH}', '${SFTP_LOCAL_PATH}']);
+        const n = nodeFlagList.length;
+        assert.deepEqual(argv.slice(0, n + 3), ['/usr/bin/node', ...nodeFlagList, '/opt/contentmonster/dist/main.js', 'mirror']);
+        assert.deepEqual(argv.slice(n + 3, n + 6), ['${SFTP_SERVER}', '${SFTP_REMOTE_PATH}', '${SFTP_LOCAL_PATH}']);
         assert.ok(argv.includes('${SFTP_JOBS}'), '-j ${SFTP_JOBS}');
         assert.ok(values(p, 'Service', 'Environment').includes('SFTP_JOBS=3'), 'a default for SFTP_JOBS');
       });
@@ -466,8 +469,8 @@ describe('the push daemon units', () => {
     assert.ok(push.some((e) => e.file === 'contentmonster.service'));
   });
 
-  it('the CLI\'s first line passes Node one flag', () => {
-    assert.equal(nodeFlag, '--max-semi-space-size=8');
+  it('the CLI\'s first line passes Node its memory flags', () => {
+    assert.deepEqual(nodeFlagList, ['--max-semi-space-size=4', '--expose-gc']);
   });
 
   for (const e of push) {
