@@ -22,24 +22,44 @@ export const AssembleExit = {
   incomplete: 16,
 } as const;
 
+/** The vessel's SHA-256 tools; each prints the hex digest first. */
+export const HASHERS = { openssl: 'openssl dgst -sha256 -r', sha256sum: 'sha256sum' } as const;
+export type HasherName = keyof typeof HASHERS;
+
 /**
  * Picks the SHA-256 tool in `$hasher`. For large files `openssl dgst` where it works: with SHA
  * instructions it hashes about five times faster than coreutils' sha256sum (1.1 GB/s against
  * 235 MB/s measured here). But it takes ~17 ms to start, against ~4 ms, so small files use
- * `sha256sum`. Either falls back to the other; both print the hex digest first. Exits with
- * `exitCode` when neither works.
+ * `sha256sum`. Either falls back to the other. Exits with `exitCode` when neither works.
+ * `known`: the tool an earlier probe on this connection chose (see hasherProbeScript), which
+ * spares every large file the probe's own openssl run.
  */
-function pickHasher(exitCode: number, large: boolean): string {
+function pickHasher(exitCode: number, large: boolean, known?: HasherName): string {
+  if (known) return `hasher=${quote(HASHERS[known])}`;
   const openssl = `[ "$(printf ${probeInput} | openssl dgst -sha256 -r 2>/dev/null)" = '${probeSha256} *stdin' ]`;
   const sha256sum = 'command -v sha256sum >/dev/null 2>&1';
   const [first, second] = large
-    ? [[openssl, `'openssl dgst -sha256 -r'`], [sha256sum, 'sha256sum']]
-    : [[sha256sum, 'sha256sum'], [openssl, `'openssl dgst -sha256 -r'`]];
+    ? [[openssl, quote(HASHERS.openssl)], [sha256sum, quote(HASHERS.sha256sum)]]
+    : [[sha256sum, quote(HASHERS.sha256sum)], [openssl, quote(HASHERS.openssl)]];
   return [
     `if ${first[0]}; then hasher=${first[1]}`,
     `elif ${second[0]}; then hasher=${second[1]}`,
     `else echo 'no SHA-256 tool: neither openssl nor sha256sum works' >&2; exit ${exitCode}; fi`,
   ].join('\n');
+}
+
+/** Prints the tool pickHasher chooses for large files (`openssl` or `sha256sum`). */
+export function hasherProbeScript(): string {
+  return [
+    pickHasher(AssembleExit.hash, true),
+    `case $hasher in openssl*) echo openssl ;; *) echo sha256sum ;; esac`,
+  ].join('\n');
+}
+
+/** The answer of hasherProbeScript; undefined for anything else. */
+export function parseHasherProbe(stdout: string): HasherName | undefined {
+  const name = stdout.trim();
+  return name === 'openssl' || name === 'sha256sum' ? name : undefined;
 }
 
 /** From this size on, the vessel hashes with openssl (see pickHasher). */
@@ -57,6 +77,8 @@ export interface JoinPlan {
   destination: string;
   /** The file's size: large files are hashed with the faster tool (default: small). */
   size?: number;
+  /** For a large file: the tool this connection's probe chose (else the script probes). */
+  hasher?: HasherName;
 }
 
 /**
@@ -87,7 +109,7 @@ export function joinScript(p: JoinPlan): string {
   return [
     `tmp=${quote(p.assemblyPrefix)}.$$.tmp`,
     `[ -d ${quote(dir)} ] || mkdir -p -- ${quote(dir)} || exit ${e.mkdir}`,
-    pickHasher(e.hash, (p.size ?? 0) >= FAST_HASHER_MIN_BYTES),
+    pickHasher(e.hash, (p.size ?? 0) >= FAST_HASHER_MIN_BYTES, (p.size ?? 0) >= FAST_HASHER_MIN_BYTES ? p.hasher : undefined),
     `: > "$tmp.st" && : > "$tmp" || exit ${e.join}`,
     `{`,
     `  while IFS= read -r line; do`,
@@ -128,9 +150,10 @@ export function removeLeftoversScript(chunkPrefix: string, assemblyPrefix: strin
  * expected one, removes the version's chunks (a crash may have come between the rename and the
  * removal).
  */
-export function checkExistingScript(destination: string, sha256: string, chunkPrefix: string, size = 0): string {
+export function checkExistingScript(destination: string, sha256: string, chunkPrefix: string, size = 0, hasher?: HasherName): string {
+  const large = size >= FAST_HASHER_MIN_BYTES;
   return [
-    pickHasher(AssembleExit.hash, size >= FAST_HASHER_MIN_BYTES),
+    pickHasher(AssembleExit.hash, large, large ? hasher : undefined),
     `h=$($hasher < ${quote(destination)}) || exit ${AssembleExit.hash}`,
     `h=\${h%% *}`,
     `echo "$h"`,

@@ -30,7 +30,7 @@ import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
 import { MAX_HASH_BATCH } from './hash-batch.js';
 import { checkOnVessel } from './remote-check.js';
-import { AssembleExit, ProbeExit, checkExistingScript, joinScript, quote, removeChunksCommand, tempDirProbeScript } from './shell.js';
+import { AssembleExit, FAST_HASHER_MIN_BYTES, ProbeExit, checkExistingScript, hasherProbeScript, joinScript, parseHasherProbe, quote, removeChunksCommand, tempDirProbeScript, type HasherName } from './shell.js';
 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
 export interface DeliveryJob {
@@ -119,7 +119,8 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     const parts = planChunks(job.size, job.chunkSize);
     const present = await presentLengths(remote, job, parts);
     hooks.sending?.(present.reduce((sum, n) => sum + n, 0));
-    const joiner = await remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination, size: job.size }));
+    const hasher = await largeFileHasher(remote, job.size);
+    const joiner = await remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination, size: job.size, hasher }));
     let ended = false;
     try {
       const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options, (index) => joiner.write(`${index}\n`))
@@ -153,6 +154,31 @@ async function checkLocalVersion(job: DeliveryJob): Promise<void> {
 /** Time allowed for a remote command that reads `bytes` (it runs at disk speed). */
 function execTimeout(bytes: number, options: UploadOptions): number {
   return options.execBaseMs + bytes * (options.execMsPerByte ?? DEFAULT_EXEC_MS_PER_BYTE);
+}
+
+/**
+ * The SHA-256 tool for large files on this connection, probed once (by its own small command)
+ * instead of inside every join: the probe runs openssl, and a process start is milliseconds
+ * of the vessel's CPU per file. Undefined for smaller files, or when the probe found nothing
+ * (then each script probes, and says what is missing).
+ */
+const largeHashers = new WeakMap<RemoteFs, Promise<HasherName | undefined>>();
+
+async function largeFileHasher(remote: RemoteFs, size: number): Promise<HasherName | undefined> {
+  if (size < FAST_HASHER_MIN_BYTES) return undefined;
+  let probe = largeHashers.get(remote);
+  if (!probe) {
+    probe = remote.exec(hasherProbeScript()).then((r) => (r.code === 0 ? parseHasherProbe(r.stdout) : undefined), () => undefined);
+    largeHashers.set(remote, probe);
+  }
+  const hasher = await probe;
+  if (!hasher) largeHashers.delete(remote);
+  return hasher;
+}
+
+/** After a hashing failure: the next file probes again (a tool may have gone since). */
+function forgetHasher(remote: RemoteFs): void {
+  largeHashers.delete(remote);
 }
 
 /** Ends a joiner that will get no end line; its exit is of no interest any more. */
@@ -252,7 +278,8 @@ async function confirmExisting(remote: RemoteFs, job: DeliveryJob, hooks: Delive
   if (!st?.isFile || st.size !== job.size) return undefined;
   const sha256 = job.sha256 ?? await hashLocalFile(job, hooks.signal);
   hooks.sha256Known(sha256);
-  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix, job.size), execTimeout(job.size, options));
+  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix, job.size, await largeFileHasher(remote, job.size)), execTimeout(job.size, options));
+  if (result.code === AssembleExit.hash) forgetHasher(remote);
   if (result.code !== 0) return undefined;
   if (result.stdout.trim() !== sha256) return undefined;
   hooks.chunksReset();
@@ -434,6 +461,7 @@ async function placed(remote: RemoteFs, job: DeliveryJob, r: ExecResult, sha256:
       throw new FileError(`cannot move the file into place on vessel ${job.vessel}${detail}`, ctx);
     case AssembleExit.join:
     case AssembleExit.hash: {
+      if (r.code === AssembleExit.hash) forgetHasher(remote);
       const step = r.code === AssembleExit.join ? 'joining chunks (tee)' : 'hashing (openssl or sha256sum)';
       if (/no space left/i.test(r.stderr)) throw new TransientError(`vessel ${job.vessel} is full while ${step}${detail}`, ctx);
       if (/no such file/i.test(r.stderr) && r.code === AssembleExit.join) {

@@ -7,7 +7,9 @@ import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   AssembleExit,
+  hasherProbeScript,
   joinScript,
+  parseHasherProbe,
   checkExistingScript,
   checkProbeScript,
   parseCheckProbe,
@@ -331,6 +333,31 @@ describe('joinScript', () => {
     assert.equal(none.status, AssembleExit.hash);
     assert.match(none.stderr, /neither openssl nor sha256sum/);
     assert.equal(existsSync(join(dir, 'two.txt')), false);
+  });
+
+  it('the hasher probe names openssl where it works, else sha256sum; a join told the name skips its own probe', () => {
+    const dir = caseDir('hasher-probe');
+    const probe = (env?: NodeJS.ProcessEnv) => spawnSync('/bin/sh', ['-c', hasherProbeScript()], { encoding: 'utf8', env });
+    assert.equal(parseHasherProbe(probe().stdout), 'openssl');
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    for (const tool of ['sha256sum']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+    assert.equal(parseHasherProbe(probe({ PATH: bin }).stdout), 'sha256sum');
+    rmSync(join(bin, 'sha256sum'));
+    const none = probe({ PATH: bin });
+    assert.equal(none.status, AssembleExit.hash);
+    assert.equal(parseHasherProbe(none.stdout), undefined);
+    assert.equal(parseHasherProbe('garbled\n'), undefined);
+
+    // Given a name, a large file's join sets that tool and runs no probe of its own.
+    const large = 9 * 1024 * 1024;
+    const withName = joinScript({ chunkPrefix: join(dir, 'c'), assemblyPrefix: join(dir, '.a'), destination: join(dir, 'd'), size: large, hasher: 'sha256sum' });
+    assert.match(withName, /^hasher='sha256sum'$/m);
+    assert.doesNotMatch(withName, /openssl/);
+    const probing = joinScript({ chunkPrefix: join(dir, 'c'), assemblyPrefix: join(dir, '.a'), destination: join(dir, 'd'), size: large });
+    assert.match(probing, /openssl dgst -sha256 -r 2>\/dev\/null/);
+    const small = joinScript({ chunkPrefix: join(dir, 'c'), assemblyPrefix: join(dir, '.a'), destination: join(dir, 'd'), size: 1000, hasher: 'openssl' });
+    assert.doesNotMatch(small, /^hasher='openssl dgst -sha256 -r'$/m, 'files below the large size keep sha256sum first');
   });
 
   it('replaces an older destination file', () => {
