@@ -112,10 +112,12 @@ class LocalChange extends Error {
 
 export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<DeliveryOutcome> {
   try {
+    // A small file is sent without asking whether the vessel has it already: asking costs a
+    // request per file on every file, sending it again costs at most 1 MiB now and then.
+    if (isSmallFile(job.size, job.chunkSize)) return await deliverSmallFile(remote, job, hooks, options);
     await checkLocalVersion(job);
     const existing = await confirmExisting(remote, job, hooks, options);
     if (existing) return existing;
-    if (isSmallFile(job.size, job.chunkSize)) return await deliverSmallFile(remote, job, hooks, options);
     const parts = planChunks(job.size, job.chunkSize);
     const present = await presentLengths(remote, job, parts);
     hooks.sending?.(present.reduce((sum, n) => sum + n, 0));
@@ -217,7 +219,6 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
       await remote.close(handle).catch(() => {});
     }
     await failpoint('small-file-written');
-    await checkLocalVersion(job);
     hooks.sha256Known(sha256);
     hooks.joining?.();
     const differs = await checkOnVessel(remote, tmp, sha256, execTimeout(SMALL_FILE_MAX * MAX_HASH_BATCH, options)).catch((err: unknown) => {
@@ -240,6 +241,11 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
   }
 }
 
+/**
+ * The whole of a small file, as this version: size and mtime are checked on the open file
+ * after the read, so a writer that came back meanwhile is seen. What is sent is then this
+ * version's bytes, whatever happens to the file later (a later change is a new version).
+ */
 async function readWhole(job: DeliveryJob): Promise<Buffer> {
   const fh = await openLocal(job);
   try {
@@ -250,6 +256,9 @@ async function readWhole(job: DeliveryJob): Promise<Buffer> {
       if (bytesRead === 0) throw new LocalChange('changed');
       done += bytesRead;
     }
+    const st = await fh.stat();
+    if (!st.isFile()) throw new LocalChange('gone');
+    if (st.size !== job.size || st.mtimeMs !== job.mtimeMs) throw new LocalChange('changed');
     return data;
   } finally {
     await fh.close();
