@@ -1,12 +1,11 @@
 /**
  * Read buffers for chunk uploads, shared by every transfer of the process.
  *
- * A buffer lives as long as the transfers that use it, which is long enough for V8 to move
- * it to the old generation. Dropped there (as a per-chunk pool used to drop its buffers at
- * the end of every chunk), it becomes old-generation garbage that only a full mark-compact
- * frees, and V8 counts such memory towards starting one: with 1 GiB to 3 vessels that was
- * several hundred full collections and half of the shore's CPU. Buffers kept here are reused
- * instead, and the pool never holds more than the windows of the transfers running at once.
+ * A buffer in use lives across many young-generation collections (see young-gc.ts), so V8
+ * moves it to the old generation. Dropped there, as a per-chunk pool used to drop its buffers
+ * at the end of every chunk, it becomes garbage that only a full mark-compact frees, and V8
+ * counts such memory towards starting one. Buffers kept here are reused instead; the pool
+ * holds at most `maxHeldBytes` of them.
  */
 export class BufferPool {
   readonly #free = new Map<number, Buffer[]>();

@@ -21,6 +21,7 @@
  *    into place (see joinScript in shell.ts).
  */
 import { createHash, type Hash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { FileError, StoppedError, TransientError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
@@ -247,12 +248,13 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
  * version's bytes, whatever happens to the file later (a later change is a new version).
  */
 async function readWhole(job: DeliveryJob): Promise<Buffer> {
-  const fh = await openLocal(job);
+  // O_NOFOLLOW: a symlink put in the file's place is not this version (nor replicated at all).
+  const fh = await open(job.localPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => { throw localError(job, err); });
   try {
     const data = Buffer.allocUnsafe(job.size);
     let done = 0;
     while (done < job.size) {
-      const { bytesRead } = await fh.read(data, done, job.size - done, done);
+      const { bytesRead } = await fh.read(data, done, job.size - done, done).catch((err: unknown) => { throw localError(job, err); });
       if (bytesRead === 0) throw new LocalChange('changed');
       done += bytesRead;
     }
@@ -302,7 +304,8 @@ async function openLocal(job: DeliveryJob): Promise<FileHandle> {
 /** A shore file that vanished (or whose folder did) is gone; any other error is this file's problem. */
 function localError(job: DeliveryJob, err: unknown): Error {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ENOTDIR') return new LocalChange('gone');
+  // ELOOP and EISDIR: a symlink or a folder took the file's place (see readWhole).
+  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EISDIR') return new LocalChange('gone');
   return new FileError(`cannot read ${job.localPath}: ${(err as Error).message}`, { path: job.localPath, cause: err });
 }
 
