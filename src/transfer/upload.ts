@@ -198,7 +198,7 @@ function abandon(joiner: RemoteProcess): void {
  * fails leaves at most its hidden file, which is removed.
  */
 async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<DeliveryOutcome> {
-  const data = await readWhole(job);
+  const { data, pooled } = await readWhole(job);
   const sha256 = createHash('sha256').update(data).digest('hex');
   hooks.sending?.(0);
   // One name per version and vessel: an attempt cut short by a crash leaves its file, and the
@@ -216,6 +216,8 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
         writes.push(remote.write(handle, slice, pos).then(() => hooks.progress(slice.length)));
       }
       await Promise.all(writes);
+      // Every write is acknowledged: nothing reads the bytes any more.
+      if (pooled) readBuffers.give(pooled);
     } finally {
       await remote.close(handle).catch(() => {});
     }
@@ -247,11 +249,15 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
  * after the read, so a writer that came back meanwhile is seen. What is sent is then this
  * version's bytes, whatever happens to the file later (a later change is a new version).
  */
-async function readWhole(job: DeliveryJob): Promise<Buffer> {
+async function readWhole(job: DeliveryJob): Promise<{ data: Buffer; pooled?: Buffer }> {
   // O_NOFOLLOW: a symlink put in the file's place is not this version (nor replicated at all).
   const fh = await open(job.localPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => { throw localError(job, err); });
   try {
-    const data = Buffer.allocUnsafe(job.size);
+    // From the shared pool, in power-of-two sizes so that files of different sizes share
+    // buffers: a small file's buffer lives for dozens of others' round trips, long enough to
+    // reach V8's old generation (see buffer-pool.ts). Node pools tiny buffers itself.
+    const pooled = job.size >= 4096 ? readBuffers.take(2 ** Math.ceil(Math.log2(job.size))) : undefined;
+    const data = pooled ? pooled.subarray(0, job.size) : Buffer.allocUnsafe(job.size);
     let done = 0;
     while (done < job.size) {
       const { bytesRead } = await fh.read(data, done, job.size - done, done).catch((err: unknown) => { throw localError(job, err); });
@@ -261,7 +267,7 @@ async function readWhole(job: DeliveryJob): Promise<Buffer> {
     const st = await fh.stat();
     if (!st.isFile()) throw new LocalChange('gone');
     if (st.size !== job.size || st.mtimeMs !== job.mtimeMs) throw new LocalChange('changed');
-    return data;
+    return { data, pooled };
   } finally {
     await fh.close();
   }
