@@ -1,5 +1,6 @@
 /**
- * Read buffers for chunk uploads, shared by every transfer of the process.
+ * Read buffers for uploads (chunks and whole small files), shared by every transfer of the
+ * process.
  *
  * A buffer in use lives across many young-generation collections (see young-gc.ts), so V8
  * moves it to the old generation. Dropped there, as a per-chunk pool used to drop its buffers

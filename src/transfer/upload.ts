@@ -93,7 +93,7 @@ export interface UploadOptions {
 
 const DEFAULT_WINDOW = 2 * 1024 * 1024;
 const DEFAULT_EXEC_MS_PER_BYTE = 1 / 5_000;
-/** Room for the windows of 8 transfers (4 vessels at Concurrency 2); beyond that, buffers are dropped. */
+/** Read buffers kept for reuse: room for the windows of 8 transfers (4 vessels at Concurrency 2), or the small files in flight to several vessels; beyond that, buffers are dropped. */
 const readBuffers = new BufferPool(8 * DEFAULT_WINDOW);
 /** Files up to this size (and one chunk) skip TempDir: see deliverSmallFile. */
 export const SMALL_FILE_MAX = 1024 * 1024;
