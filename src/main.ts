@@ -1,8 +1,9 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --expose-gc
 /**
- * The V8 flag above (the systemd units pass the same): a young generation of 3 × 8 MiB instead
- * of 3 × 16 keeps the peak RSS 10-25 MiB lower under a stream of small files to several
- * vessels, at no CPU cost measured. It cannot be set once Node has started.
+ * The V8 flags above (the systemd units pass the same). `--expose-gc` lets young-gc.ts pace
+ * cheap young-generation collections by the bytes moved, instead of V8 running full ones; a
+ * semi-space of 4 MiB keeps the peak RSS lower under a stream of small files to several
+ * vessels. Neither can be set once Node has started.
  *
  * argv → command. The only place that turns errors into exit codes and calls process.exit:
  * 0 success, 1 runtime failure, 2 usage or configuration. An error is one line on stderr;

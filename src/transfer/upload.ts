@@ -251,7 +251,7 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
  */
 async function readWhole(job: DeliveryJob): Promise<{ data: Buffer; pooled?: Buffer }> {
   // O_NOFOLLOW: a symlink put in the file's place is not this version (nor replicated at all).
-  const fh = await open(job.localPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => { throw localError(job, err); });
+  const fh = await openLocal(job, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     // From the shared pool, in power-of-two sizes so that files of different sizes share
     // buffers: a small file's buffer lives for dozens of others' round trips, long enough to
@@ -303,8 +303,8 @@ async function confirmExisting(remote: RemoteFs, job: DeliveryJob, hooks: Delive
   return { kind: 'done', bytesSent: 0, alreadyThere: true, sha256 };
 }
 
-async function openLocal(job: DeliveryJob): Promise<FileHandle> {
-  return open(job.localPath, 'r').catch((err: unknown) => { throw localError(job, err); });
+async function openLocal(job: DeliveryJob, flags: string | number = 'r'): Promise<FileHandle> {
+  return open(job.localPath, flags).catch((err: unknown) => { throw localError(job, err); });
 }
 
 /** A shore file that vanished (or whose folder did) is gone; any other error is this file's problem. */

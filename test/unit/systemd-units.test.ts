@@ -16,11 +16,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it, test, type TestContext } from 'node:test';
+import { shebangFlags } from '../helpers/process.js';
 
 const unitDir = fileURLToPath(new URL('../../systemd', import.meta.url));
-/** The Node flag of the CLI's own first line (`#!/usr/bin/env -S node FLAG`): the units start it the same way. */
 /** The Node flags of the CLI's first line (`#!/usr/bin/env -S node FLAGS`), which the units pass too. */
-const nodeFlagList = readFileSync(fileURLToPath(new URL('../../src/main.ts', import.meta.url)), 'utf8').split('\n')[0]!.split(/\s+/).slice(3);
+const nodeFlagList = shebangFlags(fileURLToPath(new URL('../../src/main.ts', import.meta.url)));
 const nodeFlag = nodeFlagList.join(' ');
 
 // ---------------------------------------------------------------------------------------------
