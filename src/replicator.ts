@@ -7,13 +7,13 @@
  * its row is forgotten.
  */
 import { createHash } from 'node:crypto';
-import { lstat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, posix } from 'node:path';
 import { describe } from './errors.js';
 import type { Logger } from './log.js';
 import type { Delivered } from './push-report.js';
 import { moveToProcessed } from './processed.js';
+import { lstatOrNone } from './shore-fs.js';
 import type { DirectorySettings, Settings } from './settings.js';
 import type { StableFile } from './stabilizer.js';
 import type { FileVersion, StateStore } from './state-store.js';
@@ -204,7 +204,7 @@ export class Replicator implements WorkerHost {
       if (!version) return;
       const directory = this.#directories.get(version.directory)!;
       const file = join(directory.location, version.relpath);
-      const st = await lstat(file).catch(() => undefined);
+      const st = lstatOrNone(file);
       if (!st) {
         // Already moved by an earlier run that stopped before forgetting it, or removed by hand.
         this.#store.deleteFile(fileId);
@@ -238,7 +238,7 @@ export class Replicator implements WorkerHost {
         this.#store.deleteFile(version.id);
         continue;
       }
-      const st = await lstat(this.#localPath(version)).catch(() => undefined);
+      const st = lstatOrNone(this.#localPath(version));
       const allDone = this.#store.deliveries(version.id).every((d) => d.state === 'done');
       if (!st && allDone) this.#store.deleteFile(version.id);
       else if (!st) this.#forget(version, 'file removed from the shore while stopped; dropped');

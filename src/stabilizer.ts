@@ -4,8 +4,8 @@
  * after downtime goes out at once); a fresh one is looked at again when it would be old
  * enough. Repeat events for one path fold into the one pending check.
  */
-import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { lstatOrNone } from './shore-fs.js';
 
 export interface StableFile {
   directory: string;
@@ -25,8 +25,6 @@ export interface StabilizerEvents {
 
 interface Pending {
   timer?: NodeJS.Timeout;
-  checking: boolean;
-  recheck: boolean;
   last?: { size: number; mtimeMs: number; since: number };
 }
 
@@ -52,29 +50,17 @@ export class Stabilizer {
     const key = `${directory}\0${relpath}`;
     let p = this.#pending.get(key);
     if (!p) {
-      p = { checking: false, recheck: false };
+      p = {};
       this.#pending.set(key, p);
-    }
-    if (p.checking) {
-      p.recheck = true;
-      return;
     }
     clearTimeout(p.timer);
     p.timer = undefined;
-    void this.#check(key, p, directory, relpath);
+    this.#check(key, p, directory, relpath);
   }
 
-  async #check(key: string, p: Pending, directory: string, relpath: string): Promise<void> {
-    p.checking = true;
+  #check(key: string, p: Pending, directory: string, relpath: string): void {
     const path = join(this.locations.get(directory)!, relpath);
-    let st;
-    try {
-      st = await lstat(path);
-    } catch {
-      st = undefined;
-    }
-    p.checking = false;
-    if (this.#stopped) return;
+    const st = lstatOrNone(path);
     if (!st || st.isDirectory()) {
       this.#pending.delete(key);
       this.events.gone(directory, relpath);
@@ -90,17 +76,15 @@ export class Stabilizer {
     const same = p.last !== undefined && p.last.size === st.size && p.last.mtimeMs === st.mtimeMs;
     if (!same) p.last = { size: st.size, mtimeMs: st.mtimeMs, since: now };
     const quietFor = Math.max(now - st.mtimeMs, now - p.last!.since);
-    if (quietFor >= this.stableTimeMs && !p.recheck) {
+    if (quietFor >= this.stableTimeMs) {
       this.#pending.delete(key);
       this.events.stable({ directory, relpath, size: st.size, mtimeMs: st.mtimeMs });
       return;
     }
-    const wait = p.recheck ? 0 : this.stableTimeMs - quietFor;
-    p.recheck = false;
     p.timer = setTimeout(() => {
       p.timer = undefined;
-      void this.#check(key, p, directory, relpath);
-    }, Math.max(wait, 10));
+      this.#check(key, p, directory, relpath);
+    }, Math.max(this.stableTimeMs - quietFor, 10));
   }
 
   stop(): void {

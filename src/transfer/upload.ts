@@ -21,7 +21,7 @@
  *    into place (see joinScript in shell.ts).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { FileError, StoppedError, TransientError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
@@ -198,7 +198,7 @@ function abandon(joiner: RemoteProcess): void {
  * fails leaves at most its hidden file, which is removed.
  */
 async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<DeliveryOutcome> {
-  const { data, pooled } = await readWhole(job);
+  const { data, pooled } = readWhole(job);
   const sha256 = createHash('sha256').update(data).digest('hex');
   hooks.sending?.(0);
   // One name per version and vessel: an attempt cut short by a crash leaves its file, and the
@@ -249,9 +249,11 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
  * after the read, so a writer that came back meanwhile is seen. What is sent is then this
  * version's bytes, whatever happens to the file later (a later change is a new version).
  */
-async function readWhole(job: DeliveryJob): Promise<{ data: Buffer; pooled?: Buffer }> {
-  // O_NOFOLLOW: a symlink put in the file's place is not this version (nor replicated at all).
-  const fh = await openLocal(job, constants.O_RDONLY | constants.O_NOFOLLOW);
+function readWhole(job: DeliveryJob): { data: Buffer; pooled?: Buffer } {
+  // Synchronous: at most 1 MiB from a local file, cheaper than four thread-pool round trips
+  // (see shore-fs.ts). O_NOFOLLOW: a symlink put in the file's place is not this version (nor
+  // replicated at all).
+  const fd = localCall(job, () => openSync(job.localPath, constants.O_RDONLY | constants.O_NOFOLLOW));
   try {
     // From the shared pool, in power-of-two sizes so that files of different sizes share
     // buffers: a small file's buffer lives for dozens of others' round trips, long enough to
@@ -260,16 +262,25 @@ async function readWhole(job: DeliveryJob): Promise<{ data: Buffer; pooled?: Buf
     const data = pooled ? pooled.subarray(0, job.size) : Buffer.allocUnsafe(job.size);
     let done = 0;
     while (done < job.size) {
-      const { bytesRead } = await fh.read(data, done, job.size - done, done).catch((err: unknown) => { throw localError(job, err); });
+      const bytesRead = localCall(job, () => readSync(fd, data, done, job.size - done, done));
       if (bytesRead === 0) throw new LocalChange('changed');
       done += bytesRead;
     }
-    const st = await fh.stat();
+    const st = fstatSync(fd);
     if (!st.isFile()) throw new LocalChange('gone');
     if (st.size !== job.size || st.mtimeMs !== job.mtimeMs) throw new LocalChange('changed');
     return { data, pooled };
   } finally {
-    await fh.close();
+    closeSync(fd);
+  }
+}
+
+/** Runs a synchronous call on the shore file, mapping its errors as localError does. */
+function localCall<T>(job: DeliveryJob, call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw localError(job, err);
   }
 }
 
@@ -303,8 +314,8 @@ async function confirmExisting(remote: RemoteFs, job: DeliveryJob, hooks: Delive
   return { kind: 'done', bytesSent: 0, alreadyThere: true, sha256 };
 }
 
-async function openLocal(job: DeliveryJob, flags: string | number = 'r'): Promise<FileHandle> {
-  return open(job.localPath, flags).catch((err: unknown) => { throw localError(job, err); });
+async function openLocal(job: DeliveryJob): Promise<FileHandle> {
+  return open(job.localPath, 'r').catch((err: unknown) => { throw localError(job, err); });
 }
 
 /** A shore file that vanished (or whose folder did) is gone; any other error is this file's problem. */
