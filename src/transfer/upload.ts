@@ -21,8 +21,8 @@
  *    into place (see joinScript in shell.ts).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { FileError, StoppedError, TransientError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
 import { BufferPool } from './buffer-pool.js';
@@ -116,7 +116,7 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     // A small file is sent without asking whether the vessel has it already: asking costs a
     // request per file on every file, sending it again costs at most 1 MiB now and then.
     if (isSmallFile(job.size, job.chunkSize)) return await deliverSmallFile(remote, job, hooks, options);
-    await checkLocalVersion(job);
+    checkLocalVersion(job);
     const existing = await confirmExisting(remote, job, hooks, options);
     if (existing) return existing;
     const parts = planChunks(job.size, job.chunkSize);
@@ -130,7 +130,7 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
         .catch(async (err: unknown) => { throw await explainTempDirFailure(remote, job, err); });
       // The bytes sent must still be the file's: a writer that came back during the upload
       // means a new version, which is replicated on its own.
-      await checkLocalVersion(job);
+      checkLocalVersion(job);
       hooks.sha256Known(sha256);
       hooks.joining?.();
       joiner.write(`end ${sha256}\n`);
@@ -148,8 +148,13 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
   }
 }
 
-async function checkLocalVersion(job: DeliveryJob): Promise<void> {
-  const st = await lstat(job.localPath).catch((err: unknown) => { throw localError(job, err); });
+/** Whether the shore file still is the version being sent (synchronous, see shore-fs.ts). */
+function checkLocalVersion(job: DeliveryJob): void {
+  expectVersion(job, localCall(job, () => lstatSync(job.localPath)));
+}
+
+/** Throws LocalChange unless `st` describes the job's version: a regular file of its size and mtime. */
+function expectVersion(job: DeliveryJob, st: Stats): void {
   if (!st.isFile()) throw new LocalChange('gone');
   if (st.size !== job.size || st.mtimeMs !== job.mtimeMs) throw new LocalChange('changed');
 }
@@ -266,9 +271,7 @@ function readWhole(job: DeliveryJob): { data: Buffer; pooled?: Buffer } {
       if (bytesRead === 0) throw new LocalChange('changed');
       done += bytesRead;
     }
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new LocalChange('gone');
-    if (st.size !== job.size || st.mtimeMs !== job.mtimeMs) throw new LocalChange('changed');
+    expectVersion(job, fstatSync(fd));
     return { data, pooled };
   } finally {
     closeSync(fd);
