@@ -1,18 +1,21 @@
 // Soak run, outside `npm test`: `npm run soak -- --minutes N [--vessels 3] [--seed 1]`.
-// A stream of new files of mixed sizes goes through faulty links (cuts every few MB, stalls
-// longer than Timeout) to real sshd vessels while the daemon runs. At the end every file is
-// checked by SHA-256 on every vessel. Prints files, bytes, faults injected, reconnects, files
-// lost, files corrupt and the daemon's RSS at start and end; exits 1 if anything was lost or
-// corrupt.
-import { readFile } from 'node:fs/promises';
+// A stream of new files of mixed sizes goes to real sshd vessels through emulated links of the
+// "flaky LAN" profile (a cut every 1 to 8 MB, now and then a stall longer than Timeout) while
+// the daemon runs. Every minute it prints the daemon's RSS and heap (live, after a full
+// collection) with the files and faults so far; at the end, every file is checked by SHA-256
+// on every vessel, and it prints files, bytes, faults, reconnects, files lost and corrupt, and
+// how RSS and heap moved over the last 20 minutes (or the second half of a shorter run).
+// Exits 1 if anything was lost or corrupt.
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startVesselFarm } from '../test/helpers/sshd.js';
-import { startProxy, type Proxy } from '../test/helpers/proxy.js';
+import { lcg, profiles, startLink, type Link } from '../test/helpers/link.js';
 import { startDaemon, waitFor } from '../test/helpers/process.js';
 import { exists, sha256File, writeRandomFile } from '../test/helpers/tree.js';
 import { writeSettings } from '../test/helpers/push.js';
-import { chaos, lcg } from '../test/helpers/chaos.js';
+import { repoRoot } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,53 +30,91 @@ if (!(minutes > 0) || !Number.isInteger(vesselCount) || vesselCount < 1) {
   console.error('usage: npm run soak -- --minutes N [--vessels 3] [--seed 1]');
   process.exit(2);
 }
-const random = lcg(Number(values.seed));
+const seed = Number(values.seed);
+const random = lcg(seed);
+const MiB = 1024 * 1024;
 
 /**
  * Mixed sizes: mostly small, some medium, a few large; about 2 MB/s of new data at the pace
- * below, which faulty links to three vessels can carry (a faster stream only builds a backlog).
+ * below, which flaky links to three vessels can carry (a faster stream only builds a backlog).
  */
 function nextSize(): number {
   const r = random();
   if (r < 0.6) return Math.floor(random() * 64 * 1024);
-  if (r < 0.9) return Math.floor(random() * 2 * 1024 * 1024);
-  return Math.floor(4 * 1024 * 1024 + random() * 12 * 1024 * 1024);
+  if (r < 0.9) return Math.floor(random() * 2 * MiB);
+  return Math.floor(4 * MiB + random() * 12 * MiB);
 }
 
-async function rssKiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+interface MemorySample { at: number; rss: number; heapUsed: number }
+
+async function memorySamples(file: string): Promise<MemorySample[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as MemorySample);
+}
+
+const mib = (bytes: number) => (bytes / MiB).toFixed(1);
+
+/** How a series moved over its last `window` ms: first and last value, min, max, and a least-squares slope per 10 min. */
+function trend(samples: MemorySample[], key: 'rss' | 'heapUsed', window: number): string {
+  const end = samples.at(-1)!.at;
+  const xs = samples.filter((s) => s.at >= end - window);
+  if (xs.length < 2) return 'not enough samples';
+  const t0 = xs[0]!.at;
+  const n = xs.length;
+  const mx = xs.reduce((a, s) => a + (s.at - t0), 0) / n;
+  const my = xs.reduce((a, s) => a + s[key], 0) / n;
+  const slope = xs.reduce((a, s) => a + (s.at - t0 - mx) * (s[key] - my), 0) / xs.reduce((a, s) => a + (s.at - t0 - mx) ** 2, 0);
+  const values = xs.map((s) => s[key]);
+  return `${mib(values[0]!)} -> ${mib(values.at(-1)!)} MiB (min ${mib(Math.min(...values))}, max ${mib(Math.max(...values))}), slope ${(slope * 600_000 / MiB).toFixed(2)} MiB per 10 min`;
 }
 
 const farm = await startVesselFarm({ count: vesselCount });
-const proxies: Proxy[] = [];
+const links: Link[] = [];
+const memoryLog = join(tmpdir(), `cm-soak-memory-${process.pid}.jsonl`);
 try {
-  for (const v of farm.vessels) proxies.push(await startProxy(v.port));
-  const settings = await writeSettings(farm, { chunkSize: 1024 * 1024, stableTime: 500, portFor: (i) => proxies[i]!.port, timeout: 3 });
-  // A cut every 4 to 16 MB per link, and every tenth fault a stall longer than Timeout.
-  const faults = proxies.map((p) => chaos(p, random, { stallMs: 4000, stallEvery: 10, minBytes: 4 * 1024 * 1024, maxBytes: 16 * 1024 * 1024 }));
-  const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root });
+  for (const [i, v] of farm.vessels.entries()) links.push(await startLink(v.port, { ...profiles.flakyLan, seed: seed * 100 + i }));
+  const settings = await writeSettings(farm, { chunkSize: 4 * MiB, stableTime: 500, portFor: (i) => links[i]!.port, timeout: 2 });
+  const daemon = startDaemon(['run', '-c', settings], {
+    cwd: farm.root,
+    env: { NODE_OPTIONS: `--import ${join(repoRoot, 'bench', 'memory-hook.mjs')}`, CM_MEMORY_LOG: memoryLog },
+  });
   await daemon.waitForOutput(/watching for new files/);
-  const rssStart = await rssKiB(daemon.pid);
 
   const files = new Map<string, string>();
   let bytes = 0;
-  const until = Date.now() + minutes * 60_000;
+  const started = Date.now();
+  const until = started + minutes * 60_000;
+  const processed = (rel: string) => exists(join(farm.viewPath, 'processed', rel));
+  let nextReport = started + 60_000;
+  const report = async () => {
+    const m = (await memorySamples(memoryLog)).at(-1);
+    let done = 0;
+    for (const rel of files.keys()) if (await processed(rel)) done++;
+    const cuts = links.reduce((n, l) => n + l.cuts, 0);
+    console.log(`soak: minute ${Math.round((Date.now() - started) / 60_000)}: files ${files.size} written, ${done} processed; `
+      + `rss ${m ? mib(m.rss) : '?'} MiB, heap ${m ? mib(m.heapUsed) : '?'} MiB; cuts ${cuts}`);
+  };
   for (let n = 0; Date.now() < until; n++) {
     const rel = `batch-${Math.floor(n / 50)}/file-${n}.bin`;
     const size = nextSize();
     files.set(rel, await writeRandomFile(join(farm.viewPath, rel), size, n + 1));
     bytes += size;
     await new Promise((r) => setTimeout(r, 300 + random() * 600));
+    if (Date.now() >= nextReport) {
+      nextReport += 60_000;
+      await report();
+    }
   }
   console.log(`soak: ${files.size} files, ${bytes} bytes written over ${minutes} min; waiting for the queue to empty`);
-  const processed = (rel: string) => exists(join(farm.viewPath, 'processed', rel));
   await waitFor(async () => {
     for (const rel of files.keys()) if (!(await processed(rel))) return false;
     return true;
   }, 'every file processed', 15 * 60_000, 1000).catch((e) => console.error(`soak: ${(e as Error).message}`));
-  for (const f of faults) await f.stop();
-  const rssEnd = await rssKiB(daemon.pid);
+  await report();
+  const up = links.reduce((n, l) => n + l.bytesUp, 0);
+  const cuts = links.reduce((n, l) => n + l.cuts, 0);
+  const stalls = links.reduce((n, l) => n + l.stalls, 0);
+  for (const l of links) l.setFaults({});
   daemon.kill('SIGTERM');
   const exit = await daemon.waitForExit(15_000);
 
@@ -87,18 +128,20 @@ try {
       else if (got !== sha) corrupt++;
     }
   }
-  const counts = faults.map((f) => f.counts());
-  const reconnects = (daemon.output().match(/ connected vessel=/g)?.length ?? 0) - farm.vessels.length;
-  const up = proxies.reduce((n, p) => n + p.bytesUp, 0);
-  const report = {
+  const samples = await memorySamples(memoryLog);
+  const window = Math.min(20, minutes / 2) * 60_000;
+  const reconnects = (daemon.output().match(/ connected vessel=/g)?.length ?? 0) - farm.vessels.length * 2;
+  const report_ = {
     minutes, vessels: vesselCount, files: files.size, bytes,
     bytesThroughLinks: up, linkBytesPerPayloadByte: +(up / (bytes * vesselCount)).toFixed(3),
-    cuts: counts.reduce((n, c) => n + c.cuts, 0), stalls: counts.reduce((n, c) => n + c.stalls, 0),
-    reconnects, lost, corrupt, rssStartKiB: rssStart, rssEndKiB: rssEnd, daemonExit: exit.code,
+    cuts, stalls, reconnects, lost, corrupt, daemonExit: exit.code,
+    [`rss over the last ${window / 60_000} min`]: trend(samples, 'rss', window),
+    [`heap over the last ${window / 60_000} min`]: trend(samples, 'heapUsed', window),
   };
-  for (const [k, v] of Object.entries(report)) console.log(`soak: ${k} = ${v}`);
+  for (const [k, v] of Object.entries(report_)) console.log(`soak: ${k} = ${v}`);
   process.exitCode = lost === 0 && corrupt === 0 && exit.code === 0 ? 0 : 1;
 } finally {
-  for (const p of proxies) await p.stop();
+  for (const l of links) await l.stop();
   await farm.stop();
+  await rm(memoryLog, { force: true });
 }

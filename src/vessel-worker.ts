@@ -1,19 +1,25 @@
 /**
- * One vessel's side of replication: its connection, its queue, its backoff. Nothing here waits
+ * One vessel's side of replication: its connections, its queue, its backoff. Nothing here waits
  * on another vessel, so a slow, full or dead vessel holds back only itself.
  *
- * Jobs are file ids; the job reads the current state row when it starts, so a job queued
- * twice, or for a version that was replaced meanwhile, does the right thing. A transient
- * failure (link, timeout, full disk) drops the connection and retries after a backoff, without
- * counting against the file; a FileError counts an attempt and, after `maxAttempts`, marks the
- * delivery failed with its reason until the next retry round.
+ * The vessel is reached over `Concurrency` connections ("lanes"), each carrying one large file
+ * at a time and up to SMALL_FILES_PER_LANE small ones. When a connection drops, what it had in
+ * flight goes back to the front of the queue and the lanes still up take it on at once, from
+ * the bytes the vessel already has, while the dropped lane reconnects: a link whose connections
+ * die every few megabytes keeps moving, and every connection moves the queue forward.
+ * FlightControl narrows what is in flight while connections die young and widens it again as
+ * they survive.
+ *
+ * Queue entries are file ids; an attempt reads the current state row when it starts, so a file
+ * queued twice, or for a version that was replaced meanwhile, does the right thing. A link
+ * failure never counts against a file; a FileError counts an attempt and, after `maxAttempts`,
+ * marks the delivery failed with its reason until the next retry round.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import PQueue from 'p-queue';
 import { nextDelay, refusedDelayMs } from './backoff.js';
-import { ByteBudget } from './byte-budget.js';
+import { DeliveryQueue, type QueuedFile } from './delivery-queue.js';
 import { failpoint } from './failpoint.js';
-import { ConfigError, FileError, StoppedError, VesselRefusedError, classify, describe } from './errors.js';
+import { FlightControl } from './flight-control.js';
+import { ConfigError, FileError, VesselRefusedError, classify, describe } from './errors.js';
 import type { Logger } from './log.js';
 import type { VesselSettings } from './settings.js';
 import type { StateStore } from './state-store.js';
@@ -22,8 +28,12 @@ import { logFirstUse } from './transfer/host-key.js';
 import { removeLeftoversScript } from './transfer/shell.js';
 import { deliverFile, isSmallFile, type DeliveryJob, type DeliveryOutcome } from './transfer/upload.js';
 
-/** Small files in flight per `Concurrency` slot (see #smallQueue). */
-const SMALL_FILES_PER_SLOT = 16;
+/**
+ * Small files in flight per lane: each is a few round trips and a line to the vessel's checker,
+ * so a few at a time leave the link and both ends mostly waiting (2000 files of 64 KiB to one
+ * vessel: 8.1 s with 8 in flight, 6.1 s with 32).
+ */
+const SMALL_FILES_PER_LANE = 16;
 /**
  * Bytes of small files in flight per vessel: each is held whole until the vessel has it, and
  * ssh2 keeps a copy of what the channel window does not take yet. 32 files of 64 KiB fit; of
@@ -55,6 +65,50 @@ export interface WorkerOptions {
   chunkSize: number;
 }
 
+/** One connection to the vessel and what it carries. */
+interface Lane {
+  number: number;
+  connection?: SftpConnection;
+  /** Aborts the connection attempt under way. */
+  connecting?: AbortController;
+  large: number;
+  small: number;
+  /** Bytes the vessel acknowledged on the current connection. */
+  carried: number;
+}
+
+interface Running {
+  file: QueuedFile;
+  lane: Lane;
+  /** Aborted when the version is replaced or dropped, and on stop. */
+  cancel: AbortController;
+  done: Promise<void>;
+}
+
+/** Sleeps that all end at once when the worker halts (without a listener per sleep on a long-lived signal). */
+class Pauses {
+  readonly #waking = new Set<() => void>();
+  #halted = false;
+
+  sleep(ms: number): Promise<void> {
+    if (this.#halted || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#waking.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#waking.add(wake);
+    });
+  }
+
+  halt(): void {
+    this.#halted = true;
+    for (const wake of [...this.#waking]) wake();
+  }
+}
+
 export class VesselWorker {
   readonly name: string;
   readonly #settings: VesselSettings;
@@ -62,32 +116,29 @@ export class VesselWorker {
   readonly #host: WorkerHost;
   readonly #log: Logger;
   readonly #options: WorkerOptions;
-  readonly #queue: PQueue;
-  /**
-   * Small files have their own, wider queue: each is a few round trips and a line to the
-   * vessel's checker, so a few at a time leave the link and both ends mostly waiting (2000
-   * files of 64 KiB to one vessel: 8.1 s with 8 in flight, 6.1 s with 32). #smallBytes bounds
-   * the memory they hold.
-   */
-  readonly #smallQueue: PQueue;
-  readonly #smallBytes = new ByteBudget(SMALL_FILE_BYTES_IN_FLIGHT);
-  readonly #queued = new Set<number>();
-  /** Files whose transfer `status` shows (see transferStarted in #deliver). */
-  readonly #tracked = new Set<number>();
-  /** Cancels the transfer in flight for a file (its version was replaced or dropped, or the worker stops). */
-  readonly #running = new Map<number, AbortController>();
+  readonly #queue = new DeliveryQueue();
+  readonly #running = new Map<number, Running>();
+  /** Files enqueued again while in flight: looked at again when their attempt ends. */
   readonly #again = new Set<number>();
+  /** Files whose transfer `status` shows (large ones, from their first attempt until they leave). */
+  readonly #tracked = new Set<number>();
+  readonly #lanes: Lane[];
+  readonly #flight: FlightControl;
+  #smallBytes = 0;
+  #dispatchQueued = false;
   readonly #stop = new AbortController();
-  /** Aborted on stop and on give-up: ends every wait of this worker. */
-  readonly #halt = new AbortController();
-  #connection: SftpConnection | undefined;
-  #connecting: Promise<void> | undefined;
+  /** Ends every wait of this worker, on stop and on give-up. */
+  readonly #pauses = new Pauses();
   #delayMs = 0;
   #nextAttemptAt = 0;
+  /** The last connection attempt failed: until one succeeds, one lane at a time tries. */
+  #unreachable = false;
   #lastRefusal: string | undefined;
   #gaveUp: string | undefined;
   #lastProgressAt = Date.now();
   #lastError = '';
+  #removingLeftovers = false;
+  #leftoversAgain = false;
   #watchdog: NodeJS.Timeout | undefined;
 
   constructor(settings: VesselSettings, store: StateStore, host: WorkerHost, log: Logger, options: WorkerOptions) {
@@ -97,8 +148,8 @@ export class VesselWorker {
     this.#host = host;
     this.#log = log.child({ vessel: settings.name });
     this.#options = options;
-    this.#queue = new PQueue({ concurrency: settings.concurrency });
-    this.#smallQueue = new PQueue({ concurrency: settings.concurrency * SMALL_FILES_PER_SLOT });
+    this.#lanes = Array.from({ length: settings.concurrency }, (_, i) => ({ number: i + 1, large: 0, small: 0, carried: 0 }));
+    this.#flight = new FlightControl(settings.concurrency * (1 + SMALL_FILES_PER_LANE));
     if (options.once) this.#watchdog = setInterval(() => this.#checkProgress(), 1000).unref();
   }
 
@@ -107,108 +158,150 @@ export class VesselWorker {
     return this.#gaveUp;
   }
 
-  /** No job waiting or running. */
+  /** Nothing waiting or in flight. */
   get idle(): boolean {
-    return [this.#queue, this.#smallQueue].every((q) => q.size === 0 && q.pending === 0);
+    return this.#queue.size === 0 && this.#running.size === 0;
   }
 
-  /** Queues the delivery of a file; a file already queued is looked at again when its job ends. */
+  /** Queues the delivery of a file; a file in flight is looked at again when its attempt ends. */
   enqueue(fileId: number): void {
     if (this.#stop.signal.aborted) return;
-    if (this.#queued.has(fileId)) {
+    if (this.#running.has(fileId)) {
       this.#again.add(fileId);
       return;
     }
-    this.#queued.add(fileId);
+    if (this.#queue.has(fileId)) return;
     const size = this.#store.file(fileId)?.size;
-    const small = size !== undefined && isSmallFile(size, this.#options.chunkSize);
-    const job = small ? this.#smallQueue.add(() => this.#smallBytes.use(size, () => this.#run(fileId))) : this.#queue.add(() => this.#run(fileId));
-    job.catch((err: unknown) => {
-      // #run handles its own errors; anything here is a bug worth seeing.
-      this.#log.error({ err }, 'unexpected error in delivery job');
-    });
-  }
-
-  async #run(fileId: number): Promise<void> {
-    try {
-      await this.#deliver(fileId);
-    } finally {
-      if (this.#tracked.delete(fileId)) this.#store.transferEnded(fileId, this.name);
-      this.#queued.delete(fileId);
-      if (this.#again.delete(fileId)) this.enqueue(fileId);
-    }
-  }
-
-  async #deliver(fileId: number): Promise<void> {
-    let retryDelay = 0;
-    for (;;) {
-      const job = this.#host.jobFor(fileId, this.name);
-      if (!job || this.#stop.signal.aborted) return;
-      if (this.#gaveUp) {
-        this.#host.failed(fileId, this.name, this.#gaveUp);
-        return;
-      }
-      let connection: SftpConnection;
-      try {
-        connection = await this.#connect();
-      } catch {
-        continue; // stopped or given up: the checks at the top of the loop decide
-      }
-      const started = performance.now();
-      const attemptStarted = Date.now();
-      // Aborted by cancel() and by stop(). Not AbortSignal.any([stop, cancel]): in Node 20 every
-      // such call leaves an entry in the lifelong stop signal (nodejs/node#55351), about 70 bytes
-      // per delivery attempt that a long-running daemon would never get back.
-      const cancel = new AbortController();
-      this.#running.set(fileId, cancel);
-      const signal = cancel.signal;
-      // A small file is in flight for milliseconds: `status` would never see it, and its four
-      // state writes would cost more than its transfer.
-      const tracked = !isSmallFile(job.size, job.chunkSize);
-      if (tracked) {
-        this.#tracked.add(fileId);
-        this.#store.transferStarted(fileId, this.name);
-      }
-      try {
-        const outcome = await deliverFile(connection, job, this.#hooks(fileId, job, signal, tracked), { execBaseMs: this.#settings.timeoutS * 1000 });
-        if (outcome.kind === 'done') await failpoint('after-remote-rename');
-        this.#lastProgressAt = Date.now();
-        if (outcome.kind !== 'done') this.#discard(job);
-        this.#host.outcome(fileId, this.name, job.versionKey, outcome, (performance.now() - started) / 1000);
-        return;
-      } catch (raw) {
-        if (this.#stop.signal.aborted) return;
-        if (cancel.signal.aborted) {
-          this.#discard(job);
-          return;
-        }
-        if (raw instanceof StoppedError) return;
-        const err = classify(raw, { vessel: this.name, path: job.localPath });
-        this.#lastError = describe(err);
-        if (err instanceof FileError) {
-          if (!this.#fileFailed(fileId, job, err)) return;
-          continue;
-        }
-        if (err instanceof VesselRefusedError || err instanceof ConfigError) {
-          this.#refused(err);
-          continue;
-        }
-        this.#log.warn({ file: job.localPath, err: describe(err) }, 'transfer interrupted; will resume');
-        this.#store.recordVesselError(this.name, describe(err));
-        // A link that drops every few MB but moves in between is worth retrying soon; only
-        // failures without progress make the wait grow.
-        const moved = this.#lastProgressAt > attemptStarted;
-        this.#dropConnection(connection, err, moved);
-        retryDelay = nextDelay(retryDelay, Math.random, moved);
-        await sleep(retryDelay, undefined, { signal: this.#halt.signal }).catch(() => {});
-      } finally {
-        this.#running.delete(fileId);
-      }
-    }
+    if (size === undefined) return;
+    this.#queue.add({ id: fileId, kind: isSmallFile(size, this.#options.chunkSize) ? 'small' : 'large', size });
+    this.#dispatchSoon();
   }
 
   cancel(fileId: number): void {
-    this.#running.get(fileId)?.abort();
+    this.#running.get(fileId)?.cancel.abort();
+  }
+
+  /** One dispatch per turn of the event loop, however many files were queued in it. */
+  #dispatchSoon(): void {
+    if (this.#dispatchQueued) return;
+    this.#dispatchQueued = true;
+    queueMicrotask(() => {
+      this.#dispatchQueued = false;
+      this.#dispatch();
+    });
+  }
+
+  /** Starts queued files on lanes with room, as far as FlightControl allows; connects lanes while there is work. */
+  #dispatch(): void {
+    if (this.#stop.signal.aborted) return;
+    if (this.#gaveUp) {
+      this.#failQueued(this.#gaveUp);
+      return;
+    }
+    if (this.idle) return;
+    this.#connectLanes();
+    while (this.#running.size < this.#flight.files) {
+      const file = this.#queue.take((f) => this.#laneFor(f) !== undefined);
+      if (!file) return;
+      this.#start(file, this.#laneFor(file)!);
+    }
+  }
+
+  /** The connected lane with room for `f` and the least in flight. */
+  #laneFor(f: QueuedFile): Lane | undefined {
+    if (f.kind === 'small' && this.#smallBytes > 0 && this.#smallBytes + f.size > SMALL_FILE_BYTES_IN_FLIGHT) return undefined;
+    let best: Lane | undefined;
+    for (const lane of this.#lanes) {
+      if (!lane.connection || lane.connection.closed) continue;
+      if (f.kind === 'large' ? lane.large > 0 : lane.small >= SMALL_FILES_PER_LANE) continue;
+      if (!best || lane.large + lane.small < best.large + best.small) best = lane;
+    }
+    return best;
+  }
+
+  #start(file: QueuedFile, lane: Lane): void {
+    const job = this.#host.jobFor(file.id, this.name);
+    if (!job) {
+      this.#leave(file.id); // done, gone or replaced meanwhile
+      return;
+    }
+    const connection = lane.connection!;
+    this.#occupy(lane, file, 1);
+    if (file.kind === 'large' && !this.#tracked.has(file.id)) {
+      // A small file is in flight for milliseconds: `status` would never see it, and its state
+      // writes would cost more than its transfer.
+      this.#tracked.add(file.id);
+      this.#store.transferStarted(file.id, this.name);
+    }
+    const running = { file, lane, cancel: new AbortController() } as Running;
+    this.#running.set(file.id, running);
+    running.done = this.#attempt(running, job, connection)
+      .catch((err: unknown) => this.#log.error({ err, file: job.localPath }, 'unexpected error in delivery job'))
+      .finally(() => {
+        // The file may already be running again (put back, and taken by another lane first).
+        if (this.#running.get(file.id) === running) this.#running.delete(file.id);
+        this.#occupy(lane, file, -1);
+        if (this.#again.delete(file.id)) this.enqueue(file.id);
+        this.#dispatchSoon();
+      });
+  }
+
+  #occupy(lane: Lane, file: QueuedFile, n: 1 | -1): void {
+    if (file.kind === 'large') lane.large += n;
+    else {
+      lane.small += n;
+      this.#smallBytes += n * file.size;
+    }
+  }
+
+  /** One attempt at one file on one connection; it never throws. */
+  async #attempt(running: Running, job: DeliveryJob, connection: SftpConnection): Promise<void> {
+    const { file, lane, cancel } = running;
+    const started = performance.now();
+    try {
+      const outcome = await deliverFile(
+        connection,
+        { ...job, resumeFrom: file.stage === 'started' ? undefined : file.stage },
+        this.#hooks(file, job, lane, cancel.signal),
+        { execBaseMs: this.#settings.timeoutS * 1000, pieceBytes: () => this.#flight.piece(connection.maxWriteLength, lane.carried) },
+      );
+      if (outcome.kind === 'done') await failpoint('after-remote-rename');
+      this.#lastProgressAt = Date.now();
+      this.#leave(file.id);
+      if (outcome.kind === 'done') this.#flight.delivered();
+      else this.#discard(job);
+      this.#host.outcome(file.id, this.name, job.versionKey, outcome, (performance.now() - started) / 1000);
+    } catch (raw) {
+      if (this.#stop.signal.aborted) return;
+      if (cancel.signal.aborted) {
+        this.#leave(file.id);
+        this.#discard(job);
+        return;
+      }
+      if (this.#gaveUp) {
+        this.#leave(file.id);
+        this.#host.failed(file.id, this.name, this.#gaveUp);
+        return;
+      }
+      const err = classify(raw, { vessel: this.name, path: job.localPath });
+      this.#lastError = describe(err);
+      if (err instanceof FileError) {
+        if (this.#fileFailed(file.id, job, err)) this.#queue.add({ ...file, stage: 'started' });
+        else this.#leave(file.id);
+        return;
+      }
+      if (err instanceof VesselRefusedError || err instanceof ConfigError) this.#refused(err);
+      // The link failed (the lane's connection logs it once for all it carried): what the
+      // vessel has stays, and the file goes first on the next connection that can take it.
+      this.#log.debug({ file: job.localPath, err: describe(err) }, 'transfer interrupted');
+      this.#queue.add({ ...file, stage: file.stage ?? 'started' });
+      if (!connection.closed) connection.disconnect(`dropped after: ${describe(err)}`);
+    }
+  }
+
+  /** The file leaves this worker (delivered, failed, gone or replaced). */
+  #leave(fileId: number): void {
+    if (this.#tracked.delete(fileId)) this.#store.transferEnded(fileId, this.name);
   }
 
   /**
@@ -234,71 +327,83 @@ export class VesselWorker {
   }
 
   /** State updates from a transfer; once it is cancelled, they would describe a replaced version. */
-  #hooks(fileId: number, job: DeliveryJob, signal: AbortSignal, tracked: boolean) {
+  #hooks(file: QueuedFile, job: DeliveryJob, lane: Lane, signal: AbortSignal) {
+    const tracked = file.kind === 'large';
     let bytes = 0;
     let savedAt = 0;
     const save = (now: number) => {
       savedAt = now;
-      if (tracked && !signal.aborted) this.#store.transferProgress(fileId, this.name, bytes);
+      if (tracked && !signal.aborted) this.#store.transferProgress(file.id, this.name, bytes);
     };
     return {
       signal,
       chunkDone: (index: number) => {
-        if (!signal.aborted) this.#store.addChunk(fileId, this.name, index);
+        if (!signal.aborted) this.#store.addChunk(file.id, this.name, index);
       },
       chunksReset: () => {
-        if (!signal.aborted) this.#store.clearChunks(fileId, this.name);
+        if (!signal.aborted) this.#store.clearChunks(file.id, this.name);
       },
-      sha256Known: (sha256: string) => this.#store.setSha256(fileId, job.versionKey, sha256),
+      sha256Known: (sha256: string) => this.#store.setSha256(file.id, job.versionKey, sha256),
       sending: (bytesPresent: number) => {
         bytes = bytesPresent;
+        file.stage ??= 'started';
         save(Date.now());
       },
       progress: (n: number) => {
         const now = Date.now();
         this.#lastProgressAt = now;
         bytes += n;
+        lane.carried += n;
+        this.#flight.carried(lane.carried);
         if (now - savedAt >= progressSaveMs) save(now);
       },
       joining: () => {
         save(Date.now()); // everything is on the vessel: show 100 % while it is joined and checked
         this.#log.debug({ file: job.localPath, destination: job.destination }, 'joining, verifying and placing on vessel');
       },
+      stage: (stage: 'sent' | 'placing') => {
+        file.stage = stage;
+      },
     };
   }
 
-  /** The live connection, connecting (after the backoff wait) when there is none. */
-  async #connect(): Promise<SftpConnection> {
-    for (;;) {
-      if (this.#stop.signal.aborted) throw new StoppedError('stopping');
-      if (this.#gaveUp) throw new StoppedError(this.#gaveUp);
-      if (this.#connection && !this.#connection.closed) return this.#connection;
-      this.#connecting ??= this.#attemptConnection().finally(() => {
-        this.#connecting = undefined;
+  /** Connects every lane that has no connection, while there is work; one at a time while the vessel cannot be reached. */
+  #connectLanes(): void {
+    if (this.#stop.signal.aborted || this.#gaveUp) return;
+    for (const lane of this.#lanes) {
+      if (lane.connecting || (lane.connection && !lane.connection.closed)) continue;
+      if (this.#unreachable && this.#lanes.some((l) => l.connecting)) return;
+      const attempt = new AbortController();
+      lane.connecting = attempt;
+      void this.#connectLane(lane, attempt.signal).finally(() => {
+        lane.connecting = undefined;
+        this.#dispatchSoon();
       });
-      await this.#connecting;
     }
   }
 
-  async #attemptConnection(): Promise<void> {
-    const wait = this.#nextAttemptAt - Date.now();
-    if (wait > 0) await sleep(wait, undefined, { signal: this.#halt.signal }).catch(() => {});
-    if (this.#stop.signal.aborted || this.#gaveUp) return;
+  async #connectLane(lane: Lane, signal: AbortSignal): Promise<void> {
+    await this.#pauses.sleep(this.#nextAttemptAt - Date.now());
+    if (this.#stop.signal.aborted || this.#gaveUp || this.idle) return;
     try {
       const connection = await SftpConnection.open({
         endpoint: vesselEndpoint(this.#settings),
         hostKeys: this.#store,
-        signal: this.#stop.signal,
+        signal,
         onHostKey: logFirstUse(this.#log),
       });
-      this.#connection = connection;
-      this.#delayMs = 0;
+      if (this.#stop.signal.aborted) {
+        connection.disconnect('stopping');
+        return;
+      }
+      lane.connection = connection;
+      lane.carried = 0;
+      // The backoff is not reset here: only moving data resets it (see #lost), so a vessel that
+      // takes connections and fails every transfer (a full disk) is not hammered.
+      this.#unreachable = false;
       this.#lastRefusal = undefined;
-      this.#lastProgressAt = Date.now();
-      this.#log.info({ address: `${this.#settings.address}:${this.#settings.port}` }, 'connected');
-      connection.onClose((err) => {
-        if (!this.#stop.signal.aborted) this.#log.debug({ err: describe(err) }, 'connection closed');
-      });
+      this.#log.info({ address: `${this.#settings.address}:${this.#settings.port}`, ...(this.#lanes.length > 1 ? { connection: lane.number } : {}) }, 'connected');
+      connection.onClose((err) => this.#lost(lane, connection, err));
       void this.#removeLeftovers(connection);
     } catch (raw) {
       if (this.#stop.signal.aborted) return;
@@ -309,10 +414,35 @@ export class VesselWorker {
         this.#refused(err);
         return;
       }
+      this.#unreachable = true;
       this.#delayMs = nextDelay(this.#delayMs);
       this.#nextAttemptAt = Date.now() + this.#delayMs;
       this.#log.warn({ err: describe(err), retryInSeconds: +(this.#delayMs / 1000).toFixed(1) }, 'cannot reach vessel; will retry');
     }
+  }
+
+  /**
+   * A lane's connection ended. Its transfers fail and go back to the queue by themselves (see
+   * #attempt); here the drop is logged once, FlightControl learns how long the connection
+   * lived, and the next connection waits: briefly after a link that moved data (the next
+   * stretch may well get through), longer and longer after one that did not.
+   */
+  #lost(lane: Lane, connection: SftpConnection, err: Error): void {
+    if (lane.connection !== connection) return;
+    lane.connection = undefined;
+    if (this.#stop.signal.aborted || this.#gaveUp) return;
+    const inFlight = lane.large + lane.small;
+    if (inFlight === 0) {
+      this.#log.debug({ err: describe(err) }, 'connection closed');
+      this.#dispatchSoon();
+      return;
+    }
+    this.#flight.dropped(lane.carried);
+    this.#delayMs = nextDelay(this.#delayMs, Math.random, lane.carried > 0);
+    this.#nextAttemptAt = Date.now() + this.#delayMs;
+    this.#store.recordVesselError(this.name, describe(err));
+    this.#log.warn({ err: describe(err), files: inFlight, carriedBytes: lane.carried, reconnectInSeconds: +(this.#delayMs / 1000).toFixed(2) }, 'transfer interrupted; will resume');
+    this.#dispatchSoon();
   }
 
   /** Authentication, host key, key file: an operator must act. Log once, retry slowly. */
@@ -327,30 +457,37 @@ export class VesselWorker {
     this.#nextAttemptAt = Date.now() + refusedDelayMs;
   }
 
-  #dropConnection(connection: SftpConnection, err: Error, moved: boolean): void {
-    if (this.#connection !== connection) return;
-    connection.disconnect(`dropped after: ${describe(err)}`);
-    this.#connection = undefined;
-    this.#delayMs = nextDelay(this.#delayMs, Math.random, moved);
-    this.#nextAttemptAt = Date.now() + this.#delayMs;
-  }
-
-  /** Removes chunk sets and half-joined files of versions that no longer exist. Best effort. */
+  /**
+   * Removes chunk sets and half-joined files of versions that no longer exist. Best effort, one
+   * pass at a time; leftovers recorded during a pass (a transfer that has just stopped writing)
+   * get a pass of their own after it.
+   */
   async #removeLeftovers(connection: SftpConnection): Promise<void> {
-    for (const l of this.#store.leftovers(this.name)) {
-      if (connection.closed) return;
-      try {
-        const r = await connection.exec(removeLeftoversScript(l.chunkPrefix, l.assemblyPrefix));
-        if (r.code === 0) this.#store.deleteLeftover(l);
-      } catch {
-        return; // the next connection tries again
-      }
+    if (this.#removingLeftovers) {
+      this.#leftoversAgain = true;
+      return;
+    }
+    this.#removingLeftovers = true;
+    try {
+      do {
+        this.#leftoversAgain = false;
+        for (const l of this.#store.leftovers(this.name)) {
+          if (connection.closed) return;
+          const r = await connection.exec(removeLeftoversScript(l.chunkPrefix, l.assemblyPrefix));
+          if (r.code === 0) this.#store.deleteLeftover(l);
+        }
+      } while (this.#leftoversAgain);
+    } catch {
+      // the next connection tries again
+    } finally {
+      this.#removingLeftovers = false;
     }
   }
 
   /** New leftovers were recorded: remove them now if connected. */
   cleanLeftovers(): void {
-    if (this.#connection && !this.#connection.closed) void this.#removeLeftovers(this.#connection);
+    const connection = this.#lanes.find((l) => l.connection && !l.connection.closed)?.connection;
+    if (connection) void this.#removeLeftovers(connection);
   }
 
   #checkProgress(): void {
@@ -368,19 +505,34 @@ export class VesselWorker {
     if (this.#gaveUp) return;
     this.#gaveUp = `vessel ${this.name} given up: ${reason}`;
     this.#log.error({ err: reason }, 'vessel given up for this run');
-    this.#halt.abort();
-    this.#connection?.disconnect('given up');
+    this.#pauses.halt();
+    for (const lane of this.#lanes) {
+      lane.connecting?.abort();
+      lane.connection?.disconnect('given up');
+    }
+    this.#dispatchSoon();
   }
 
-  /** Takes no new work, cuts transfers short (the vessel keeps its chunks), and waits for the jobs to end. */
+  /** Every queued file fails with `reason` (the vessel was given up). */
+  #failQueued(reason: string): void {
+    for (const f of this.#queue.drain()) {
+      if (this.#host.jobFor(f.id, this.name)) this.#host.failed(f.id, this.name, reason);
+      this.#leave(f.id);
+    }
+  }
+
+  /** Takes no new work, cuts transfers short (the vessel keeps what it has), and waits for them to end. */
   async stop(): Promise<void> {
     clearInterval(this.#watchdog);
     this.#stop.abort();
-    this.#halt.abort();
-    for (const cancel of this.#running.values()) cancel.abort();
-    this.#queue.clear();
-    this.#smallQueue.clear();
-    this.#connection?.disconnect('stopping');
-    await Promise.all([this.#queue.onIdle(), this.#smallQueue.onIdle()]);
+    this.#pauses.halt();
+    this.#queue.drain();
+    for (const r of this.#running.values()) r.cancel.abort();
+    for (const lane of this.#lanes) {
+      lane.connecting?.abort();
+      lane.connection?.disconnect('stopping');
+    }
+    await Promise.all([...this.#running.values()].map((r) => r.done));
+    for (const id of [...this.#tracked]) this.#leave(id);
   }
 }

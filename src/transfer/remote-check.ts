@@ -20,6 +20,23 @@ interface Checker {
 
 const checkers = new WeakMap<RemoteFs, Checker>();
 
+function checkerOf(remote: RemoteFs): Checker {
+  let checker = checkers.get(remote);
+  if (!checker) checkers.set(remote, checker = { unusable: false });
+  return checker;
+}
+
+/**
+ * Starts the connection's checker if it is not running yet, without waiting for it: its session
+ * opens (a round trip or two) while a file is being written, so the check need not wait.
+ */
+export function prepareChecker(remote: RemoteFs): void {
+  const checker = checkerOf(remote);
+  if (checker.unusable || checker.service) return;
+  const starting = checker.service = remote.startLineService(lineCheckerCommand);
+  starting.catch(() => {}); // the first check sees the failure and decides
+}
+
 /**
  * Whether the file at `path` on the vessel has the SHA-256 `sha256`: undefined when it has,
  * else the digest the vessel computed (for the message). Rejects when the file cannot be read
@@ -31,8 +48,7 @@ export async function checkOnVessel(remote: RemoteFs, path: string, sha256: stri
     return digest === sha256 ? undefined : digest;
   };
   if (/[\n\r\\]/.test(path)) return byDigest();
-  let checker = checkers.get(remote);
-  if (!checker) checkers.set(remote, checker = { unusable: false });
+  const checker = checkerOf(remote);
   if (checker.unusable) return byDigest();
   const starting = checker.service ??= remote.startLineService(lineCheckerCommand);
   const forget = () => {

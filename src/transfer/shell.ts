@@ -130,7 +130,9 @@ export function joinScript(p: JoinPlan): string {
     `if [ "$h" != "$sha" ]; then ${cleanup}; echo "$h"; exit ${e.mismatch}; fi`,
     `if [ -d ${dest} ]; then ${cleanup}; exit ${e.destinationIsDirectory}; fi`,
     `mv -f -- "$tmp" ${dest} || { ${cleanup}; exit ${e.rename}; }`,
-    `rm -f -- "$tmp.st" "$tmp.h" "$tmp.end" ${prefix}.[0-9]*`,
+    // With the chunks go the half-joined files of earlier attempts whose connection was cut
+    // without the vessel noticing: their joiners may wait for input for hours.
+    `rm -f -- "$tmp.st" "$tmp.h" "$tmp.end" ${prefix}.[0-9]* ${quote(p.assemblyPrefix)}.[0-9]*.tmp`,
   ].join('\n');
 }
 

@@ -27,10 +27,10 @@ import { FileError, StoppedError, TransientError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
 import { BufferPool } from './buffer-pool.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
-import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type RemoteFs, type RemoteProcess } from './connection.js';
+import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type OpenFlags, type RemoteFs, type RemoteProcess } from './connection.js';
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
 import { MAX_HASH_BATCH } from './hash-batch.js';
-import { checkOnVessel } from './remote-check.js';
+import { checkOnVessel, prepareChecker } from './remote-check.js';
 import { AssembleExit, FAST_HASHER_MIN_BYTES, ProbeExit, checkExistingScript, hasherProbeScript, joinScript, parseHasherProbe, quote, removeChunksCommand, tempDirProbeScript, type HasherName } from './shell.js';
 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
@@ -50,7 +50,18 @@ export interface DeliveryJob {
   chunkPrefix: string;
   /** Hidden name beside the destination where the chunks are joined. */
   assemblyPrefix: string;
+  /**
+   * How far an earlier attempt of this process got (see DeliveryStage): after `placing`, the
+   * rename may have happened with its answer lost, so the destination is looked at first.
+   */
+  resumeFrom?: DeliveryStage;
 }
+
+/**
+ * Where a delivery stands on the vessel: `sent`, every byte is there and only the check and the
+ * rename (or the join) are left; `placing`, the rename was asked for.
+ */
+export type DeliveryStage = 'sent' | 'placing';
 
 export interface DeliveryHooks {
   signal: AbortSignal;
@@ -66,6 +77,8 @@ export interface DeliveryHooks {
   progress(bytes: number): void;
   /** The remote join-verify-rename command is about to run. */
   joining?(): void;
+  /** The delivery reached a stage that a later attempt can start from. */
+  stage?(stage: DeliveryStage): void;
 }
 
 export type DeliveryOutcome =
@@ -89,6 +102,12 @@ export interface UploadOptions {
   execMsPerByte?: number;
   /** Base time allowed for a remote command, in ms (the vessel's Timeout). */
   execBaseMs: number;
+  /**
+   * The size of the next SFTP write request, asked before each (default: the server's limit,
+   * at most 256 KiB). A request that a cut leaves half-sent is lost whole, so on a link whose
+   * connections carry little before they drop, smaller requests waste less (see FlightControl).
+   */
+  pieceBytes?: () => number;
 }
 
 const DEFAULT_WINDOW = 2 * 1024 * 1024;
@@ -117,21 +136,29 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     // request per file on every file, sending it again costs at most 1 MiB now and then.
     if (isSmallFile(job.size, job.chunkSize)) return await deliverSmallFile(remote, job, hooks, options);
     checkLocalVersion(job);
-    const existing = await confirmExisting(remote, job, hooks, options);
-    if (existing) return existing;
     const parts = planChunks(job.size, job.chunkSize);
-    const present = await presentLengths(remote, job, parts);
+    // Independent questions go out together: on a link with a 600 ms round trip, each one
+    // asked after the other would cost that much again on every (re)connection.
+    const [destination, present, hasher] = await Promise.all([
+      remote.stat(job.destination), presentLengths(remote, job, parts), largeFileHasher(remote, job.size),
+    ]);
+    const existing = destination?.isFile && destination.size === job.size ? await confirmExisting(remote, job, hooks, options, hasher) : undefined;
+    if (existing) return existing;
     hooks.sending?.(present.reduce((sum, n) => sum + n, 0));
-    const hasher = await largeFileHasher(remote, job.size);
-    const joiner = await remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination, size: job.size, hasher }));
+    // Started without waiting for its session: the first chunk goes out meanwhile, and each
+    // chunk's line reaches the joiner once it is there, in order.
+    const starting = remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination, size: job.size, hasher }));
+    starting.catch(() => {}); // awaited below; a failure meanwhile is not unhandled
     let ended = false;
     try {
-      const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options, (index) => joiner.write(`${index}\n`))
+      const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options, (index) => void starting.then((j) => j.write(`${index}\n`), () => {}))
         .catch(async (err: unknown) => { throw await explainTempDirFailure(remote, job, err); });
+      const joiner = await starting;
       // The bytes sent must still be the file's: a writer that came back during the upload
       // means a new version, which is replicated on its own.
       checkLocalVersion(job);
       hooks.sha256Known(sha256);
+      hooks.stage?.('sent');
       hooks.joining?.();
       joiner.write(`end ${sha256}\n`);
       joiner.end();
@@ -140,7 +167,7 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
       return { kind: 'done', bytesSent, alreadyThere: false, sha256 };
     } finally {
       // Without its end line the joiner removes its half-joined file and places nothing.
-      if (!ended) abandon(joiner);
+      if (!ended) void starting.then(abandon, () => {});
     }
   } catch (err) {
     if (err instanceof LocalChange) return { kind: err.kind };
@@ -199,42 +226,45 @@ function abandon(joiner: RemoteProcess): void {
  * A small file: read whole (it is at most SMALL_FILE_MAX), written with pipelined requests to
  * a hidden name beside the destination, hashed there, and renamed into place with
  * posix-rename (atomic, replaces an older file; `mv -f` where the server lacks it). Nothing
- * goes through TempDir, so there is nothing to join and nothing to resume: an attempt that
- * fails leaves at most its hidden file, which is removed.
+ * goes through TempDir and nothing is joined.
+ *
+ * What an interrupted attempt wrote stays: the hidden name is fixed per version and vessel, and
+ * the next attempt asks how much of it is there in the same round trip as it opens it, then
+ * writes only the rest (the whole-file check covers anything else). A file whose bytes are all
+ * there goes straight to the check. Only a failed check removes it.
  */
 async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<DeliveryOutcome> {
   const { data, pooled } = readWhole(job);
   const sha256 = createHash('sha256').update(data).digest('hex');
-  hooks.sending?.(0);
-  // One name per version and vessel: an attempt cut short by a crash leaves its file, and the
-  // next attempt writes over it instead of leaving another beside it.
   const tmp = `${job.assemblyPrefix}.up.tmp`;
   const ctx = { vessel: job.vessel, path: job.destination };
-  let placed = false;
+  const checkTimeout = execTimeout(SMALL_FILE_MAX * MAX_HASH_BATCH, options);
+  const check = (path: string) => checkOnVessel(remote, path, sha256, checkTimeout).catch((err: unknown) => {
+    throw err instanceof TransientError ? err : new FileError(`hashing (sha256sum or openssl) failed on vessel ${job.vessel}: ${(err as Error).message}`, { ...ctx, cause: err });
+  });
+  // The checker's session opens while the bytes go out, not after.
+  prepareChecker(remote);
+  if (job.resumeFrom === 'placing' && await placedEarlier(remote, job, check)) {
+    if (pooled) readBuffers.give(pooled);
+    return { kind: 'done', bytesSent: 0, alreadyThere: true, sha256 };
+  }
+  let keep = true;
   try {
-    const handle = await openBeside(remote, tmp, job);
-    try {
-      const piece = remote.maxWriteLength;
-      const writes: Promise<void>[] = [];
-      for (let pos = 0; pos < data.length; pos += piece) {
-        const slice = data.subarray(pos, pos + piece);
-        writes.push(remote.write(handle, slice, pos).then(() => hooks.progress(slice.length)));
-      }
-      await Promise.all(writes);
-      // Every write is acknowledged: nothing reads the bytes any more.
-      if (pooled) readBuffers.give(pooled);
-    } finally {
-      await remote.close(handle).catch(() => {});
-    }
+    const bytesSent = await writeResumable(remote, tmp, data, job, hooks, options);
+    if (pooled) readBuffers.give(pooled); // every write is acknowledged: nothing reads the bytes any more
     await failpoint('small-file-written');
     hooks.sha256Known(sha256);
+    hooks.stage?.('sent');
     hooks.joining?.();
-    const differs = await checkOnVessel(remote, tmp, sha256, execTimeout(SMALL_FILE_MAX * MAX_HASH_BATCH, options)).catch((err: unknown) => {
-      throw err instanceof TransientError ? err : new FileError(`hashing (sha256sum or openssl) failed on vessel ${job.vessel}: ${(err as Error).message}`, { ...ctx, cause: err });
-    });
-    if (differs) throw new FileError(`SHA-256 on vessel ${job.vessel} is ${differs}, expected ${sha256}; sending again`, ctx);
+    const differs = await check(tmp);
+    if (differs) {
+      keep = false;
+      throw new FileError(`SHA-256 on vessel ${job.vessel} is ${differs}, expected ${sha256}; sending again`, ctx);
+    }
+    hooks.stage?.('placing');
     await remote.rename(tmp, job.destination).catch(async (err: unknown) => {
       if (!isRenameUnsupported(err)) {
+        if (isTransient(err)) throw err;
         // SFTP says only "Failure"; the usual reason is a folder in the way.
         if ((await remote.stat(job.destination).catch(() => null))?.isDirectory) throw new FileError(`${job.destination} on vessel ${job.vessel} is a directory`, ctx);
         throw new FileError(`cannot move the file into place on vessel ${job.vessel}: ${(err as Error).message}`, { ...ctx, cause: err });
@@ -242,11 +272,65 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
       const mv = await remote.exec(`mv -f -- ${quote(tmp)} ${quote(job.destination)}`);
       if (mv.code !== 0) throw new FileError(`cannot move the file into place on vessel ${job.vessel}: ${mv.stderr.split('\n')[0] ?? ''}`, ctx);
     });
-    placed = true;
-    return { kind: 'done', bytesSent: data.length, alreadyThere: false, sha256 };
+    keep = false;
+    return { kind: 'done', bytesSent, alreadyThere: false, sha256 };
+  } catch (err) {
+    // A broken link keeps what the vessel has (the next attempt goes on from it); anything
+    // else about this file starts it over.
+    if (!isTransient(err)) keep = false;
+    throw err;
   } finally {
-    if (!placed) await remote.remove(tmp).catch(() => {});
+    if (!keep) await remote.remove(tmp).catch(() => {});
   }
+}
+
+function isTransient(err: unknown): boolean {
+  return err instanceof TransientError || err instanceof StoppedError;
+}
+
+/**
+ * An earlier attempt asked for the rename and lost the answer with its connection: if the
+ * hidden file is gone and the destination holds this version, the delivery is done.
+ */
+async function placedEarlier(remote: RemoteFs, job: DeliveryJob, check: (path: string) => Promise<string | undefined>): Promise<boolean> {
+  const [tmp, destination] = await Promise.all([remote.stat(`${job.assemblyPrefix}.up.tmp`), remote.stat(job.destination)]);
+  if (tmp || !destination?.isFile || destination.size !== job.size) return false;
+  return (await check(job.destination)) === undefined;
+}
+
+/**
+ * Writes `data` to `path` from where the vessel's copy ends: the stat and the open travel
+ * together (the server answers them in order, and an open that creates without truncating
+ * does not change the size the stat sees). Returns the bytes sent.
+ */
+async function writeResumable(remote: RemoteFs, path: string, data: Buffer, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<number> {
+  const [st, opened] = await Promise.all([remote.stat(path), openBeside(remote, path, job, 'keep')]);
+  let handle = opened;
+  let have = st?.isFile ? st.size : 0;
+  if (have > data.length) {
+    // Not a prefix of this version (it cannot be): start over.
+    await remote.close(handle).catch(() => {});
+    handle = await openBeside(remote, path, job, 'w');
+    have = 0;
+  }
+  hooks.sending?.(have);
+  try {
+    const writes: Promise<void>[] = [];
+    for (let pos = have; pos < data.length;) {
+      const slice = data.subarray(pos, pos + writePiece(remote, options));
+      writes.push(remote.write(handle, slice, pos).then(() => hooks.progress(slice.length)));
+      pos += slice.length;
+    }
+    await Promise.all(writes);
+  } finally {
+    await remote.close(handle).catch(() => {});
+  }
+  return data.length - have;
+}
+
+/** The size of one SFTP write: the server's limit, or less on a link that drops often. */
+function writePiece(remote: RemoteFs, options: UploadOptions): number {
+  return Math.max(1024, Math.min(remote.maxWriteLength, options.pieceBytes?.() ?? Infinity));
 }
 
 /**
@@ -288,8 +372,8 @@ function localCall<T>(job: DeliveryJob, call: () => T): T {
 }
 
 /** Opens the hidden file beside the destination for writing, creating its folder when missing. */
-async function openBeside(remote: RemoteFs, path: string, job: DeliveryJob): Promise<Buffer> {
-  return openCreatingFolder(remote, path, 'w').catch((err: unknown) => {
+async function openBeside(remote: RemoteFs, path: string, job: DeliveryJob, flags: OpenFlags): Promise<Buffer> {
+  return openCreatingFolder(remote, path, flags).catch((err: unknown) => {
     if (isNoSuchFile(err)) {
       throw new FileError(`cannot create the destination folder on vessel ${job.vessel}: ${(err as Error).message}`, { vessel: job.vessel, path: job.destination, cause: err });
     }
@@ -303,13 +387,11 @@ function describeWriteFailure(err: unknown, job: DeliveryJob): unknown {
   return new FileError(`cannot write in ${dir} on vessel ${job.vessel}: ${(err as Error).message}`, { vessel: job.vessel, path: job.destination, cause: err });
 }
 
-/** Step 1: a destination with the right size and hash is confirmed as it is. */
-async function confirmExisting(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<DeliveryOutcome | undefined> {
-  const st = await remote.stat(job.destination);
-  if (!st?.isFile || st.size !== job.size) return undefined;
+/** Step 1: a destination of the right size is confirmed as it is if its hash is the shore's. */
+async function confirmExisting(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions, hasher: HasherName | undefined): Promise<DeliveryOutcome | undefined> {
   const sha256 = job.sha256 ?? await hashLocalFile(job, hooks.signal);
   hooks.sha256Known(sha256);
-  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix, job.size, await largeFileHasher(remote, job.size)), execTimeout(job.size, options));
+  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix, job.size, hasher), execTimeout(job.size, options));
   if (result.code === AssembleExit.hash) forgetHasher(remote);
   if (result.code !== 0) return undefined;
   if (result.stdout.trim() !== sha256) return undefined;
@@ -405,24 +487,29 @@ async function sendChunk(
   hash: Hash | undefined, hooks: DeliveryHooks, options: UploadOptions,
 ): Promise<number> {
   const handle = await openCreatingFolder(remote, `${job.chunkPrefix}.${part.index}`, have > 0 ? 'r+' : 'w');
-  const piece = remote.maxWriteLength;
-  const maxInFlight = Math.max(1, Math.floor((options.windowBytes ?? DEFAULT_WINDOW) / piece));
+  const window = options.windowBytes ?? DEFAULT_WINDOW;
   const inFlight = new Set<Promise<void>>();
+  let inFlightBytes = 0;
   let failure: unknown;
   let closed = false;
   const send = (buf: Buffer, position: number) => {
+    inFlightBytes += buf.length;
+    const done = () => {
+      inFlight.delete(write);
+      inFlightBytes -= buf.length;
+    };
     const write: Promise<void> = remote.write(handle, buf, position).then(
-      () => { inFlight.delete(write); readBuffers.give(buf); hooks.progress(buf.length); },
-      (err: unknown) => { inFlight.delete(write); failure ??= err; },
+      () => { done(); readBuffers.give(buf); hooks.progress(buf.length); },
+      (err: unknown) => { done(); failure ??= err; },
     );
     inFlight.add(write);
   };
   try {
     for (let pos = have; pos < part.length;) {
       if (hooks.signal.aborted) throw new StoppedError('stopping');
-      while (inFlight.size >= maxInFlight && !failure) await Promise.race(inFlight);
+      const n = Math.min(writePiece(remote, options), part.length - pos);
+      while (inFlight.size > 0 && inFlightBytes + n > window && !failure) await Promise.race(inFlight);
       if (failure) throw failure;
-      const n = Math.min(piece, part.length - pos);
       // Back to the pool once the vessel acknowledged it (see buffer-pool.ts).
       const buf = readBuffers.take(n);
       const { bytesRead } = await fh.read(buf, 0, n, part.offset + pos);
@@ -466,7 +553,7 @@ async function explainTempDirFailure(remote: RemoteFs, job: DeliveryJob, err: un
 }
 
 /** Opens a file for writing; its folder (TempDir, or beside a destination) is created the first time it is missing. */
-async function openCreatingFolder(remote: RemoteFs, path: string, flags: 'w' | 'r+'): Promise<Buffer> {
+async function openCreatingFolder(remote: RemoteFs, path: string, flags: OpenFlags): Promise<Buffer> {
   try {
     return await remote.open(path, flags);
   } catch (err) {

@@ -7,7 +7,7 @@ import { appendFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
-import { startProxy, type Proxy } from '../helpers/proxy.js';
+import { startLink, type Link } from '../helpers/link.js';
 import { runCli, startDaemon } from '../helpers/process.js';
 import { writeRandomFile } from '../helpers/tree.js';
 import { assertOnVessel, writeSettings, resetFarm } from '../helpers/push.js';
@@ -15,13 +15,13 @@ import { assertOnVessel, writeSettings, resetFarm } from '../helpers/push.js';
 const PASSWORD = 'pa;ss#w0rd-VESSEL-SECRET';
 const PASSPHRASE = 'key-PASSPHRASE-SECRET';
 let farm: VesselFarm;
-let proxy: Proxy;
+let proxy: Link;
 let home: string;
 let lockedKey: string;
 
 before(async () => {
   farm = await startVesselFarm({ count: 1, rootPassword: PASSWORD });
-  proxy = await startProxy(farm.vessels[0]!.port);
+  proxy = await startLink(farm.vessels[0]!.port);
   // An empty home, so that no default key of the machine's root (~/.ssh/id_*) takes part.
   home = await mkdtemp(join(farm.root, 'home-'));
   lockedKey = join(farm.root, 'locked-key');

@@ -7,7 +7,7 @@ import { mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
-import { startProxy } from '../helpers/proxy.js';
+import { startLink } from '../helpers/link.js';
 import { runCli, startDaemon, waitFor } from '../helpers/process.js';
 import { exists, listFiles, writeRandomFile } from '../helpers/tree.js';
 import { assertOnVessel, assertVesselClean, chunkCount, databasePath, writeSettings, resetFarm } from '../helpers/push.js';
@@ -85,7 +85,7 @@ describe('faults and hostile input', () => {
   });
 
   it('tears down a stalled connection after Timeout and resumes the file', async () => {
-    const proxy = await startProxy(farm.vessels[0]!.port);
+    const proxy = await startLink(farm.vessels[0]!.port);
     try {
       const size = 8 * 1024 * 1024;
       const files = await oneFile('stalled.bin', size);
@@ -112,7 +112,7 @@ describe('faults and hostile input', () => {
   });
 
   it('a slow but moving link is not mistaken for a stall (requests queue behind the write window)', async () => {
-    const proxy = await startProxy(farm.vessels[0]!.port);
+    const proxy = await startLink(farm.vessels[0]!.port);
     try {
       const size = 3 * 1024 * 1024;
       const files = await oneFile('slow-link.bin', size);
@@ -130,7 +130,7 @@ describe('faults and hostile input', () => {
   });
 
   it('a vessel that is down does not hold up the others, and catches up when it returns, without a restart', async () => {
-    const proxy = await startProxy(farm.vessels[2]!.port);
+    const proxy = await startLink(farm.vessels[2]!.port);
     proxy.setRefusing(true);
     try {
       const settings = await writeSettings(farm, { portFor: (i) => (i === 2 ? proxy.port : farm.vessels[i]!.port) });

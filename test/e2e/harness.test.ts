@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
-import { startProxy, type Proxy } from '../helpers/proxy.js';
+import { startLink, type Link } from '../helpers/link.js';
 import { startVesselFarm, type Vessel, type VesselFarm } from '../helpers/sshd.js';
 import { exists, listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
 import { runCli, startDaemon, waitFor } from '../helpers/process.js';
@@ -74,7 +74,7 @@ function sftpWriteFile(sftp: SFTPWrapper, path: string, data: Buffer): Promise<v
 describe('e2e harness', () => {
   let farm: VesselFarm;
   const clients: Client[] = [];
-  const proxies: Proxy[] = [];
+  const proxies: Link[] = [];
 
   before(async () => {
     farm = await startVesselFarm({ count: 3 });
@@ -133,7 +133,7 @@ describe('e2e harness', () => {
 
   it('counts bytes through the proxy and cuts connections (d)', async () => {
     const v = farm.vessels[0]!;
-    const proxy = await startProxy(v.port);
+    const proxy = await startLink(v.port);
     proxies.push(proxy);
     const { client, seenHostKey } = await connectTo(v, proxy.port);
     assert.equal(seenHostKey, v.hostKeyFingerprint);
@@ -154,7 +154,7 @@ describe('e2e harness', () => {
 
   it('rate-limits, stalls, refuses and cuts after N bytes', async () => {
     const v = farm.vessels[2]!;
-    const proxy = await startProxy(v.port);
+    const proxy = await startLink(v.port);
     proxies.push(proxy);
 
     // cutAfter: the connection dies after about this many client bytes, one-shot.

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startVesselFarm, type Vessel, type VesselFarm } from '../helpers/sshd.js';
-import { startProxy, type Proxy } from '../helpers/proxy.js';
+import { startLink, type Link } from '../helpers/link.js';
 import { runCli, startDaemon, waitFor, type RunResult } from '../helpers/process.js';
 import { listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
 import { startMetricsServer, type MetricLine, type MetricsServer } from '../helpers/metrics-server.js';
@@ -14,7 +14,7 @@ import { startMetricsServer, type MetricLine, type MetricsServer } from '../help
 const PASSWORD = 'mirror;pa#ss-SFTP-SECRET';
 let farm: VesselFarm;
 let server: Vessel;
-let proxy: Proxy;
+let proxy: Link;
 let metrics: MetricsServer;
 let work: string;
 let home: string;
@@ -26,7 +26,7 @@ let remote: string;
 before(async () => {
   farm = await startVesselFarm({ count: 1, rootPassword: PASSWORD });
   server = farm.vessels[0]!;
-  proxy = await startProxy(server.port);
+  proxy = await startLink(server.port);
   metrics = await startMetricsServer();
   remote = join(farm.viewPath, 'pub');
 });

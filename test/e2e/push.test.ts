@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
-import { startProxy } from '../helpers/proxy.js';
+import { startLink } from '../helpers/link.js';
 import { runCli, startDaemon, waitFor } from '../helpers/process.js';
 import { exists, listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
 import { assertOnVessel, assertVesselClean, chunkCount, databasePath, onVessel, writeSettings, resetFarm } from '../helpers/push.js';
@@ -157,7 +157,7 @@ describe('push: contentmonster run', () => {
   });
 
   it('resumes a half-sent file after kill -9 and after SIGTERM instead of starting over', async () => {
-    const proxy = await startProxy(farm.vessels[0]!.port);
+    const proxy = await startLink(farm.vessels[0]!.port);
     try {
       const size = 16 * 1024 * 1024;
       const files = await makeFiles(farm.viewPath, [['big.bin', size]]);
@@ -206,7 +206,7 @@ describe('push: contentmonster run', () => {
     await rename(join(farm.viewPath, 'processed', 'again.bin'), join(farm.viewPath, 'again.bin'));
     await rm(join(farm.root, 'state'), { recursive: true, force: true });
 
-    const proxy = await startProxy(farm.vessels[0]!.port);
+    const proxy = await startLink(farm.vessels[0]!.port);
     try {
       const r = await runCli(['run', '-c', await writeSettings(farm, { vessels: [0], portFor: () => proxy.port }), '--once'], { cwd: farm.root });
       assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -244,7 +244,7 @@ describe('push: contentmonster run', () => {
 
   it('--once gives up an unreachable vessel, finishes the others, exits 1 with one line per failure', async () => {
     const files = await makeFiles(farm.viewPath, [['one.bin', 10_000], ['two.bin', 10_000]]);
-    const proxy = await startProxy(farm.vessels[2]!.port);
+    const proxy = await startLink(farm.vessels[2]!.port);
     proxy.setRefusing(true);
     try {
       const settings = await writeSettings(farm, { portFor: (i) => (i === 2 ? proxy.port : farm.vessels[i]!.port) });

@@ -7,17 +7,17 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdir, readdir, rename, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
-import { startProxy, type Proxy } from '../helpers/proxy.js';
+import { startLink, type Link } from '../helpers/link.js';
 import { startDaemon, waitFor, type Daemon } from '../helpers/process.js';
 import { exists, listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
 import { assertVesselClean, chunkCount, writeSettings, resetFarm } from '../helpers/push.js';
 
 let farm: VesselFarm;
-let proxy: Proxy;
+let proxy: Link;
 
 before(async () => {
   farm = await startVesselFarm({ count: 1 });
-  proxy = await startProxy(farm.vessels[0]!.port);
+  proxy = await startLink(farm.vessels[0]!.port);
 });
 after(async () => {
   await proxy?.stop();

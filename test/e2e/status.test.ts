@@ -5,18 +5,18 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
-import { startProxy, type Proxy } from '../helpers/proxy.js';
+import { startLink, type Link } from '../helpers/link.js';
 import { runCli, startDaemon, waitFor } from '../helpers/process.js';
 import { writeRandomFile } from '../helpers/tree.js';
 import { assertOnVessel, databasePath, onVessel, resetFarm, writeSettings } from '../helpers/push.js';
 import type { StatusReport, VesselStatus } from '../../src/status.js';
 
 let farm: VesselFarm;
-let proxy: Proxy;
+let proxy: Link;
 
 before(async () => {
   farm = await startVesselFarm({ count: 2 });
-  proxy = await startProxy(farm.vessels[1]!.port);
+  proxy = await startLink(farm.vessels[1]!.port);
 });
 after(async () => {
   await proxy?.stop();
