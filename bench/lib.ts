@@ -86,7 +86,8 @@ export async function timeParallel(ts: Timed[]): Promise<Sample> {
 export interface PushSettings {
   /** The shore's one Directory; RemoteLocation defaults to it (each vessel sees its own there). */
   location: string;
-  vessels: Vessel[];
+  /** Each vessel's name and the port to reach it by (its own, or a link emulator's). */
+  vessels: Pick<Vessel, 'name' | 'port'>[];
   clientKey: string;
   /** A file in a folder of its own, fresh for each run: a leftover database would confirm files as already there. */
   database: string;

@@ -1,17 +1,22 @@
-// `npm run bench [-- --quick] [--rounds N] [--only mirror|push|latency] [--out FILE] [--log-dir DIR]`:
+// `npm run bench [-- --quick] [--rounds N] [--only mirror|push|latency|wan] [--out FILE] [--log-dir DIR]`:
 // benchmarks side by side with OpenSSH on this machine, against real sshd processes on
 // 127.0.0.1, each in its own mount namespace with an empty home. Prints a table per case with
 // our ratio to each other tool (> 1 = faster) and the push latency in daemon mode, and writes
 // every sample as JSON. Not part of `npm test`.
+//
+// `npm run bench -- wan [--rounds N] [--cap SECONDS]`: the far, flaky link of wan.ts alone
+// (rsync, lftp and sftp beside us through the link emulator); not part of a plain run.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchLatency, type LatencyResult } from './latency.js';
 import { benchMirror } from './mirror.js';
 import { benchPush } from './push.js';
+import { benchWan, type WanRow } from './wan.js';
 import { repoRoot, type Summary } from './lib.js';
 
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
   options: {
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
@@ -20,19 +25,24 @@ const { values } = parseArgs({
     // Our push runs log at info into this folder (slower; to see where the time goes), and the
     // latency part's daemon log goes there too.
     'log-dir': { type: 'string' },
+    // wan: seconds after which a tool is stopped and shown as unfinished.
+    cap: { type: 'string', default: '600' },
   },
 });
 const quick = values.quick!;
-const rounds = Number(values.rounds ?? (quick ? 1 : 3));
-const parts = ['mirror', 'push', 'latency'];
-if (!(Number.isInteger(rounds) && rounds >= 1) || (values.only !== undefined && !parts.includes(values.only))) {
-  console.error(`usage: npm run bench -- [--quick] [--rounds N] [--only ${parts.join('|')}] [--out FILE] [--log-dir DIR]`);
+const parts = ['mirror', 'push', 'latency', 'wan'];
+const only = values.only ?? positionals[0];
+const rounds = Number(values.rounds ?? (quick || only === 'wan' ? 1 : 3));
+const capS = Number(values.cap);
+if (!(Number.isInteger(rounds) && rounds >= 1) || (only !== undefined && !parts.includes(only)) || positionals.length > 1 || !(capS > 0)) {
+  console.error(`usage: npm run bench -- [wan] [--quick] [--rounds N] [--only ${parts.join('|')}] [--cap SECONDS] [--out FILE] [--log-dir DIR]`);
   process.exit(2);
 }
-const wanted = (part: string) => !values.only || values.only === part;
+// wan runs only when asked for: it measures another thing (a far, flaky link) for minutes.
+const wanted = (part: string) => (only ? only === part : part !== 'wan');
 
 const started = new Date();
-const results: Record<string, Summary[]> = {};
+const results: Record<string, Summary[] | WanRow[]> = {};
 let latency: LatencyResult | undefined;
 const seconds: Record<string, number> = {};
 const timed = async <T>(part: string, run: () => Promise<T>): Promise<T> => {
@@ -46,6 +56,7 @@ const timed = async <T>(part: string, run: () => Promise<T>): Promise<T> => {
 if (wanted('mirror')) Object.assign(results, await timed('mirror', () => benchMirror({ quick, rounds })));
 if (wanted('push')) Object.assign(results, await timed('push', () => benchPush({ quick, rounds, logDir: values['log-dir'] })));
 if (wanted('latency')) latency = await timed('latency', () => benchLatency({ quick, logDir: values['log-dir'] }));
+if (wanted('wan')) Object.assign(results, await timed('wan', () => benchWan({ quick, rounds, capS, logDir: values['log-dir'] })));
 
 const out = values.out ?? join(repoRoot, 'bench', 'results', `${started.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
 await mkdir(dirname(out), { recursive: true });

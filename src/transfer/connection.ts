@@ -93,6 +93,9 @@ export interface RemoteFs {
   open(path: string, flags: OpenFlags): Promise<Buffer>;
   write(handle: Buffer, data: Buffer, position: number): Promise<void>;
   close(handle: Buffer): Promise<void>;
+  /** Creates one folder (its parent must exist). */
+  mkdir(path: string): Promise<void>;
+  /** Creates a folder and the parents it lacks, asking about each level first: slow, but says exactly what failed. */
   mkdirp(path: string): Promise<void>;
   /** Renames over an existing file atomically (posix-rename@openssh.com); rejects with RenameUnsupported without it. */
   rename(from: string, to: string): Promise<void>;
@@ -470,13 +473,17 @@ export class SftpConnection implements RemoteFs, RemoteReader {
     return this.#request<void>('remove', path, (cb) => this.#sftp.unlink(path, (err) => cb(err)));
   }
 
+  mkdir(path: string): Promise<void> {
+    return this.#request<void>('mkdir', path, (cb) => this.#sftp.mkdir(path, (err) => cb(err)));
+  }
+
   async mkdirp(path: string): Promise<void> {
     const st = await this.stat(path);
     if (st?.isDirectory) return;
     const parent = path.slice(0, path.lastIndexOf('/'));
     if (parent && parent !== path) await this.mkdirp(parent);
     try {
-      await this.#request<void>('mkdir', path, (cb) => this.#sftp.mkdir(path, (err) => cb(err)));
+      await this.mkdir(path);
     } catch (err) {
       // Another file's upload may have created it meanwhile.
       if (!(await this.stat(path))?.isDirectory) throw err;

@@ -20,12 +20,13 @@
  *    its bytes are left to join; then it checks the size and SHA-256 and renames the result
  *    into place (see joinScript in shell.ts).
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { FileError, StoppedError, TransientError } from '../errors.js';
 import { failpoint } from '../failpoint.js';
 import { BufferPool } from './buffer-pool.js';
+import { WriteWindow } from './write-window.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
 import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type OpenFlags, type RemoteFs, type RemoteProcess } from './connection.js';
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
@@ -139,12 +140,11 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     const parts = planChunks(job.size, job.chunkSize);
     // Independent questions go out together: on a link with a 600 ms round trip, each one
     // asked after the other would cost that much again on every (re)connection.
-    const [destination, present, hasher] = await Promise.all([
-      remote.stat(job.destination), presentLengths(remote, job, parts), largeFileHasher(remote, job.size),
-    ]);
+    const hasher = largeFileHasher(remote, job.size);
+    const [destination, present] = await Promise.all([remote.stat(job.destination), presentLengths(remote, job, parts)]);
     const existing = destination?.isFile && destination.size === job.size ? await confirmExisting(remote, job, hooks, options, hasher) : undefined;
     if (existing) return existing;
-    hooks.sending?.(present.reduce((sum, n) => sum + n, 0));
+    hooks.sending?.(present.have.reduce((sum, n) => sum + n, 0));
     // Started without waiting for its session: the first chunk goes out meanwhile, and each
     // chunk's line reaches the joiner once it is there, in order.
     const starting = remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination, size: job.size, hasher }));
@@ -194,21 +194,27 @@ function execTimeout(bytes: number, options: UploadOptions): number {
 /**
  * The SHA-256 tool for large files on this connection, probed once (by its own small command)
  * instead of inside every join: the probe runs openssl, and a process start is milliseconds
- * of the vessel's CPU per file. Undefined for smaller files, or when the probe found nothing
- * (then each script probes, and says what is missing).
+ * of the vessel's CPU per file. Never waited for: on a link with a 600 ms round trip the probe
+ * takes three of them, so a file that comes before its answer lets its own script choose.
+ * Undefined for smaller files, before the answer, or when the probe found nothing (then each
+ * script probes, and says what is missing).
  */
-const largeHashers = new WeakMap<RemoteFs, Promise<HasherName | undefined>>();
+const largeHashers = new WeakMap<RemoteFs, { probe: Promise<void>; found?: HasherName }>();
 
-async function largeFileHasher(remote: RemoteFs, size: number): Promise<HasherName | undefined> {
+function largeFileHasher(remote: RemoteFs, size: number): HasherName | undefined {
   if (size < FAST_HASHER_MIN_BYTES) return undefined;
-  let probe = largeHashers.get(remote);
-  if (!probe) {
-    probe = remote.exec(hasherProbeScript()).then((r) => (r.code === 0 ? parseHasherProbe(r.stdout) : undefined), () => undefined);
-    largeHashers.set(remote, probe);
+  let known = largeHashers.get(remote);
+  if (!known) {
+    const entry: { probe: Promise<void>; found?: HasherName } = { probe: Promise.resolve() };
+    entry.probe = remote.exec(hasherProbeScript()).then((r) => {
+      entry.found = r.code === 0 ? parseHasherProbe(r.stdout) : undefined;
+      if (!entry.found && largeHashers.get(remote) === entry) largeHashers.delete(remote);
+    }, () => {
+      if (largeHashers.get(remote) === entry) largeHashers.delete(remote);
+    });
+    largeHashers.set(remote, known = entry);
   }
-  const hasher = await probe;
-  if (!hasher) largeHashers.delete(remote);
-  return hasher;
+  return known.found;
 }
 
 /** After a hashing failure: the next file probes again (a tool may have gone since). */
@@ -250,13 +256,15 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
   }
   let keep = true;
   try {
-    const bytesSent = await writeResumable(remote, tmp, data, job, hooks, options);
+    const { bytesSent, closed } = await writeResumable(remote, tmp, data, job, hooks, options);
     if (pooled) readBuffers.give(pooled); // every write is acknowledged: nothing reads the bytes any more
     await failpoint('small-file-written');
     hooks.sha256Known(sha256);
     hooks.stage?.('sent');
     hooks.joining?.();
-    const differs = await check(tmp);
+    // The vessel wrote every byte before it acknowledged it, so the checker sees them all: the
+    // close need not be answered first (a round trip saved), only before the rename.
+    const [differs] = await Promise.all([check(tmp), closed]);
     if (differs) {
       keep = false;
       throw new FileError(`SHA-256 on vessel ${job.vessel} is ${differs}, expected ${sha256}; sending again`, ctx);
@@ -301,9 +309,12 @@ async function placedEarlier(remote: RemoteFs, job: DeliveryJob, check: (path: s
 /**
  * Writes `data` to `path` from where the vessel's copy ends: the stat and the open travel
  * together (the server answers them in order, and an open that creates without truncating
- * does not change the size the stat sees). Returns the bytes sent.
+ * does not change the size the stat sees). Resolves with the bytes sent once every write is
+ * acknowledged; `closed` settles when the file is closed.
  */
-async function writeResumable(remote: RemoteFs, path: string, data: Buffer, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<number> {
+async function writeResumable(
+  remote: RemoteFs, path: string, data: Buffer, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions,
+): Promise<{ bytesSent: number; closed: Promise<void> }> {
   const [st, opened] = await Promise.all([remote.stat(path), openBeside(remote, path, job, 'keep')]);
   let handle = opened;
   let have = st?.isFile ? st.size : 0;
@@ -314,18 +325,21 @@ async function writeResumable(remote: RemoteFs, path: string, data: Buffer, job:
     have = 0;
   }
   hooks.sending?.(have);
-  try {
-    const writes: Promise<void>[] = [];
-    for (let pos = have; pos < data.length;) {
-      const slice = data.subarray(pos, pos + writePiece(remote, options));
-      writes.push(remote.write(handle, slice, pos).then(() => hooks.progress(slice.length)));
-      pos += slice.length;
-    }
-    await Promise.all(writes);
-  } finally {
-    await remote.close(handle).catch(() => {});
+  const writes: Promise<void>[] = [];
+  for (let pos = have; pos < data.length;) {
+    const slice = data.subarray(pos, pos + writePiece(remote, options));
+    writes.push(remote.write(handle, slice, pos).then(() => hooks.progress(slice.length)));
+    pos += slice.length;
   }
-  return data.length - have;
+  const written = await Promise.allSettled(writes);
+  const closed = remote.close(handle);
+  const failed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+  if (failed) {
+    closed.catch(() => {});
+    throw failed.reason;
+  }
+  closed.catch(() => {}); // awaited by the caller before the rename
+  return { bytesSent: data.length - have, closed };
 }
 
 /** The size of one SFTP write: the server's limit, or less on a link that drops often. */
@@ -423,14 +437,27 @@ async function hashLocalFile(job: DeliveryJob, signal: AbortSignal): Promise<str
 }
 
 /** Step 2: how many bytes of each chunk the vessel already has (0 when too long to trust). */
-async function presentLengths(remote: RemoteFs, job: DeliveryJob, parts: ChunkPart[]): Promise<number[]> {
-  const present: number[] = [];
+async function presentLengths(remote: RemoteFs, job: DeliveryJob, parts: ChunkPart[]): Promise<Present> {
+  const present: Present = { have: [], oversized: new Set() };
   for (let i = 0; i < parts.length; i += STAT_BATCH) {
     const batch = parts.slice(i, i + STAT_BATCH);
     const stats = await Promise.all(batch.map((p) => remote.stat(`${job.chunkPrefix}.${p.index}`)));
-    stats.forEach((st, k) => present.push(st?.isFile && st.size <= batch[k]!.length ? st.size : 0));
+    stats.forEach((st, k) => {
+      const part = batch[k]!;
+      if (st?.isFile && st.size > part.length) present.oversized.add(part.index);
+      present.have.push(st?.isFile && st.size <= part.length ? st.size : 0);
+    });
   }
   return present;
+}
+
+/**
+ * What the vessel has of each chunk: `have[i]` bytes of chunk i are kept and resumed from;
+ * a chunk longer than it should be (it cannot be this version's) starts over from empty.
+ */
+interface Present {
+  have: number[];
+  oversized: Set<number>;
 }
 
 /** Reads [offset, offset+length) of the shore file in pieces of at most `piece` bytes. */
@@ -446,9 +473,16 @@ async function readRange(fh: FileHandle, offset: number, length: number, piece: 
   }
 }
 
-/** Step 3: one front-to-back read of the shore file that hashes everything and sends what is missing. */
+/**
+ * Step 3: one front-to-back read of the shore file that hashes everything and sends what is
+ * missing, through one window of pipelined writes for the whole file: the end of a chunk does
+ * not drain it (the next chunk is opened while the last writes of the one before are in flight,
+ * and closed without waiting), which on a long round trip would leave the link idle for three
+ * of them at every chunk. `complete` hears of each chunk once all its bytes are on the vessel,
+ * in chunk order.
+ */
 async function sendChunks(
-  remote: RemoteFs, job: DeliveryJob, parts: ChunkPart[], present: number[], hooks: DeliveryHooks, options: UploadOptions,
+  remote: RemoteFs, job: DeliveryJob, parts: ChunkPart[], present: Present, hooks: DeliveryHooks, options: UploadOptions,
   complete: (index: number) => void,
 ): Promise<{ sha256: string; bytesSent: number }> {
   // With the hash already known, bytes the vessel has need not even be read. A large file is
@@ -456,17 +490,68 @@ async function sendChunks(
   const shared = !job.sha256 && job.size >= WORKER_HASH_MIN_BYTES ? shoreSha256(job) : undefined;
   shared?.catch(() => {}); // awaited below, after the send; a failure meanwhile is not unhandled
   const hash = job.sha256 || shared ? undefined : createHash('sha256');
+  const window = new WriteWindow(options.windowBytes ?? DEFAULT_WINDOW);
+  const open = (part: ChunkPart) => {
+    // Never truncated otherwise: every byte at an offset of a version's chunk is the same
+    // whoever writes it, and a late open from a connection that was cut (the vessel may still
+    // be working through what it received) must not empty what this one wrote since.
+    const opening = openCreatingFolder(remote, `${job.chunkPrefix}.${part.index}`, present.oversized.has(part.index) ? 'w' : 'keep');
+    opening.catch(() => {}); // awaited when its chunk's turn comes
+    return opening;
+  };
+  const unsent = parts.filter((p) => present.have[p.index]! < p.length);
+  const handles = new Set<Buffer>();
   let bytesSent = 0;
+  let inOrder: Promise<void> = Promise.resolve();
+  let opening = unsent[0] ? open(unsent[0]) : undefined;
   const fh = await openLocal(job);
   try {
     for (const part of parts) {
-      const have = present[part.index]!;
+      const have = present.have[part.index]!;
       if (hash && have > 0) await readRange(fh, part.offset, have, 1024 * 1024, hooks.signal, (buf) => hash.update(buf));
-      if (have < part.length) bytesSent += await sendChunk(remote, fh, job, part, have, hash, hooks, options);
-      hooks.chunkDone(part.index);
-      complete(part.index);
+      let written: Promise<unknown> = Promise.resolve();
+      if (have < part.length) {
+        const handle = await opening!;
+        handles.add(handle);
+        const next = unsent[unsent.indexOf(part) + 1];
+        opening = undefined;
+        const writes: Promise<void>[] = [];
+        for (let pos = have; pos < part.length;) {
+          if (hooks.signal.aborted) throw new StoppedError('stopping');
+          const n = Math.min(writePiece(remote, options), part.length - pos);
+          await window.room(n);
+          // Back to the pool once the vessel acknowledged it (see buffer-pool.ts).
+          const buf = readBuffers.take(n);
+          const { bytesRead } = await fh.read(buf, 0, n, part.offset + pos);
+          if (bytesRead !== n) throw new LocalChange('changed');
+          hash?.update(buf);
+          const write = window.track(remote.write(handle, buf, pos), n).then(() => {
+            readBuffers.give(buf);
+            hooks.progress(n);
+          });
+          write.catch(() => {}); // the window keeps the failure; the loop may end before `written` awaits this
+          writes.push(write);
+          pos += n;
+        }
+        if (next) opening = open(next);
+        bytesSent += part.length - have;
+        written = Promise.all(writes).then(() => {
+          handles.delete(handle);
+          return remote.close(handle);
+        });
+      }
+      const index = part.index;
+      inOrder = Promise.all([inOrder, written]).then(() => {
+        hooks.chunkDone(index);
+        complete(index);
+      });
+      inOrder.catch(() => {}); // awaited after the loop; a failure meanwhile is not unhandled
     }
+    await inOrder;
   } finally {
+    await window.settle();
+    for (const handle of handles) await remote.close(handle).catch(() => {});
+    void opening?.then((h) => remote.close(h)).catch(() => {});
     await fh.close();
   }
   if (shared) {
@@ -476,59 +561,6 @@ async function sendChunks(
     return { sha256, bytesSent };
   }
   return { sha256: hash ? hash.digest('hex') : job.sha256!, bytesSent };
-}
-
-/**
- * Sends bytes [have, length) of one chunk as pipelined writes at their offsets: a new request
- * goes out as soon as the window has room, without waiting for earlier answers.
- */
-async function sendChunk(
-  remote: RemoteFs, fh: FileHandle, job: DeliveryJob, part: ChunkPart, have: number,
-  hash: Hash | undefined, hooks: DeliveryHooks, options: UploadOptions,
-): Promise<number> {
-  const handle = await openCreatingFolder(remote, `${job.chunkPrefix}.${part.index}`, have > 0 ? 'r+' : 'w');
-  const window = options.windowBytes ?? DEFAULT_WINDOW;
-  const inFlight = new Set<Promise<void>>();
-  let inFlightBytes = 0;
-  let failure: unknown;
-  let closed = false;
-  const send = (buf: Buffer, position: number) => {
-    inFlightBytes += buf.length;
-    const done = () => {
-      inFlight.delete(write);
-      inFlightBytes -= buf.length;
-    };
-    const write: Promise<void> = remote.write(handle, buf, position).then(
-      () => { done(); readBuffers.give(buf); hooks.progress(buf.length); },
-      (err: unknown) => { done(); failure ??= err; },
-    );
-    inFlight.add(write);
-  };
-  try {
-    for (let pos = have; pos < part.length;) {
-      if (hooks.signal.aborted) throw new StoppedError('stopping');
-      const n = Math.min(writePiece(remote, options), part.length - pos);
-      while (inFlight.size > 0 && inFlightBytes + n > window && !failure) await Promise.race(inFlight);
-      if (failure) throw failure;
-      // Back to the pool once the vessel acknowledged it (see buffer-pool.ts).
-      const buf = readBuffers.take(n);
-      const { bytesRead } = await fh.read(buf, 0, n, part.offset + pos);
-      if (bytesRead !== n) throw new LocalChange('changed');
-      hash?.update(buf);
-      send(buf, pos);
-      pos += n;
-    }
-    await Promise.all(inFlight);
-    if (failure) throw failure;
-    await remote.close(handle);
-    closed = true;
-  } finally {
-    if (!closed) {
-      await Promise.allSettled(inFlight);
-      await remote.close(handle).catch(() => {});
-    }
-  }
-  return part.length - have;
 }
 
 /**
@@ -552,14 +584,38 @@ async function explainTempDirFailure(remote: RemoteFs, job: DeliveryJob, err: un
   return err;
 }
 
-/** Opens a file for writing; its folder (TempDir, or beside a destination) is created the first time it is missing. */
+/** Folders each connection has opened a file in: they exist (or were removed by hand: see below). */
+const knownFolders = new WeakMap<RemoteFs, Set<string>>();
+
+/**
+ * Opens a file for writing in a folder (TempDir, or beside a destination) that is created with
+ * its parents where missing. In a folder this connection has not written in yet, the open goes
+ * out together with a `mkdir` of every level of the path (those that exist just fail), so a new
+ * folder costs no round trip of its own: asking level by level would cost two or three, a
+ * couple of seconds on a satellite link. Should the open still fail for a missing folder (a
+ * server that does not answer in order, a folder removed meanwhile), the folder is created level
+ * by level, which says exactly what went wrong.
+ */
 async function openCreatingFolder(remote: RemoteFs, path: string, flags: OpenFlags): Promise<Buffer> {
+  const folder = path.slice(0, path.lastIndexOf('/')) || '/';
+  let known = knownFolders.get(remote);
+  if (!known) knownFolders.set(remote, known = new Set());
+  if (!known.has(folder)) {
+    for (let at = folder.indexOf('/', 1); ; at = folder.indexOf('/', at + 1)) {
+      remote.mkdir(at === -1 ? folder : folder.slice(0, at)).catch(() => {});
+      if (at === -1) break;
+    }
+  }
   try {
-    return await remote.open(path, flags);
+    const handle = await remote.open(path, flags);
+    known.add(folder);
+    return handle;
   } catch (err) {
     if (!isNoSuchFile(err)) throw err;
-    await remote.mkdirp(path.slice(0, path.lastIndexOf('/')));
-    return remote.open(path, flags);
+    await remote.mkdirp(folder);
+    const handle = await remote.open(path, flags);
+    known.add(folder);
+    return handle;
   }
 }
 

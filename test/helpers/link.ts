@@ -97,6 +97,8 @@ export function lcg(seed: number): () => number {
 }
 
 const HIGH_WATER = 256 * 1024;
+/** How late a capped link's timer may fire and still be made up for (see Pipe.#serialize). */
+const CATCH_UP_MS = 50;
 /** When capped, the link takes at most this share of a second's bytes from one connection in a turn. */
 const SLICES_PER_SECOND = 100;
 /** After a clean close of one side, the other gets this long to finish before it is destroyed. */
@@ -180,7 +182,9 @@ class Pipe {
       half.queued -= take;
       this.link.count(half.up, take);
       if (half.up) half.conn.sent += take;
-      this.#freeAt = this.rate > 0 ? Math.max(this.#freeAt, now) + (take * 1000) / this.rate : now;
+      // A timer that fires late must not slow the link down: up to CATCH_UP_MS of lateness is
+      // made up by sending at once what should have gone meanwhile.
+      this.#freeAt = this.rate > 0 ? Math.max(this.#freeAt, now - CATCH_UP_MS) + (take * 1000) / this.rate : now;
       this.#transit.push({ half, buf, at: this.#freeAt + this.latencyMs });
       half.transit++;
       if (half.queue.length > 0) this.#ready.push(half);
