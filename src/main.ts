@@ -52,7 +52,7 @@ function buildProgram(): Command {
     .option('--metrics-socket <path>', 'Telegraf unix socket for InfluxDB line protocol metrics; empty = off', DEFAULT_METRICS_SOCKET)
     .option('--host-key <fingerprint>', 'accept only this host key (SHA256:… as ssh-keygen -lf prints it)')
     .option('--host-key-file <file>', 'where host keys seen on first use are kept (default: $STATE_DIRECTORY/mirror-host-keys, else ~/.local/state/contentmonster/mirror-host-keys)')
-    .option('--timeout <seconds>', 'a link that answers nothing for this long while busy is cut and the transfer resumes on a new connection', '10')
+    .option('--timeout <seconds>', 'seconds of silence that end a connection: connecting is given up, and a busy link is cut and the transfer resumes on a new connection', '10')
     .option('--give-up-after <seconds>', 'end with exit 1 when the server cannot be reached and no data moved for this long', '300')
     .addOption(new Option('--log-format <format>', 'log lines: text, journal (text with syslog priority prefixes), json; auto = journal under systemd, else text').choices(['auto', 'text', 'journal', 'json']).default('auto'))
     .addOption(new Option('--log-level <level>', 'log level').choices([...logLevels]).default('info'))

@@ -41,6 +41,9 @@ const SMALL_FILES_PER_LANE = 16;
  */
 const SMALL_FILE_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 
+/** Connection attempts under way at once per vessel (see #connectLanes). */
+const MAX_HANDSHAKES = 4;
+
 const maxAttempts = 3;
 /**
  * How often a transfer's byte count is written to the state store for `status`. The progress
@@ -367,12 +370,17 @@ export class VesselWorker {
     };
   }
 
-  /** Connects every lane that has no connection, while there is work; one at a time while the vessel cannot be reached. */
+  /**
+   * Connects every lane that has no connection, while there is work: a few at a time (sshd
+   * drops new connections beyond MaxStartups, 10 by default, that have not logged in yet), and
+   * one at a time while the vessel cannot be reached.
+   */
   #connectLanes(): void {
     if (this.#stop.signal.aborted || this.#gaveUp) return;
     for (const lane of this.#lanes) {
       if (lane.connecting || (lane.connection && !lane.connection.closed)) continue;
-      if (this.#unreachable && this.#lanes.some((l) => l.connecting)) return;
+      const connecting = this.#lanes.filter((l) => l.connecting).length;
+      if (connecting >= (this.#unreachable ? 1 : MAX_HANDSHAKES)) return;
       const attempt = new AbortController();
       lane.connecting = attempt;
       void this.#connectLane(lane, attempt.signal).finally(() => {

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { profiles, startLink, type Link } from '../helpers/link.js';
 import { startDaemon, waitFor } from '../helpers/process.js';
-import { assertOnVessel, assertVesselClean, resetFarm, writeSettings } from '../helpers/push.js';
+import { assertOnVessel, resetFarm, writeSettings } from '../helpers/push.js';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { exists, writeRandomFile } from '../helpers/tree.js';
-import { KiB, MiB, assertNoLeakWarning, crossing, deliverThrough, payloadOf, writeFiles, type FileSet } from '../helpers/unstable.js';
+import { KiB, MiB, assertNoLeakWarning, assertVesselCleanOnceQuiet, crossing, deliverThrough, payloadOf, writeFiles, type FileSet } from '../helpers/unstable.js';
 
 let farm: VesselFarm;
 let links: Link[] = [];
@@ -81,8 +81,7 @@ describe('far and flaky links', () => {
     assertNoLeakWarning(daemon.output());
     for (const v of farm.vessels) {
       await assertOnVessel(v, farm.viewPath, shas);
-      await waitFor(() => assertVesselClean(v, farm.viewPath).then(() => true), `${v.name} clean`, 15_000).catch(() => {});
-      await assertVesselClean(v, farm.viewPath);
+      await assertVesselCleanOnceQuiet(v, farm.viewPath);
     }
     const c = crossing(links, payload);
     console.log(`# daemon with arrivals: bytes through the links / payload ${c.ratio.toFixed(3)} (${JSON.stringify(c)})`);

@@ -88,7 +88,7 @@ describe('a broken vessel', () => {
       await fault.inject();
       let healed = false;
       try {
-        const r = await runCli(["run", "-c", settings, "--once", "--give-up-after", "4", ...(process.env.CM_DEBUG ? ["--log-level", "debug"] : [])], { cwd: farm.root });
+        const r = await runCli(['run', '-c', settings, '--once', '--give-up-after', '4'], { cwd: farm.root });
         assert.equal(r.code, 1, r.stdout + r.stderr);
         const failure = r.stdout.split('\n').filter((l) => /not replicated/.test(l));
         assert.equal(failure.length, 1, r.stdout);

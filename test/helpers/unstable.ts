@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Link } from './link.js';
 import { runCli, waitFor } from './process.js';
 import { assertOnVessel, assertVesselClean, writeSettings, type SettingsOptions } from './push.js';
-import type { VesselFarm } from './sshd.js';
+import type { Vessel, VesselFarm } from './sshd.js';
 import { writeRandomFile } from './tree.js';
 
 export const KiB = 1024;
@@ -76,11 +76,7 @@ export async function deliverThrough(
   assertNoLeakWarning(r.stdout + r.stderr);
   for (const v of farm.vessels) {
     await assertOnVessel(v, farm.viewPath, shas);
-    // A cut leaves the vessel's side of a connection open until its sshd notices (the link
-    // emulator says so SERVER_NOTICES_MS later, a real link never does): its joiner may hold
-    // a hidden file that long. Wait for them to end, then nothing may be left.
-    await waitFor(() => assertVesselClean(v, farm.viewPath).then(() => true), `${v.name} clean`, 15_000).catch(() => {});
-    await assertVesselClean(v, farm.viewPath);
+    await assertVesselCleanOnceQuiet(v, farm.viewPath);
   }
   const c = crossing(links, payload);
   assert.ok(c.ratio <= (settings.maxRatio ?? 1.5), `bytes through the links / payload = ${c.ratio.toFixed(3)} (${JSON.stringify(c)})`);
@@ -90,4 +86,14 @@ export async function deliverThrough(
 /** Node warns when listeners pile up on one emitter or signal: that grows per attempt, and must not happen. */
 export function assertNoLeakWarning(output: string): void {
   assert.doesNotMatch(output, /MaxListenersExceededWarning|memory leak detected/);
+}
+
+/**
+ * A cut leaves the vessel's side of a connection open until its sshd notices (the link
+ * emulator says so SERVER_NOTICES_MS later, a real link never does): its joiner may hold a
+ * hidden file that long. Waits for such sessions to end, then nothing may be left.
+ */
+export async function assertVesselCleanOnceQuiet(v: Vessel, viewPath: string): Promise<void> {
+  await waitFor(() => assertVesselClean(v, viewPath).then(() => true), `${v.name} clean`, 15_000).catch(() => {});
+  await assertVesselClean(v, viewPath);
 }

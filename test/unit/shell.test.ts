@@ -187,6 +187,25 @@ describe('joinScript', () => {
     assertNoAssembly(assemblyPrefix);
   });
 
+  it('once placed, removes the half-joined files of earlier attempts cut without the vessel noticing', () => {
+    const dir = caseDir('stale');
+    const prefix = join(dir, 'tmp', 'cm-stale');
+    mkdirSync(join(dir, 'tmp'));
+    writeChunks(prefix, [Buffer.from('one'), Buffer.from('two')]);
+    const assemblyPrefix = join(dir, '.cm-stale');
+    // Left by joiners of connections that were cut: one per attempt, named by its shell's pid.
+    writeFileSync(`${assemblyPrefix}.4711.tmp`, 'on');
+    writeFileSync(`${assemblyPrefix}.4712.tmp`, 'onet');
+    // Not ours to remove: another version's file, and a name that only starts the same.
+    writeFileSync(join(dir, '.cm-other.4711.tmp'), 'x');
+    writeFileSync(`${assemblyPrefix}.up.tmp`, 'x');
+    const destination = join(dir, 'file.bin');
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 2, assemblyPrefix, destination, sha256: sha256('onetwo') });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(destination, 'utf8'), 'onetwo');
+    assert.deepEqual(readdirSync(dir).sort(), ['.cm-other.4711.tmp', '.cm-stale.up.tmp', 'file.bin', 'tmp']);
+  });
+
   it('3 chunks: the destination is their concatenation, chunks and the assembly file are removed', () => {
     const dir = caseDir('three');
     const prefix = join(dir, 'tmp', 'cm-three');
