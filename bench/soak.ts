@@ -129,7 +129,7 @@ try {
     }
   }
   const samples = await memorySamples(memoryLog);
-  const window = Math.min(20, minutes / 2) * 60_000;
+  const window = (minutes >= 30 ? 20 : minutes / 2) * 60_000;
   const reconnects = (daemon.output().match(/ connected vessel=/g)?.length ?? 0) - farm.vessels.length * 2;
   const report_ = {
     minutes, vessels: vesselCount, files: files.size, bytes,

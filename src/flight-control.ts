@@ -9,6 +9,8 @@
  * - files in flight: halved after each connection that drops with transfers in flight (down to
  *   one, then one file goes at a time, chunk by chunk), and one more for each file delivered
  *   (it doubles per round of deliveries as long as connections survive them);
+ * - joins: a large file is joined on the vessel while it goes up only where connections last
+ *   long enough to send the rest of it (see deliverFile: a cut joiner lingers);
  * - write size: a sixteenth of what connections carry before they drop, and a quarter of what
  *   the connection in use has carried so far (between 32 KiB and the server's limit), so a cut
  *   wastes a small part of a connection's work. The estimate grows again as soon as a
@@ -50,6 +52,14 @@ export class FlightControl {
 
   delivered(): void {
     this.#files = Math.min(this.max, this.#files + 1);
+  }
+
+  /**
+   * Whether a connection can be expected to carry `bytes` more before it drops: with no drop
+   * seen, or drops after twice that on average.
+   */
+  lasts(bytes: number): boolean {
+    return this.#lifetime === undefined || this.#lifetime >= 2 * bytes;
   }
 
   /**

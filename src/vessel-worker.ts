@@ -266,7 +266,11 @@ export class VesselWorker {
         connection,
         { ...job, resumeFrom: file.stage === 'started' ? undefined : file.stage },
         this.#hooks(file, job, lane, cancel.signal),
-        { execBaseMs: this.#settings.timeoutS * 1000, pieceBytes: () => this.#flight.piece(connection.maxWriteLength, lane.carried) },
+        {
+          execBaseMs: this.#settings.timeoutS * 1000,
+          pieceBytes: () => this.#flight.piece(connection.maxWriteLength, lane.carried),
+          joinWhileSending: (bytes) => this.#flight.lasts(bytes),
+        },
       );
       if (outcome.kind === 'done') await failpoint('after-remote-rename');
       this.#lastProgressAt = Date.now();

@@ -109,6 +109,11 @@ export interface UploadOptions {
    * connections carry little before they drop, smaller requests waste less (see FlightControl).
    */
   pieceBytes?: () => number;
+  /**
+   * Whether to join a large file on the vessel while its chunks go up, given the bytes still to
+   * send (default: yes); else the join starts once every chunk is there (see deliverFile).
+   */
+  joinWhileSending?: (bytesToSend: number) => boolean;
 }
 
 const DEFAULT_WINDOW = 2 * 1024 * 1024;
@@ -144,15 +149,30 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     const [destination, present] = await Promise.all([remote.stat(job.destination), presentLengths(remote, job, parts)]);
     const existing = destination?.isFile && destination.size === job.size ? await confirmExisting(remote, job, hooks, options, hasher) : undefined;
     if (existing) return existing;
-    hooks.sending?.(present.have.reduce((sum, n) => sum + n, 0));
-    // Started without waiting for its session: the first chunk goes out meanwhile, and each
-    // chunk's line reaches the joiner once it is there, in order.
-    const starting = remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination, size: job.size, hasher }));
-    starting.catch(() => {}); // awaited below; a failure meanwhile is not unhandled
+    const bytesPresent = present.have.reduce((sum, n) => sum + n, 0);
+    hooks.sending?.(bytesPresent);
+    const startJoiner = () => {
+      const spawned = remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination, size: job.size, hasher }));
+      spawned.catch(() => {}); // awaited below; a failure meanwhile is not unhandled
+      return spawned;
+    };
+    // Joining while the chunks go up leaves only the last one to join at the end. But the
+    // joiner of a connection that is cut may wait for input for hours (sshd need not notice a
+    // dead link) while it holds a half-joined copy of every chunk sent so far, and every new
+    // connection starts one more: where connections die before the rest of the file is up, the
+    // join waits for the last chunk. Started without waiting for its session, so the first
+    // chunk goes out meanwhile; each chunk's line reaches it, in order, once that chunk is there.
+    const overlap = bytesPresent < job.size && (options.joinWhileSending?.(job.size - bytesPresent) ?? true);
+    let starting = overlap ? startJoiner() : undefined;
     let ended = false;
     try {
-      const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options, (index) => void starting.then((j) => j.write(`${index}\n`), () => {}))
-        .catch(async (err: unknown) => { throw await explainTempDirFailure(remote, job, err); });
+      const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options, (index) => {
+        if (starting) void starting.then((j) => j.write(`${index}\n`), () => {});
+      }).catch(async (err: unknown) => { throw await explainTempDirFailure(remote, job, err); });
+      if (!starting) {
+        starting = startJoiner();
+        void starting.then((j) => j.write(parts.map((p) => `${p.index}\n`).join('')), () => {});
+      }
       const joiner = await starting;
       // The bytes sent must still be the file's: a writer that came back during the upload
       // means a new version, which is replicated on its own.
@@ -167,7 +187,7 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
       return { kind: 'done', bytesSent, alreadyThere: false, sha256 };
     } finally {
       // Without its end line the joiner removes its half-joined file and places nothing.
-      if (!ended) void starting.then(abandon, () => {});
+      if (!ended) void starting?.then(abandon, () => {});
     }
   } catch (err) {
     if (err instanceof LocalChange) return { kind: err.kind };

@@ -57,6 +57,16 @@ describe('FlightControl', () => {
     assert.equal(f.piece(255 * KiB, BIG), 255 * KiB);
   });
 
+  it('a connection is expected to last for what is left to send while no drop was seen, or drops come after twice that', () => {
+    const f = new FlightControl(4);
+    assert.equal(f.lasts(10 * 1024 * KiB), true, 'no drop seen');
+    f.dropped(8 * 1024 * KiB);
+    assert.equal(f.lasts(4 * 1024 * KiB), true);
+    assert.equal(f.lasts(5 * 1024 * KiB), false);
+    f.carried(100 * 1024 * KiB);
+    assert.equal(f.lasts(40 * 1024 * KiB), true, 'a connection that carried more raised the estimate');
+  });
+
   it('refuses a maximum below one', () => {
     assert.throws(() => new FlightControl(0), RangeError);
     assert.throws(() => new FlightControl(1.5), RangeError);
