@@ -12,6 +12,7 @@ import { ConfigError, VesselRefusedError, describe } from './errors.js';
 import type { Logger } from './log.js';
 import type { DirectorySettings, Settings, VesselSettings } from './settings.js';
 import { StateStore } from './state-store.js';
+import { proveCommands } from './transfer/commands-probe.js';
 import { SftpConnection, vesselEndpoint } from './transfer/connection.js';
 import type { HostKeyRecords, HostKeyVerdict } from './transfer/host-key.js';
 import {
@@ -19,7 +20,7 @@ import {
 } from './transfer/shell.js';
 
 /** The columns of the check, in the order they are tried; a step after a failed one is `skipped`. */
-export const checkSteps = ['connect', 'hostKey', 'auth', 'tempDir', 'commands', 'remoteLocations'] as const;
+export const checkSteps = ['connect', 'hostKey', 'auth', 'commands', 'tempDir', 'tools', 'remoteLocations'] as const;
 export type CheckStep = (typeof checkSteps)[number];
 
 export interface StepResult {
@@ -133,10 +134,17 @@ function hostKeyStep(vessel: VesselSettings, offered: { fingerprint: string; ver
   };
 }
 
-/** TempDir, cat/tee/sha256sum and the RemoteLocations, from one remote script. */
+/** Whether commands run at all (as the daemon proves it), then TempDir, the tools and the RemoteLocations from one remote script. */
 async function probe(
   connection: SftpConnection, vessel: VesselSettings, received: DirectorySettings[], log?: Logger,
 ): Promise<Partial<Record<CheckStep, StepResult>>> {
+  try {
+    const proof = await proveCommands(connection, vessel.name);
+    log?.debug({ vessel: vessel.name, checker: proof.checker }, 'commands run');
+  } catch (err) {
+    // Said once, in its own column: the other remote steps cannot be tried.
+    return { commands: fail(describe(err).replace(`vessel ${vessel.name} `, '')) };
+  }
   const script = checkProbeScript(vessel.tempDir, received.map((d) => d.remoteLocation));
   let found: CheckProbe | undefined;
   let why: string;
@@ -148,7 +156,7 @@ async function probe(
   } catch (err) {
     why = `the check script did not run on the vessel: ${describe(err)}`;
   }
-  if (!found) return { tempDir: fail(why), commands: fail(why), remoteLocations: fail(why) };
+  if (!found) return { commands: ok(), tempDir: fail(why) };
   const locations = received.map((d, i) => folderStep(`RemoteLocation ${shown(d.remoteLocation)} of [Directory ${d.name}]`, d.remoteLocation, found.locations[i]!));
   const remoteLocations = locations.some((l) => l.state === 'fail')
     ? fail(...locations.flatMap((l) => l.problems))
@@ -158,8 +166,9 @@ async function probe(
     ]);
   const tools = [toolProblem('cat', found.cat, probeInput), toolProblem('tee', found.tee, probeInput), toolProblem('sha256sum', found.sha256sum, probeSha256)].filter((p) => p !== undefined);
   return {
+    commands: ok(),
     tempDir: folderStep(`TempDir ${shown(vessel.tempDir)}`, vessel.tempDir, found.tempDir),
-    commands: tools.length ? fail(...tools) : ok(),
+    tools: tools.length ? fail(...tools) : ok(),
     remoteLocations,
   };
 }

@@ -27,7 +27,8 @@ export interface PushOptions {
 
 export interface PushResult {
   failures: Failure[];
-  gaveUp: string[];
+  /** Vessels given up (`--once`), each said once, with its reason, when it happened. */
+  gaveUp: { vessel: string; reason: string }[];
 }
 
 /** How long a stop may wait for transfers to wind down before the store is closed anyway. */
@@ -101,7 +102,7 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
   }
   return {
     failures: replicator.failures,
-    gaveUp: workers.flatMap((w) => (w.gaveUp ? [w.gaveUp] : [])),
+    gaveUp: workers.flatMap((w) => (w.gaveUp ? [{ vessel: w.name, reason: w.gaveUp }] : [])),
   };
 }
 

@@ -9,6 +9,9 @@
  * - FileError: this one file cannot be delivered for now (local file unreadable, remote
  *   permission denied on its path, hash mismatch after retries). The delivery is marked failed
  *   with the reason and everything else carries on.
+ * - UnexpectedError: what classify() does not know is a bug (ours or a library's), not a hiccup:
+ *   logged at ERROR with its stack and counted against the file like a FileError, so that it is
+ *   never retried forever at WARN.
  */
 
 export interface ErrorContext {
@@ -34,6 +37,10 @@ export class TransientError extends MonsterError {}
 export class FileError extends MonsterError {}
 /** A vessel refuses us for a reason retrying soon will not fix: authentication, host key. */
 export class VesselRefusedError extends MonsterError {}
+/** The vessel cannot run commands (an SFTP-only account or server): a configuration problem of that vessel. */
+export class CommandsRefusedError extends VesselRefusedError {}
+/** An error nothing here expected: see the header. */
+export class UnexpectedError extends FileError {}
 /** Raised into work that is cut short because the daemon is stopping. */
 export class StoppedError extends MonsterError {}
 
@@ -44,12 +51,18 @@ export const ExitCode = { ok: 0, failure: 1, usage: 2 } as const;
 const transientCodes = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH',
   'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN', 'EAI_AGAIN', 'ENOTFOUND', 'ERR_STREAM_DESTROYED',
-  'ERR_STREAM_WRITE_AFTER_END', 'ERR_SOCKET_CLOSED',
+  'ERR_STREAM_WRITE_AFTER_END', 'ERR_SOCKET_CLOSED', 'ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR',
 ]);
 
-// SFTP status codes (ssh2 puts them on `code` as numbers): 2 NO_SUCH_FILE, 3 PERMISSION_DENIED,
-// 4 FAILURE, 6 NO_CONNECTION, 7 CONNECTION_LOST.
-const sftpTransient = new Set([6, 7]);
+// SFTP status codes (ssh2 puts them on `code` as numbers): 1 EOF, 2 NO_SUCH_FILE,
+// 3 PERMISSION_DENIED, 4 FAILURE, 5 BAD_MESSAGE, 6 NO_CONNECTION, 7 CONNECTION_LOST,
+// 8 OP_UNSUPPORTED. FAILURE is what OpenSSH says for a full or read-only disk, among others: the
+// callers that can tell which look closer (isSftpFailure); elsewhere it may pass.
+const sftpTransient = new Set([4, 6, 7]);
+const sftpFileErrors = new Set([1, 5, 8]);
+
+// Local errors about one file (the shore's side of it).
+const fileCodes = new Set(['EACCES', 'EPERM', 'ENOENT', 'EISDIR', 'ENOTDIR', 'ENAMETOOLONG', 'ELOOP', 'EIO', 'ENOSPC', 'EROFS', 'EBUSY', 'ETXTBSY']);
 
 // ssh2 tags its errors with `level`.
 const transientLevels = new Set(['client-socket', 'client-timeout', 'protocol']);
@@ -66,11 +79,9 @@ export function classify(err: unknown, context: ErrorContext = {}): MonsterError
   if (typeof e?.code === 'number' && sftpTransient.has(e.code)) return new TransientError(message, withCause);
   if (typeof e?.code === 'number' && e.code === 3) return new FileError(`permission denied: ${message}`, withCause);
   if (typeof e?.code === 'number' && e.code === 2) return new FileError(`no such file: ${message}`, withCause);
-  if (typeof e?.code === 'string' && (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'ENOENT' || e.code === 'EISDIR')) {
-    return new FileError(message, withCause);
-  }
-  // Unknown: treat as transient so nothing is lost; the caller logs it with its cause.
-  return new TransientError(message, withCause);
+  if (typeof e?.code === 'number' && sftpFileErrors.has(e.code)) return new FileError(message, withCause);
+  if (typeof e?.code === 'string' && fileCodes.has(e.code)) return new FileError(message, withCause);
+  return new UnexpectedError(`unexpected error: ${message}`, withCause);
 }
 
 /** One line for an operator: the message, plus the cause's message when it adds something. */

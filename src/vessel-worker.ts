@@ -19,12 +19,14 @@ import { nextDelay, refusedDelayMs } from './backoff.js';
 import { DeliveryQueue, type QueuedFile } from './delivery-queue.js';
 import { failpoint } from './failpoint.js';
 import { FlightControl } from './flight-control.js';
-import { ConfigError, FileError, VesselRefusedError, classify, describe } from './errors.js';
+import { ConfigError, FileError, UnexpectedError, VesselRefusedError, classify, describe } from './errors.js';
 import type { Logger } from './log.js';
 import type { VesselSettings } from './settings.js';
 import type { StateStore } from './state-store.js';
 import { SftpConnection, vesselEndpoint } from './transfer/connection.js';
 import { logFirstUse } from './transfer/host-key.js';
+import { proveCommands, type CommandsProof } from './transfer/commands-probe.js';
+import { checkByDigests } from './transfer/remote-check.js';
 import { removeLeftoversScript } from './transfer/shell.js';
 import { deliverFile, isSmallFile, type DeliveryJob, type DeliveryOutcome } from './transfer/upload.js';
 
@@ -143,6 +145,9 @@ export class VesselWorker {
   #removingLeftovers = false;
   #leftoversAgain = false;
   #watchdog: NodeJS.Timeout | undefined;
+  /** What the vessel's commands can do, proven on the first connection (again after a refusal). */
+  #commands: CommandsProof | undefined;
+  #proving: Promise<CommandsProof> | undefined;
 
   constructor(settings: VesselSettings, store: StateStore, host: WorkerHost, log: Logger, options: WorkerOptions) {
     this.name = settings.name;
@@ -292,6 +297,7 @@ export class VesselWorker {
       }
       const err = classify(raw, { vessel: this.name, path: job.localPath });
       this.#lastError = describe(err);
+      if (err instanceof UnexpectedError) this.#log.error({ file: job.localPath, err: raw }, 'unexpected error (a bug: please report it); counted against the file');
       if (err instanceof FileError) {
         if (this.#fileFailed(file.id, job, err)) this.#queue.add({ ...file, stage: 'started' });
         else this.#leave(file.id);
@@ -408,6 +414,11 @@ export class VesselWorker {
         connection.disconnect('stopping');
         return;
       }
+      await this.#proveCommands(connection);
+      if (this.#stop.signal.aborted || this.#gaveUp) {
+        connection.disconnect('stopping');
+        return;
+      }
       lane.connection = connection;
       lane.carried = 0;
       // The backoff is not reset here: only moving data resets it (see #lost), so a vessel that
@@ -418,7 +429,7 @@ export class VesselWorker {
       connection.onClose((err) => this.#lost(lane, connection, err));
       void this.#removeLeftovers(connection);
     } catch (raw) {
-      if (this.#stop.signal.aborted) return;
+      if (this.#stop.signal.aborted || this.#gaveUp) return; // a connection cut short by the stop or the give-up
       const err = classify(raw, { vessel: this.name });
       this.#lastError = describe(err);
       this.#store.recordVesselError(this.name, describe(err));
@@ -426,10 +437,49 @@ export class VesselWorker {
         this.#refused(err);
         return;
       }
+      if (err instanceof UnexpectedError) this.#log.error({ err: raw }, 'unexpected error while connecting (a bug: please report it)');
       this.#unreachable = true;
       this.#delayMs = nextDelay(this.#delayMs);
       this.#nextAttemptAt = Date.now() + this.#delayMs;
       this.#log.warn({ err: describe(err), retryInSeconds: +(this.#delayMs / 1000).toFixed(1) }, 'cannot reach vessel; will retry');
+    }
+  }
+
+  /**
+   * Nothing is written to a vessel before its commands are proven to run (see commands-probe):
+   * once per vessel, on the first connection, and again after a refusal; lanes connecting at the
+   * same time wait for that one proof. Each connection then checks small files the way the
+   * vessel's sha256sum allows.
+   */
+  async #proveCommands(connection: SftpConnection): Promise<void> {
+    try {
+      const proof = await this.#commandsProof(connection);
+      if (proof.checker === 'batch') checkByDigests(connection);
+    } catch (err) {
+      connection.disconnect(`cannot use: ${describe(err)}`);
+      throw err;
+    }
+  }
+
+  async #commandsProof(connection: SftpConnection): Promise<CommandsProof> {
+    for (;;) {
+      if (this.#commands) return this.#commands;
+      const mine = this.#proving === undefined;
+      const proving = this.#proving ??= proveCommands(connection, this.name).then((proof) => {
+        this.#commands = proof;
+        this.#log.debug({ checker: proof.checker }, proof.checker === 'line'
+          ? 'commands run; small files are checked by one sha256sum -c per connection'
+          : 'commands run; sha256sum answers only at the end of its input (busybox?), so small files are checked by batched digests');
+        return proof;
+      }).finally(() => {
+        if (this.#proving === proving) this.#proving = undefined;
+      });
+      try {
+        return await proving;
+      } catch (err) {
+        // Another lane's connection failed while it asked: ask again on this one.
+        if (mine || err instanceof VesselRefusedError) throw err;
+      }
     }
   }
 
@@ -460,6 +510,7 @@ export class VesselWorker {
   /** Authentication, host key, key file: an operator must act. Log once, retry slowly. */
   #refused(err: Error): void {
     const reason = describe(err);
+    this.#commands = undefined; // the vessel may have been fixed (or broken) when it is tried again
     if (this.#options.once) {
       this.#giveUp(reason);
       return;

@@ -25,8 +25,9 @@ const headers: Record<CheckStep, string> = {
   connect: 'CONNECT',
   hostKey: 'HOST KEY',
   auth: 'AUTH',
+  commands: 'COMMANDS',
   tempDir: 'TEMPDIR',
-  commands: 'CAT/SHA256SUM',
+  tools: 'CAT/SHA256SUM',
   remoteLocations: 'REMOTELOCATIONS',
 };
 

@@ -24,8 +24,14 @@ export async function run(flags: RunFlags): Promise<number> {
     log.info('stopped');
     return ExitCode.ok;
   }
-  for (const f of result.failures) log.error({ vessel: f.vessel, file: f.file, reason: describe(f.reason) }, 'not replicated');
-  for (const g of result.gaveUp) log.error(g);
+  // A vessel given up was named with its reason when it happened (one ERROR line): its files are
+  // listed here without that reason again, so that one cause is said once, not once per file.
+  const givenUp = new Map(result.gaveUp.map((g) => [g.vessel, g.reason]));
+  for (const f of result.failures) {
+    const own = describe(f.reason);
+    const reason = givenUp.get(f.vessel) === own ? 'vessel given up (the reason is logged above)' : own;
+    log.error({ vessel: f.vessel, file: f.file, reason }, 'not replicated');
+  }
   const failed = result.failures.length > 0 || result.gaveUp.length > 0;
   log.info({ failures: result.failures.length }, failed ? 'finished with failures' : 'finished: everything processed');
   return failed ? ExitCode.failure : ExitCode.ok;

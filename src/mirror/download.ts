@@ -5,6 +5,11 @@
  * Reads are issued ahead (a window of requests of the server's maximum read size) and written
  * strictly in order, appending, so that the partial is always a clean prefix of the remote
  * file: after a crash or a cut link its length is exactly where the next attempt resumes.
+ *
+ * The size is the server's word, checked against what it hands out: a file that ends before
+ * its size (shrank, or a lying server) fails and its partial is kept; one that still has bytes
+ * at its size (it grew, or a lying server) fails and its partial is discarded. Neither is ever
+ * renamed to its final name.
  */
 import { mkdir, open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -51,7 +56,12 @@ interface PendingRead {
   /** Where the answer lands; back to the pool once written. */
   buffer: Buffer;
   data: Promise<Buffer>;
+  /** The read at the size, which must find the end of the file. */
+  probe?: boolean;
 }
+
+/** The remote file has bytes past the size it had when the download started. */
+class LongerThanSize extends FileError {}
 
 export async function downloadFile(reader: RemoteReader, job: DownloadJob, options: DownloadOptions): Promise<DownloadResult> {
   const handle = await reader.openRead(job.remotePath);
@@ -69,7 +79,17 @@ export async function downloadFile(reader: RemoteReader, job: DownloadJob, optio
       present = 0;
     }
     options.onStart?.(size, present);
-    await fetchRange(reader, handle, local, present, size, partial, options);
+    try {
+      await fetchRange(reader, handle, local, present, size, partial, options);
+    } catch (err) {
+      if (err instanceof LongerThanSize) {
+        // Bytes of a version that is no longer the one on the server: no use to resume from.
+        await local.close().catch(() => {});
+        local = undefined;
+        await discardPartial(partial);
+      }
+      throw err;
+    }
     // On disk before it gets its final name: a power cut must not leave a complete-looking
     // file with missing contents.
     await local.datasync().catch((err: unknown) => { throw localError(partial, err); });
@@ -92,6 +112,7 @@ async function fetchRange(
   const depth = Math.max(2, Math.floor(WINDOW_BYTES / step));
   const queue: PendingRead[] = [];
   let next = from;
+  let probed = false;
   let unflushed = 0;
   let writeback: Promise<void> | undefined;
   // Buffers are reused: a fresh 256 KiB buffer per request would be garbage at ~1 GB/s.
@@ -102,17 +123,30 @@ async function fetchRange(
     data.catch(() => {}); // awaited in order below; a failure while another is awaited is not unhandled
     return { position, length, buffer, data };
   };
-  while (next < size || queue.length > 0) {
+  while (next < size || queue.length > 0 || !probed) {
     if (options.signal.aborted) throw new StoppedError('download stopped');
     while (queue.length < depth && next < size) {
       const length = Math.min(step, size - next);
       queue.push(ask(next, length));
       next += length;
     }
+    if (next >= size && !probed) {
+      // Asked along with the last reads, so it costs no round trip of its own.
+      queue.push({ ...ask(size, 1), probe: true });
+      probed = true;
+    }
     const head = queue.shift()!;
     const data = await head.data;
+    if (head.probe) {
+      pool.push(head.buffer);
+      if (data.length === 0) continue;
+      throw new LongerThanSize(`the remote file has more than the ${size} bytes its size said when the download started (it grew, or the server gives a wrong size); not kept, the next run fetches it again`);
+    }
     if (data.length === 0) {
-      throw new FileError(`${partial}: the remote file ended at ${head.position} bytes, it was ${size} when the download started (it shrank; the next run fetches it again)`);
+      throw new FileError(`${partial}: the remote file ended at ${head.position} bytes, its size was ${size} when the download started (it shrank, or the server gives a wrong size; the partial is kept, the next run fetches it again)`);
+    }
+    if (data.length > head.length) {
+      throw new FileError(`the server answered a read of ${head.length} bytes at ${head.position} with ${data.length} bytes`);
     }
     // A short answer: ask for the rest before anything after it is written.
     if (data.length < head.length) queue.unshift(ask(head.position + data.length, head.length - data.length));

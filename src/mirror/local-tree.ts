@@ -5,7 +5,9 @@
  */
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FileError } from '../errors.js';
 import { isPartialName } from './partial.js';
+import { isRefused, localPathOf } from './safe-name.js';
 
 export interface LocalItem {
   /** Sum of the complete files' sizes. */
@@ -22,6 +24,9 @@ function isMissing(err: unknown): boolean {
 }
 
 export async function scanLocalItem(localRoot: string, itemName: string): Promise<LocalItem> {
+  // The item's name came from the server: never look (or discard partials) outside LOCAL_PATH.
+  const top = localPathOf(localRoot, itemName);
+  if (isRefused(top)) throw new FileError(`refused: ${top.refused}`);
   const result: LocalItem = { total: 0, sizes: new Map(), partials: [] };
   const visit = async (rel: string): Promise<void> => {
     const path = join(localRoot, rel);

@@ -6,6 +6,11 @@
  * unless `all`; otherwise every file in it whose local size differs is fetched (all of them
  * with `all`). Up to `jobs` files are fetched at once, in item order, through one connection
  * that is re-established when the link drops; a file resumes from its partial.
+ *
+ * A name from the server that could not safely be a local name (`..`, `a/b`, control
+ * characters, too long, listed twice: see safe-name.ts), or a file whose local path would be too
+ * long, is refused with one warning and counted as a failure (so the run exits 1); the rest of
+ * the run goes on.
  */
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,7 +25,8 @@ import { scanLocalItem, type LocalItem } from './local-tree.js';
 import { downloadPoint, summaryPoint } from './metrics.js';
 import { isPartialName, partialName } from './partial.js';
 import type { ProgressSnapshot, TransferProgress } from './progress.js';
-import { filesOf, joinRemote, listItems, type RemoteFile } from './remote-tree.js';
+import { filesOf, joinRemote, listItems, type RefusalReporter, type RemoteFile } from './remote-tree.js';
+import { escapeName, isRefused, localPathOf, quoteName } from './safe-name.js';
 import { ServerLink } from './server-link.js';
 
 export interface MirrorOptions {
@@ -86,6 +92,10 @@ export class Mirror {
   #filesQueued = 0;
   #filesDone = 0;
   #fatal: Error | undefined;
+  /** Refused top-level names (those below an item count against the item). */
+  readonly #refusedItems: ItemFailure[] = [];
+  /** Each refused name is reported once, even when its folder is listed again. */
+  readonly #refusedSeen = new Set<string>();
 
   constructor(deps: MirrorDeps, options: MirrorOptions) {
     this.#deps = deps;
@@ -121,7 +131,7 @@ export class Mirror {
         let files: RemoteFile[];
         let local: LocalItem;
         try {
-          files = await this.#retrying((c) => filesOf(c, this.#options.remotePath, entry, this.#onSkip));
+          files = await this.#retrying((c) => filesOf(c, this.#options.remotePath, entry, this.#onSkip, this.#onRefuse(item)));
           local = await scanLocalItem(this.#options.localPath, entry.name);
         } catch (raw) {
           const err = classify(raw, { vessel: this.#deps.endpoint.name });
@@ -166,6 +176,21 @@ export class Mirror {
     this.#deps.log.warn({ path }, `skipped: ${reason}`);
   };
 
+  /** Reports a name refused in a listing, once, as a failure of its item (or of the run). */
+  #onRefuse(item?: ItemRun): RefusalReporter {
+    return (relDir, name, reason) => {
+      const key = `${relDir}\0${name}`;
+      if (this.#refusedSeen.has(key)) return;
+      this.#refusedSeen.add(key);
+      const folder = relDir === '' ? this.#options.remotePath : joinRemote(this.#options.remotePath, relDir);
+      // The raw name never reaches the log: it may hold newlines or terminal escapes.
+      this.#deps.log.warn({ folder }, `refused a name from the server: ${quoteName(name)} ${reason}; not mirrored`);
+      const path = relDir === '' ? escapeName(name) : `${relDir}/${escapeName(name)}`;
+      const failure = { item: item?.entry.name ?? escapeName(name), path, reason: `unsafe name from the server: it ${reason}` };
+      (item?.failures ?? this.#refusedItems).push(failure);
+    };
+  }
+
   /** Checks both ends and lists the items; a problem here ends the run. */
   async #prepare(): Promise<RemoteEntry[]> {
     const { remotePath, localPath } = this.#options;
@@ -177,7 +202,7 @@ export class Mirror {
     await mkdir(localPath, { recursive: true }).catch((err: unknown) => {
       throw new ConfigError(`LOCAL_PATH ${localPath}: ${(err as Error).message}`, { cause: err });
     });
-    const entries = await this.#retrying((c) => listItems(c, remotePath, this.#onSkip)).catch((err: unknown) => {
+    const entries = await this.#retrying((c) => listItems(c, remotePath, this.#onSkip, this.#onRefuse())).catch((err: unknown) => {
       throw requestFailure(err, `listing REMOTE_PATH ${remotePath} on ${this.#deps.endpoint.label}`);
     });
     // Partials of top-level files sit in LOCAL_PATH itself; those of other versions go.
@@ -224,7 +249,14 @@ export class Mirror {
 
   async #fetch(item: ItemRun, file: RemoteFile): Promise<void> {
     const remotePath = joinRemote(this.#options.remotePath, file.relPath);
-    const localPath = join(this.#options.localPath, file.relPath);
+    const slash = file.relPath.lastIndexOf('/');
+    const localPath = localPathOf(this.#options.localPath, file.relPath, partialName(file.relPath.slice(slash + 1), file.size, file.mtime));
+    if (isRefused(localPath)) {
+      const path = escapeName(file.relPath);
+      this.#deps.log.warn({ file: path }, `refused a file from the server: ${localPath.refused}; not mirrored`);
+      item.failures.push({ item: item.entry.name, path, reason: `refused: ${localPath.refused}` });
+      return;
+    }
     const id = this.#nextId++;
     const progress: TransferProgress = { name: file.relPath, done: 0, total: file.size, startedAt: Date.now() };
     let fruitless = 0;
@@ -293,7 +325,7 @@ export class Mirror {
 
   #result(items: ItemRun[], skipped: number): MirrorResult {
     const durationS = (Date.now() - this.#startedAt) / 1000;
-    const failed = items.flatMap((i) => i.failures);
+    const failed = [...this.#refusedItems, ...items.flatMap((i) => i.failures)];
     const downloaded = this.#itemDurations.length;
     const bytes = this.#bytesDone;
     const avg = downloaded > 0 ? this.#itemDurations.reduce((a, b) => a + b, 0) / downloaded : 0;

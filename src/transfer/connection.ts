@@ -15,10 +15,11 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { AuthenticationType, ClientChannel, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
-import { ConfigError, TransientError, VesselRefusedError, classify } from '../errors.js';
+import { CommandsRefusedError, ConfigError, TransientError, VesselRefusedError, classify } from '../errors.js';
 import type { VesselSettings } from '../settings.js';
 import { youngGc } from '../young-gc.js';
 import { fingerprint, judgeHostKey, type HostKeyRecords, type HostKeyVerdict } from './host-key.js';
+import { carried } from './shell.js';
 
 const { Client } = ssh2;
 
@@ -542,11 +543,11 @@ export class SftpConnection implements RemoteFs, RemoteReader {
       }
     });
     exited.then(
-      (r) => endAll(new Error(`ended (exit ${r.code ?? r.signal})${r.stderr ? `: ${r.stderr.split('\n')[0]}` : ''}`)),
+      (r) => endAll(new TransientError(`ended (exit ${r.code ?? r.signal})${r.stderr ? `: ${r.stderr.split('\n')[0]}` : ''}`)),
       (err: Error) => endAll(err),
     );
     const stop = () => {
-      endAll(new Error('stopped'));
+      endAll(new TransientError('stopped'));
       stream.close();
     };
     return {
@@ -574,18 +575,25 @@ export class SftpConnection implements RemoteFs, RemoteReader {
     this.#execsRunning++;
   }
 
-  /** Opens the exec channel; `exited` settles with the exit code once its output has ended. */
+  /**
+   * Opens an exec channel for a script (it reaches sh whatever the login shell: see carried);
+   * `exited` settles with the exit code once its output has ended.
+   */
   #start(command: string): Promise<{ stream: ClientChannel; exited: Promise<ExecResult> }> {
     if (this.#closedError) return Promise.reject(this.#closedError);
     return new Promise((resolve, reject) => {
       const off = this.onClose(reject);
-      this.#client.exec(command, (err, stream: ClientChannel) => {
+      const { command: line, prologue } = carried(command);
+      this.#client.exec(line, (err, stream: ClientChannel) => {
         off();
         if (err) {
-          reject(classify(err, { vessel: this.vessel }));
+          // A channel that could not open says why (`reason`: too many sessions, say); one that
+          // opened and was then refused the command means the server runs no commands at all.
+          reject('reason' in err ? classify(err, { vessel: this.vessel }) : commandsRefused(this.vessel, err));
           return;
         }
         stream.on('error', () => {}); // a write after the peer closed; the exit says what happened
+        stream.write(prologue);
         const exited = new Promise<ExecResult>((done, fail) => {
           const offExit = this.onClose(fail);
           const out: Buffer[] = [];
@@ -614,6 +622,14 @@ function entryOf(name: string, st: Stats): RemoteEntry {
 function describeRequest<E extends Error>(err: E, what: string, path: string): E {
   err.message = `SFTP ${what}${path ? ` ${path}` : ''}: ${err.message}`;
   return err;
+}
+
+/** The server refused to run a command on an open channel (ssh2: "Unable to exec"). */
+function commandsRefused(vessel: string, cause: Error): CommandsRefusedError {
+  return new CommandsRefusedError(
+    `vessel ${vessel} cannot run commands: the server refuses them (an SFTP-only account such as ForceCommand internal-sftp, or a server without remote commands such as ProFTPD mod_sftp); contentmonster needs sh, cat, tee and sha256sum there to join and verify files`,
+    { vessel, cause },
+  );
 }
 
 export class RenameUnsupported extends Error {}

@@ -4,6 +4,7 @@
  * `sha256sum` (or `openssl` loop): one shell for all of them, instead of one per file. Requests
  * made in the same turn of the event loop form one batch.
  */
+import { FileError } from '../errors.js';
 import type { ExecResult, RemoteFs } from './connection.js';
 import { hashFilesScript } from './shell.js';
 
@@ -56,7 +57,7 @@ class HashBatch {
         return;
       }
       if (batch.length === 1) {
-        batch[0]!.reject(new Error(r.stderr.split('\n')[0] || `sha256sum exited ${r.code ?? r.signal}`));
+        batch[0]!.reject(new FileError(r.stderr.split('\n')[0] || `sha256sum exited ${r.code ?? r.signal}`, { path: batch[0]!.path }));
         return;
       }
       for (const q of batch) void this.#hashAll([q]);

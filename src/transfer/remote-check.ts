@@ -7,6 +7,7 @@
  * with a newline, carriage return or backslash, which sha256sum would escape), the batched
  * digests of hash-batch.ts decide.
  */
+import { FileError } from '../errors.js';
 import type { RemoteFs, RemoteLineService } from './connection.js';
 import { remoteSha256 } from './hash-batch.js';
 import { lineCheckerCommand } from './shell.js';
@@ -24,6 +25,11 @@ function checkerOf(remote: RemoteFs): Checker {
   let checker = checkers.get(remote);
   if (!checker) checkers.set(remote, checker = { unusable: false });
   return checker;
+}
+
+/** Where sha256sum answers only at the end of its input (busybox), every check is by digests. */
+export function checkByDigests(remote: RemoteFs): void {
+  checkerOf(remote).unusable = true;
 }
 
 /**
@@ -76,7 +82,7 @@ export async function checkOnVessel(remote: RemoteFs, path: string, sha256: stri
   // The checker says only FAILED; the digest is for the message. Should the file have changed
   // into the right one meanwhile, the checker's verdict still stands.
   if (answer === `${path}: FAILED`) return (await byDigest()) ?? sha256;
-  if (answer === `${path}: FAILED open or read`) throw new Error(`sha256sum cannot read ${path}`);
+  if (answer === `${path}: FAILED open or read`) throw new FileError(`sha256sum cannot read ${path}`, { path });
   // Answers no longer line up with questions: start over with a new checker.
   service.close();
   forget();

@@ -1,13 +1,30 @@
 /**
  * Everything that reaches a remote shell is built here, and every path is quoted.
  *
- * sshd runs an exec request through the login user's shell, so a file name such as
+ * The scripts are POSIX sh, and only sh ever reads them (see carried): a file name such as
  * `$(touch x); rm -rf ~` must arrive as one inert word. POSIX single quotes make every byte
  * literal except the quote itself, which becomes '\''. Paths are always absolute, so none
  * starts with `-`; `--` is passed anyway.
  */
 export function quote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * How a script reaches a POSIX sh whatever the login shell. sshd runs an exec request through
+ * the user's login shell, and shells do not agree on quoting: fish and tcsh read `'`, `\\`, `!`,
+ * `$(…)` and newlines their own way, and fish even exits 0 on a syntax error. So no script is
+ * ever given to the login shell: the command is always the one line below, whose only special
+ * characters stand inside single quotes, where bash, dash, zsh, ksh, busybox ash, tcsh, csh and
+ * fish all leave them alone. It starts /bin/sh, which reads the script, exactly its length in
+ * bytes, from standard input and runs it; whatever the script then reads from standard input (a
+ * joiner's chunk lines, a checker's questions) follows the script there. `prologue` is what to
+ * write first. Scripts run with LC_ALL=C, so that what the shore reads of their output and
+ * errors does not depend on the vessel's language.
+ */
+export function carried(script: string): { command: string; prologue: Buffer } {
+  const prologue = Buffer.from(`LC_ALL=C; export LC_ALL\n${script}\n`);
+  return { command: `exec /bin/sh -c 'eval "$(dd bs=1 count=${prologue.length} 2>/dev/null)"'`, prologue };
 }
 
 /** Exit codes of the join script, one per step, so the shore can say which step failed. */
@@ -20,6 +37,8 @@ export const AssembleExit = {
   rename: 15,
   /** The shore went away (stdin ended) before it said the file was complete. */
   incomplete: 16,
+  /** A chunk the shore said was complete is not in TempDir (a reboot emptied a tmpfs TempDir). */
+  vanished: 17,
 } as const;
 
 /** The vessel's SHA-256 tools; each prints the hex digest first. */
@@ -116,24 +135,47 @@ export function joinScript(p: JoinPlan): string {
     `    case $line in`,
     `      'end '*) printf '%s\n' "$line" > "$tmp.end"; break ;;`,
     `      ''|*[!0-9]*) echo "protocol: $line" >> "$tmp.st"; break ;;`,
-    `      *) tee -a -- "$tmp" < ${prefix}."$line" || { echo join >> "$tmp.st"; break; } ;;`,
+    `      *) [ -f ${prefix}."$line" ] || { echo vanished >> "$tmp.st"; break; }`,
+    `         tee -a -- "$tmp" < ${prefix}."$line" || { echo join >> "$tmp.st"; break; } ;;`,
     `    esac`,
     `  done`,
     `} | { $hasher > "$tmp.h" || echo hash >> "$tmp.st"; }`,
     `read -r failed < "$tmp.st"`,
-    `case $failed in hash) ${cleanup}; exit ${e.hash} ;; ?*) ${cleanup}; exit ${e.join} ;; esac`,
+    // A failed step says how much room is left where it wrote (the last line of `df -P`:
+    // size, used, available in KiB), so that the shore can tell a full disk from anything else
+    // without reading an error message.
+    `case $failed in`,
+    `  vanished) ${cleanup}; exit ${e.vanished} ;;`,
+    `  hash) ${cleanup}; printf 'free %s\\n' "$(df -P -k -- ${quote(dir)} | tail -n 1)"; exit ${e.hash} ;;`,
+    `  ?*) ${cleanup}; printf 'free %s\\n' "$(df -P -k -- ${quote(dir)} | tail -n 1)"; exit ${e.join} ;;`,
+    `esac`,
     `if [ ! -e "$tmp.end" ]; then ${cleanup}; exit ${e.incomplete}; fi`,
     // The digest is of the stream tee copied; tee reported any short write into $tmp.st above,
     // so a matching digest means the file holds exactly the shore's bytes.
     `read -r _ sha < "$tmp.end"`,
     `read -r h _ < "$tmp.h"`,
-    `if [ "$h" != "$sha" ]; then ${cleanup}; echo "$h"; exit ${e.mismatch}; fi`,
+    `if [ "$h" != "$sha" ]; then ${cleanup}; printf 'mismatch %s\\n' "$h"; exit ${e.mismatch}; fi`,
     `if [ -d ${dest} ]; then ${cleanup}; exit ${e.destinationIsDirectory}; fi`,
     `mv -f -- "$tmp" ${dest} || { ${cleanup}; exit ${e.rename}; }`,
     // With the chunks go the half-joined files of earlier attempts whose connection was cut
     // without the vessel noticing: their joiners may wait for input for hours.
     `rm -f -- "$tmp.st" "$tmp.h" "$tmp.end" ${prefix}.[0-9]* ${quote(p.assemblyPrefix)}.[0-9]*.tmp`,
+    // The proof the shore requires: the digest of what was placed and its size. An exit code
+    // alone proves nothing (fish exits 0 on a syntax error; a wrapper may run nothing at all).
+    `printf 'placed %s %s\\n' "$h" $(wc -c < ${dest})`,
   ].join('\n');
+}
+
+/** The result line of joinScript for a placed file: its SHA-256 and size, as the vessel saw them. */
+export function parsePlaced(stdout: string): { sha256: string; size: number } | undefined {
+  const m = /^placed ([0-9a-f]{64}) (\d+)$/m.exec(stdout);
+  return m ? { sha256: m[1]!, size: Number(m[2]) } : undefined;
+}
+
+/** `free <df -P line>` that a failed join prints: the KiB available where it wrote, if it said. */
+export function parseFree(stdout: string): number | undefined {
+  const m = /^free \S+\s+\d+\s+\d+\s+(\d+)/m.exec(stdout);
+  return m ? Number(m[1]) : undefined;
 }
 
 /** Removes every chunk of one file version. Only the fixed hex suffix is globbed. */
@@ -176,12 +218,35 @@ export function hashFilesScript(paths: string[]): string {
 }
 
 /**
+ * The first script on a vessel: proof that commands run, as sh, at all (an SFTP-only account
+ * may accept the request and run something else, a wrapper may exit 0 without running it), and
+ * which way small files are checked. The answer must carry `token`, which only a shell that ran
+ * this script can print. GNU sha256sum answers `-c` line by line; busybox's answers only when
+ * its input ends (17 s a file, measured), so it gets batched digests. `--version` tells them
+ * apart by its exit code (busybox refuses the option), not by any text.
+ */
+export function commandsProbeScript(token: string): string {
+  return [
+    `printf 'commands %s\n' ${quote(token)}`,
+    'if sha256sum --version >/dev/null 2>&1; then echo checker line; else echo checker batch; fi',
+  ].join('\n');
+}
+
+export type CheckerKind = 'line' | 'batch';
+
+/** What commandsProbeScript printed: undefined unless it ran (its token is there). */
+export function parseCommandsProbe(stdout: string, token: string): { checker: CheckerKind } | undefined {
+  const lines = stdout.split('\n');
+  if (!lines.includes(`commands ${token}`)) return undefined;
+  return { checker: lines.includes('checker line') ? 'line' : 'batch' };
+}
+
+/**
  * A `sha256sum -c` that reads its check list (`<sha256>  <path>` lines) from stdin and answers
  * each line as it comes, `<path>: OK` or `<path>: FAILED`. coreutils line-buffers those answers
  * since 8.27; `stdbuf` makes sure of it on older ones. Untranslated, since they are parsed.
  */
 export const lineCheckerCommand = [
-  'LC_ALL=C; export LC_ALL',
   'if command -v stdbuf >/dev/null 2>&1; then exec stdbuf -oL sha256sum -c -; fi',
   'exec sha256sum -c -',
 ].join('\n');

@@ -28,11 +28,11 @@ import { failpoint } from '../failpoint.js';
 import { BufferPool } from './buffer-pool.js';
 import { WriteWindow } from './write-window.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
-import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type OpenFlags, type RemoteFs, type RemoteProcess } from './connection.js';
+import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type OpenFlags, type RemoteFs, type RemoteProcess, type RemoteStat } from './connection.js';
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
 import { MAX_HASH_BATCH } from './hash-batch.js';
 import { checkOnVessel, prepareChecker } from './remote-check.js';
-import { AssembleExit, FAST_HASHER_MIN_BYTES, ProbeExit, checkExistingScript, hasherProbeScript, joinScript, parseHasherProbe, quote, removeChunksCommand, tempDirProbeScript, type HasherName } from './shell.js';
+import { AssembleExit, FAST_HASHER_MIN_BYTES, ProbeExit, checkExistingScript, hasherProbeScript, joinScript, parseFree, parseHasherProbe, parsePlaced, quote, removeChunksCommand, tempDirProbeScript, type HasherName } from './shell.js';
 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
 export interface DeliveryJob {
@@ -290,15 +290,22 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
       throw new FileError(`SHA-256 on vessel ${job.vessel} is ${differs}, expected ${sha256}; sending again`, ctx);
     }
     hooks.stage?.('placing');
-    await remote.rename(tmp, job.destination).catch(async (err: unknown) => {
+    // The stat that proves the file in place travels with the rename (answered in order).
+    const renamed = remote.rename(tmp, job.destination);
+    const after = remote.stat(job.destination);
+    after.catch(() => {}); // awaited once the rename is answered
+    await renamed.then(() => after.then((st) => confirmPlaced(remote, job, st)), async (err: unknown) => {
       if (!isRenameUnsupported(err)) {
         if (isTransient(err)) throw err;
         // SFTP says only "Failure"; the usual reason is a folder in the way.
         if ((await remote.stat(job.destination).catch(() => null))?.isDirectory) throw new FileError(`${job.destination} on vessel ${job.vessel} is a directory`, ctx);
         throw new FileError(`cannot move the file into place on vessel ${job.vessel}: ${(err as Error).message}`, { ...ctx, cause: err });
       }
-      const mv = await remote.exec(`mv -f -- ${quote(tmp)} ${quote(job.destination)}`);
-      if (mv.code !== 0) throw new FileError(`cannot move the file into place on vessel ${job.vessel}: ${mv.stderr.split('\n')[0] ?? ''}`, ctx);
+      const mv = await remote.exec(`mv -f -- ${quote(tmp)} ${quote(job.destination)} && echo moved`);
+      if (mv.code !== 0 || !/^moved$/m.test(mv.stdout)) {
+        throw new FileError(`cannot move the file into place on vessel ${job.vessel}: ${mv.stderr.split('\n')[0] || `mv said nothing (exit ${mv.code ?? mv.signal})`}`, ctx);
+      }
+      await confirmPlaced(remote, job);
     });
     keep = false;
     return { kind: 'done', bytesSent, alreadyThere: false, sha256 };
@@ -639,35 +646,60 @@ async function openCreatingFolder(remote: RemoteFs, path: string, flags: OpenFla
   }
 }
 
-/** Step 4: what the joiner said; maps each failing step of its script to an error class. */
+/**
+ * Step 4: what the joiner said. Done only on its result line with the shore's digest and the
+ * file's size, and the file of that size at its destination over SFTP: a shell or wrapper that
+ * swallowed the script exits 0 without either. Each failing step of the script has its own
+ * exit code, mapped to an error class here; a full disk is told by the free space the script
+ * reports, never by the words of an error message.
+ */
 async function placed(remote: RemoteFs, job: DeliveryJob, r: ExecResult, sha256: string, hooks: DeliveryHooks): Promise<void> {
-  if (r.code === 0) return;
   const ctx = { vessel: job.vessel, path: job.destination };
   const detail = r.stderr ? `: ${r.stderr.split('\n')[0]}` : '';
+  if (r.code === 0) {
+    const proof = parsePlaced(r.stdout);
+    if (proof?.sha256 !== sha256 || proof.size !== job.size) {
+      const said = proof ? `it reported ${proof.sha256}, ${proof.size} bytes` : 'it printed no result line';
+      throw new FileError(`the join on vessel ${job.vessel} exited 0 but did not prove the file placed (${said}): its login shell or a wrapper did not run the script as sh`, ctx);
+    }
+    await confirmPlaced(remote, job);
+    return;
+  }
   switch (r.code) {
     case AssembleExit.mismatch:
       await discardChunks(remote, job, hooks);
-      throw new FileError(`SHA-256 on vessel ${job.vessel} is ${r.stdout.trim()}, expected ${sha256}; chunks discarded, sending again`, ctx);
+      throw new FileError(`SHA-256 on vessel ${job.vessel} is ${/^mismatch (\S+)/m.exec(r.stdout)?.[1] ?? '(not said)'}, expected ${sha256}; chunks discarded, sending again`, ctx);
     case AssembleExit.destinationIsDirectory:
       throw new FileError(`${job.destination} on vessel ${job.vessel} is a directory`, ctx);
     case AssembleExit.mkdir:
       throw new FileError(`cannot create the destination folder on vessel ${job.vessel}${detail}`, ctx);
     case AssembleExit.rename:
       throw new FileError(`cannot move the file into place on vessel ${job.vessel}${detail}`, ctx);
+    case AssembleExit.vanished:
+      // A vessel reboot empties a tmpfs TempDir: start this file over.
+      await discardChunks(remote, job, hooks);
+      throw new TransientError(`chunks vanished from TempDir on vessel ${job.vessel}; sending again`, ctx);
     case AssembleExit.join:
     case AssembleExit.hash: {
       if (r.code === AssembleExit.hash) forgetHasher(remote);
       const step = r.code === AssembleExit.join ? 'joining chunks (tee)' : 'hashing (openssl or sha256sum)';
-      if (/no space left/i.test(r.stderr)) throw new TransientError(`vessel ${job.vessel} is full while ${step}${detail}`, ctx);
-      if (/no such file/i.test(r.stderr) && r.code === AssembleExit.join) {
-        // Chunks vanished (a vessel reboot clears a tmpfs TempDir): start this file over.
-        await discardChunks(remote, job, hooks);
-        throw new TransientError(`chunks vanished from vessel ${job.vessel} while ${step}; sending again`, ctx);
+      const freeKiB = parseFree(r.stdout);
+      if (freeKiB !== undefined && freeKiB * 1024 < job.size) {
+        throw new TransientError(`vessel ${job.vessel} is full while ${step} (${freeKiB} KiB free beside ${job.destination})${detail}`, ctx);
       }
       throw new FileError(`${step} failed on vessel ${job.vessel}${detail}`, ctx);
     }
     default:
       throw new FileError(`remote command failed on vessel ${job.vessel} (exit ${r.code ?? r.signal})${detail}`, ctx);
+  }
+}
+
+/** The last proof before a delivery counts: the file at its destination, of its size, seen over SFTP. */
+async function confirmPlaced(remote: RemoteFs, job: DeliveryJob, st?: RemoteStat | null): Promise<void> {
+  const seen = st === undefined ? await remote.stat(job.destination) : st;
+  if (!seen?.isFile || seen.size !== job.size) {
+    const found = !seen ? 'nothing' : seen.isFile ? `${seen.size} bytes` : 'something other than a file';
+    throw new FileError(`${job.destination} on vessel ${job.vessel} is not in place after it was placed: ${found} there`, { vessel: job.vessel, path: job.destination });
   }
 }
 

@@ -16,7 +16,7 @@ import { databasePath, onVessel, resetFarm, writeSettings, type SettingsOptions 
 const PASSWORD = 'pa;ss#w0rd-VESSEL-SECRET';
 const PASSPHRASE = 'key-PASSPHRASE-SECRET';
 const fakeFingerprint = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
-const columns = ['CONNECT', 'HOST KEY', 'AUTH', 'TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS'];
+const columns = ['CONNECT', 'HOST KEY', 'AUTH', 'COMMANDS', 'TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS'];
 
 let farm: VesselFarm;
 let home: string;
@@ -238,7 +238,7 @@ describe('contentmonster check', () => {
     const wrongPassword = await withCredentials(['Password = wrong-VESSEL-SECRET', ...right]);
     const r = await check(wrongPassword, ['--log-level', 'trace']);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assertRow(r, 'v1', { AUTH: 'FAIL', ...notReached('TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS') });
+    assertRow(r, 'v1', { AUTH: 'FAIL', ...notReached('COMMANDS', 'TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS') });
     assertRow(r, 'v2');
     assertRow(r, 'v3');
     assert.match(linesFor(r, 'v1').join('\n'), /^v1: authentication as root failed/m);
@@ -248,7 +248,7 @@ describe('contentmonster check', () => {
     const wrongPassphrase = await withCredentials([...right, `IdentityFile = ${lockedKey}\nPassphrase = wrong-PASSPHRASE-SECRET`]);
     const p = await check(wrongPassphrase);
     assert.equal(p.code, 1, p.stdout + p.stderr);
-    assertRow(p, 'v3', { AUTH: 'FAIL', ...notReached('CONNECT', 'HOST KEY', 'TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS') });
+    assertRow(p, 'v3', { AUTH: 'FAIL', ...notReached('CONNECT', 'HOST KEY', 'COMMANDS', 'TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS') });
     assert.match(linesFor(p, 'v3').join('\n'), /is the passphrase right\?/);
     assertNoSecrets(p.stdout + p.stderr);
   });
@@ -262,9 +262,9 @@ describe('contentmonster check', () => {
     const settings = await settingsWith({ vesselExtra: (i) => (i === 2 ? `HostKey = ${fakeFingerprint}` : '') });
     const r = await check(settings);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assertRow(r, 'v1', { 'HOST KEY': 'FAIL', ...notReached('AUTH', 'TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS') });
+    assertRow(r, 'v1', { 'HOST KEY': 'FAIL', ...notReached('AUTH', 'COMMANDS', 'TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS') });
     assertRow(r, 'v2', { 'HOST KEY': 'ok' });
-    assertRow(r, 'v3', { 'HOST KEY': 'FAIL', ...notReached('AUTH', 'TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS') });
+    assertRow(r, 'v3', { 'HOST KEY': 'FAIL', ...notReached('AUTH', 'COMMANDS', 'TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS') });
     assert.ok(linesFor(r, 'v1').some((l) => l.startsWith(`v1: host key changed: recorded ${fakeFingerprint}, now offered ${v1.hostKeyFingerprint}`)), r.stdout);
     assert.ok(linesFor(r, 'v3').some((l) => l.includes(v3.hostKeyFingerprint) && l.includes(fakeFingerprint)), r.stdout);
 
@@ -286,7 +286,7 @@ describe('contentmonster check', () => {
     const r = await check(settings);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assertRow(r, 'v1');
-    assertRow(r, 'v2', { CONNECT: 'FAIL', ...notReached('HOST KEY', 'AUTH', 'TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS') });
+    assertRow(r, 'v2', { CONNECT: 'FAIL', ...notReached('HOST KEY', 'AUTH', 'COMMANDS', 'TEMPDIR', 'CAT/SHA256SUM', 'REMOTELOCATIONS') });
     assertRow(r, 'v3');
     assert.match(linesFor(r, 'v2').join('\n'), new RegExp(`^v2: cannot connect to 127\\.0\\.0\\.1:${deadPort}: .*ECONNREFUSED`, 'm'));
   });

@@ -6,12 +6,16 @@
 //   - /root is an empty directory: root's real ~/.bashrc runs `pyenv init` (0.4 s per remote
 //     command), which would make every remote `cat`/`sha256sum` look slow for no product reason;
 //   - /tmp is (by default) a private tmpfs, so the default TempDir lives on another filesystem
-//     than the destination, as on many real hosts; the product must cope with that.
+//     than the destination, as on many real hosts; the product must cope with that;
+//   - /etc is, when the farm needs users or a root password, a bind mount of a private copy of
+//     the whole /etc (farm root/etc). Test users exist only there and the host's /etc is never
+//     written. A copy of the whole folder, not of single files: tools that add or remove users
+//     replace /etc/shadow by rename, which silently detaches a bind mount of that one file.
 // The farm root is under /var/tmp, not /tmp, because the tmpfs over /tmp would hide it.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readlinkSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +26,8 @@ const execFileP = promisify(execFile);
 export interface Vessel {
   name: string;
   port: number;
+  /** The user the product logs in as: root, or the vessel's test user. */
+  readonly username: string;
   /** pid of the sshd listener (changes after stop()/start()). */
   readonly pid: number;
   backing: string;
@@ -34,6 +40,8 @@ export interface Vessel {
 
 export interface VesselFarm {
   root: string;
+  /** The private copy of /etc the vessels see as /etc (only when users or rootPassword). */
+  etc?: string;
   viewPath: string;
   clientKey: string;
   vessels: Vessel[];
@@ -47,11 +55,36 @@ export interface FarmOptions {
   /** Size of that tmpfs (default '2g'). */
   tmpfsSize?: string;
   /**
-   * Lets root log in with this password too. Each vessel gets its own /etc/shadow (a bind
-   * mount in its namespace), so the host's own root password is never touched.
+   * Lets root log in with this password too. The vessels see a private copy of /etc in which
+   * root has it (see the top of this file), so the host's own root password is never touched.
    */
   rootPassword?: string;
+  /** Options of single vessels, by index: [0] is v1. */
+  perVessel?: (VesselOptions | undefined)[];
 }
+
+/** A user that exists only in the farm's private /etc (see the top of this file). */
+export interface TestUser {
+  name: string;
+  /** Login shell, absolute path (e.g. /bin/dash). sshd runs every command through it. */
+  shell: string;
+  /** Lets it log in with this password too (default: key only). */
+  password?: string;
+}
+
+export interface VesselOptions {
+  /**
+   * The product logs in as this user instead of root (vessel.username). It exists only in the
+   * farm's private /etc (uid and gid 61000 + vessel number), its home is farm root/home/NAME,
+   * the farm's client key lets it in, and the vessel's backing directory belongs to it.
+   */
+  user?: TestUser;
+  /** sshd_config `ForceCommand` (e.g. `internal-sftp`, or a wrapper script's path). */
+  forceCommand?: string;
+}
+
+/** First uid (and gid) of test users: far from Debian's system and regular ranges. */
+export const TEST_UID_BASE = 61000;
 
 const SSHD = '/usr/sbin/sshd';
 const SFTP_SERVER = '/usr/lib/openssh/sftp-server'; // what real Debian vessels run
@@ -185,6 +218,9 @@ class VesselImpl implements Vessel {
     readonly backing: string,
     readonly hostKeyFingerprint: string,
     private readonly script: string,
+    readonly username = 'root',
+    /** What runs there, for error messages. */
+    private readonly server = 'sshd',
   ) {}
 
   get pid(): number {
@@ -197,7 +233,7 @@ class VesselImpl implements Vessel {
     return `/proc/${this.currentPid}/root${vesselPath}`;
   }
 
-  /** Launches sshd in a fresh mount namespace and waits until it serves SSH. */
+  /** Launches the server in a fresh mount namespace and waits until it serves SSH. */
   async start(): Promise<void> {
     if (this.child) return;
     // Privilege separation directory; /run is shared with the host namespace.
@@ -239,14 +275,14 @@ class VesselImpl implements Vessel {
       const banner = await readBanner(this.port, 1000);
       if (banner && !hasExited) {
         const ns = readlinkSync(`/proc/${this.currentPid}/ns/mnt`);
-        if (ns === HOST_MNT_NS) throw new Error(`vessel ${this.name}: sshd is not in its own mount namespace`);
+        if (ns === HOST_MNT_NS) throw new Error(`vessel ${this.name}: ${this.server} is not in its own mount namespace`);
         this.ns = ns;
         return;
       }
       await sleep(50);
     }
     await sleep(100); // let the last stderr lines arrive
-    const why = hasExited ? `sshd exited (code ${child.exitCode}, signal ${child.signalCode})` : 'timed out';
+    const why = hasExited ? `${this.server} exited (code ${child.exitCode}, signal ${child.signalCode})` : 'timed out';
     const stderr = this.stderr;
     await this.stop();
     throw new Error(`vessel ${this.name} on port ${this.port}: ${why} before serving SSH.\nstderr:\n${stderr}`);
@@ -299,7 +335,7 @@ class VesselImpl implements Vessel {
 }
 
 /** The sshd_config of one vessel. Absolute paths everywhere: sshd -f does not resolve relatives. */
-function sshdConfig(port: number, hostKey: string, authorizedKeys: string, passwords: boolean): string {
+function sshdConfig(port: number, hostKey: string, authorizedKeys: string, passwords: boolean, forceCommand?: string): string {
   return [
     'ListenAddress 127.0.0.1',
     `Port ${port}`,
@@ -317,29 +353,87 @@ function sshdConfig(port: number, hostKey: string, authorizedKeys: string, passw
     'MaxSessions 32',
     'LogLevel ERROR',
     'UseDNS no',
+    ...(forceCommand === undefined ? [] : [`ForceCommand ${forceCommand}`]),
     '',
   ].join('\n');
 }
 
-/** A copy of /etc/shadow in which root's password is `password` (SHA-512 crypt). */
-async function shadowWithRootPassword(path: string, password: string): Promise<string> {
-  const hash = execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: password, encoding: 'utf8' }).trim();
-  const lines = (await readFile('/etc/shadow', 'utf8')).split('\n');
-  const patched = lines.map((l) => (l.startsWith('root:') ? ['root', hash, ...l.split(':').slice(2)].join(':') : l));
-  await writeFile(path, patched.join('\n'), { mode: 0o640 });
-  return path;
+/** SHA-512 crypt of a password, for /etc/shadow. */
+function cryptPassword(password: string): string {
+  return execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: password, encoding: 'utf8' }).trim();
+}
+
+export interface PrivateUser extends TestUser {
+  uid: number;
+  home: string;
+}
+
+/**
+ * Makes `dir` a copy of the whole /etc (`cp -a`), with root's password set to `rootPassword`
+ * and `users` added to passwd, group, shadow and shells. Only the copy is written: a vessel
+ * bind-mounts it on /etc in its own namespace, so the host's users and passwords never change,
+ * and a rename of the host's /etc/shadow (useradd, passwd) cannot detach anything.
+ */
+export async function makePrivateEtc(dir: string, o: { rootPassword?: string; users?: PrivateUser[] } = {}): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  await execFileP('cp', ['-a', '--', '/etc/.', dir]);
+  const users = o.users ?? [];
+  const edit = async (file: string, fn: (lines: string[]) => string[]): Promise<void> => {
+    const lines = (await readFile(join(dir, file), 'utf8')).split('\n').filter((l) => l !== '');
+    await writeFile(join(dir, file), `${fn(lines).join('\n')}\n`);
+  };
+  const taken = (lines: string[], name: string): boolean => lines.some((l) => l.split(':')[0] === name);
+  for (const u of users) {
+    if (!/^[a-z_][a-z0-9_-]*$/.test(u.name)) throw new Error(`makePrivateEtc: bad user name ${u.name}`);
+  }
+  await edit('passwd', (lines) => {
+    for (const u of users) if (taken(lines, u.name)) throw new Error(`makePrivateEtc: user ${u.name} exists on the host`);
+    return [...lines, ...users.map((u) => `${u.name}:x:${u.uid}:${u.uid}:cm e2e:${u.home}:${u.shell}`)];
+  });
+  await edit('group', (lines) => [...lines, ...users.filter((u) => !taken(lines, u.name)).map((u) => `${u.name}:x:${u.uid}:`)]);
+  const rootHash = o.rootPassword === undefined ? undefined : cryptPassword(o.rootPassword);
+  await edit('shadow', (lines) => [
+    ...lines.map((l) => (rootHash !== undefined && l.startsWith('root:') ? ['root', rootHash, ...l.split(':').slice(2)].join(':') : l)),
+    // '*': no password login, keys only (not '!', which sshd treats as a locked account).
+    ...users.map((u) => [u.name, u.password === undefined ? '*' : cryptPassword(u.password), '', '', '', '', '', '', ''].join(':')),
+  ]);
+  await edit('shells', (lines) => [...lines, ...users.map((u) => u.shell).filter((sh) => !lines.includes(sh))]);
+  return dir;
+}
+
+export interface NamespacedServer {
+  name: string;
+  port: number;
+  backing: string;
+  hostKeyFingerprint: string;
+  /** sh script run by `unshare -m`: its mounts, then `exec` of the server (in the foreground). */
+  script: string;
+  username?: string;
+  /** What runs, for error messages (default 'sshd'). */
+  server?: string;
+}
+
+/**
+ * Starts any SSH server the way the farm starts sshd: in its own mount namespace, stopped like
+ * a power cut by stop(), killed on every exit path of the test process. Resolves once it
+ * sends an SSH identification line.
+ */
+export async function startNamespacedServer(o: NamespacedServer): Promise<Vessel> {
+  const v = new VesselImpl(o.name, o.port, o.backing, o.hostKeyFingerprint, o.script, o.username, o.server);
+  await v.start();
+  return v;
 }
 
 /** Starts `count` vessels (named v1..vN) sharing one client key. */
 export async function startVesselFarm(opts: FarmOptions): Promise<VesselFarm> {
-  const { count, tmpfsTmp = true, tmpfsSize = '2g', rootPassword } = opts;
+  const { count, tmpfsTmp = true, tmpfsSize = '2g', rootPassword, perVessel = [] } = opts;
   if (!Number.isInteger(count) || count < 1) throw new Error(`startVesselFarm: bad count ${count}`);
   if (!/^[0-9]+[kmgKMG%]?$/.test(tmpfsSize)) throw new Error(`startVesselFarm: bad tmpfsSize ${tmpfsSize}`);
 
   await mkdir('/var/tmp', { recursive: true });
   const root = await mkdtemp('/var/tmp/cm-e2e-');
   liveFarmRoots.add(root);
-  const vessels: VesselImpl[] = [];
+  const vessels: Vessel[] = [];
   let stopped = false;
   const farm: VesselFarm = {
     root,
@@ -366,7 +460,24 @@ export async function startVesselFarm(opts: FarmOptions): Promise<VesselFarm> {
     const authorizedKeys = join(keys, 'authorized_keys');
     await writeFile(authorizedKeys, await readFile(`${farm.clientKey}.pub`, 'utf8'));
 
-    const shadow = rootPassword === undefined ? undefined : await shadowWithRootPassword(join(keys, 'shadow'), rootPassword);
+    const users: PrivateUser[] = [];
+    for (let i = 1; i <= count; i++) {
+      const u = perVessel[i - 1]?.user;
+      if (u) users.push({ ...u, uid: TEST_UID_BASE + i, home: join(root, 'home', u.name) });
+    }
+    if (new Set(users.map((u) => u.name)).size !== users.length) throw new Error('startVesselFarm: a user name is given twice');
+    if (users.length > 0) {
+      // sshd reads authorized_keys as the user, and users write under the farm root: let them
+      // through it (the client's private key stays 0600).
+      await chmod(root, 0o711);
+      await chmod(keys, 0o711);
+      await chmod(authorizedKeys, 0o644);
+      for (const u of users) {
+        await mkdir(u.home, { recursive: true, mode: 0o755 });
+        await chown(u.home, u.uid, u.uid);
+      }
+    }
+    if (rootPassword !== undefined || users.length > 0) farm.etc = await makePrivateEtc(join(root, 'etc'), { rootPassword, users });
     const ports = await freePorts(count);
     for (let i = 1; i <= count; i++) {
       const backing = join(root, `vessel-${i}`);
@@ -377,15 +488,19 @@ export async function startVesselFarm(opts: FarmOptions): Promise<VesselFarm> {
       await mkdir(home, { recursive: true, mode: 0o700 });
       await keygen(hostKey, `cm-e2e-v${i}`);
       const fingerprint = fingerprintOfPublicKeyLine(await readFile(`${hostKey}.pub`, 'utf8'));
-      await writeFile(conf, sshdConfig(ports[i - 1]!, hostKey, authorizedKeys, shadow !== undefined));
+      const o = perVessel[i - 1] ?? {};
+      const user = users.find((u) => u.name === o.user?.name);
+      if (user) await chown(backing, user.uid, user.uid);
+      const passwords = rootPassword !== undefined || users.some((u) => u.password !== undefined);
+      await writeFile(conf, sshdConfig(ports[i - 1]!, hostKey, authorizedKeys, passwords, o.forceCommand));
       const steps = [
         `mount --bind ${shQuote(backing)} ${shQuote(farm.viewPath)}`,
         `mount --bind ${shQuote(home)} /root`,
-        ...(shadow ? [`mount --bind ${shQuote(shadow)} /etc/shadow`] : []),
+        ...(farm.etc ? [`mount --bind ${shQuote(farm.etc)} /etc`] : []),
         ...(tmpfsTmp ? [`mount -t tmpfs -o size=${tmpfsSize} tmpfs /tmp`] : []),
         `exec ${SSHD} -D -e -f ${shQuote(conf)}`,
       ];
-      vessels.push(new VesselImpl(`v${i}`, ports[i - 1]!, backing, fingerprint, steps.join(' && ')));
+      vessels.push(new VesselImpl(`v${i}`, ports[i - 1]!, backing, fingerprint, steps.join(' && '), user?.name ?? 'root'));
     }
     await Promise.all(vessels.map((v) => v.start()));
   } catch (err) {

@@ -6,6 +6,7 @@ import {
   FileError,
   StoppedError,
   TransientError,
+  UnexpectedError,
   VesselRefusedError,
   classify,
   describe,
@@ -24,7 +25,7 @@ function ssh2Error(level: string, message: string): Error {
   return Object.assign(new Error(message), { level });
 }
 
-type Class = typeof TransientError | typeof FileError | typeof VesselRefusedError;
+type Class = typeof TransientError | typeof FileError | typeof VesselRefusedError | typeof UnexpectedError;
 
 suite('classify', () => {
   const table: [string, unknown, Class][] = [
@@ -42,15 +43,20 @@ suite('classify', () => {
     ['SFTP 3 PERMISSION_DENIED', sftpError(3, 'Permission denied'), FileError],
     ['SFTP 6 NO_CONNECTION', sftpError(6, 'No connection'), TransientError],
     ['SFTP 7 CONNECTION_LOST', sftpError(7, 'Connection lost'), TransientError],
-    ['SFTP 4 FAILURE (unknown: transient)', sftpError(4, 'Failure'), TransientError],
+    ['SFTP 4 FAILURE (callers look closer; else transient)', sftpError(4, 'Failure'), TransientError],
+    ['SFTP 8 OP_UNSUPPORTED', sftpError(8, 'Operation unsupported'), FileError],
+    ['an abort', errnoError('ABORT_ERR', 'This operation was aborted'), TransientError],
     ['EACCES', errnoError('EACCES', "EACCES: permission denied, open '/data/x'"), FileError],
     ['EPERM', errnoError('EPERM'), FileError],
     ['ENOENT', errnoError('ENOENT'), FileError],
     ['EISDIR', errnoError('EISDIR'), FileError],
-    ['an unknown error (transient, so nothing is lost)', new Error('weird'), TransientError],
-    ['a string', 'just a string', TransientError],
-    ['undefined', undefined, TransientError],
-    ['null', null, TransientError],
+    ['ENAMETOOLONG', errnoError('ENAMETOOLONG'), FileError],
+    // A bug: counted against the file (a FileError) and logged with its stack, never retried forever.
+    ['an unknown error (a bug)', new Error('weird'), UnexpectedError],
+    ['a TypeError (a bug)', new TypeError("Cannot read properties of undefined (reading 'x')"), UnexpectedError],
+    ['a string', 'just a string', UnexpectedError],
+    ['undefined', undefined, UnexpectedError],
+    ['null', null, UnexpectedError],
   ];
 
   for (const [name, raw, cls] of table) {
@@ -73,7 +79,8 @@ suite('classify', () => {
     assert.match(classify(sftpError(3, 'Permission denied')).message, /permission denied: Permission denied/);
     assert.match(classify(sftpError(2, 'No such file')).message, /no such file: No such file/);
     assert.equal(classify(errnoError('ECONNRESET', 'read ECONNRESET')).message, 'read ECONNRESET');
-    assert.equal(classify('just a string').message, 'just a string');
+    assert.equal(classify('just a string').message, 'unexpected error: just a string');
+    assert.ok(classify(new Error('weird')) instanceof FileError, 'counted against the file');
   });
 
   it('an already-classified error passes through unchanged (same object, context not overwritten)', () => {

@@ -179,7 +179,9 @@ describe('downloadFile', () => {
         assert.deepEqual(starts, [[size, 0]]);
         assert.equal(bytes.reduce((a, b) => a + b, 0), size);
         assert.ok(bytes.every((b) => b > 0 && b <= maxReadLength));
-        for (const r of fake.requests) {
+        // One read at the size checks that the file ends there; every other stays inside.
+        assert.deepEqual(fake.requests.filter((r) => r.position >= size), [{ position: size, length: 1 }], 'one read at the end');
+        for (const r of fake.requests.filter((r) => r.position < size)) {
           assert.ok(r.length > 0 && r.length <= maxReadLength, `read of ${r.length} bytes`);
           assert.ok(r.position + r.length <= size, `read past the end: ${r.position}+${r.length}`);
         }
@@ -337,6 +339,58 @@ describe('downloadFile', () => {
     const fake = new FakeRemoteFile(source, { reportedSize, maxReadLength: 1000, shortEvery: 3, outOfOrder: true, seed: 5 });
     await assert.rejects(run(fake, dest), FileError);
     assert.ok((await readFile(partialOf(reportedSize))).equals(source));
+  });
+
+  for (const outOfOrder of [false, true]) {
+    it(`fails with a FileError and keeps no partial when the file has more bytes than its size${outOfOrder ? ' (answers out of order)' : ''}`, async () => {
+      // A server that says 10 000 bytes and has more (it grew, or it lies).
+      const source = randomBytes(10_000 + 2500);
+      const reportedSize = 10_000;
+      const { dest, partialOf } = await place();
+      const fake = new FakeRemoteFile(source, { reportedSize, maxReadLength: 1000, shortEvery: 4, outOfOrder, seed: 13 });
+      await assert.rejects(run(fake, dest), (err: unknown) => {
+        assert.ok(err instanceof FileError, `got ${String(err)}`);
+        assert.match(err.message, /more than the 10000 bytes its size said/);
+        return true;
+      });
+      assert.equal(existsSync(dest), false, 'never renamed to its final name');
+      assert.equal(existsSync(partialOf(reportedSize)), false, 'the partial is discarded');
+      assert.equal(fake.openHandles, 0);
+      assert.ok(fake.requests.every((r) => r.position + r.length <= reportedSize + 1), 'only one byte asked past the size');
+    });
+  }
+
+  it('a file longer than its size leaves an existing file at the destination untouched', async () => {
+    const { dest } = await place();
+    await writeFile(dest, 'the previous version');
+    await assert.rejects(run(new FakeRemoteFile(randomBytes(3000), { reportedSize: 2000 }), dest), FileError);
+    assert.equal(await readFile(dest, 'utf8'), 'the previous version');
+  });
+
+  it('an empty file that has bytes after all fails', async () => {
+    const { dest, partialOf } = await place();
+    await assert.rejects(run(new FakeRemoteFile(randomBytes(10), { reportedSize: 0 }), dest), /more than the 0 bytes/);
+    assert.equal(existsSync(dest), false);
+    assert.equal(existsSync(partialOf(0)), false);
+  });
+
+  it('a complete partial is not renamed when the file has grown past it', async () => {
+    const source = randomBytes(6000);
+    const { dest, partialOf } = await place();
+    await writeFile(partialOf(5000), source.subarray(0, 5000));
+    const fake = new FakeRemoteFile(source, { reportedSize: 5000 });
+    await assert.rejects(run(fake, dest), /more than the 5000 bytes/);
+    assert.equal(existsSync(dest), false);
+    assert.equal(existsSync(partialOf(5000)), false);
+  });
+
+  it('a short read at the very end of a lying size keeps the partial, never the final name', async () => {
+    // The listed size is 1 byte more than the server hands out.
+    const source = randomBytes(4000);
+    const { dest, partialOf } = await place();
+    await assert.rejects(run(new FakeRemoteFile(source, { reportedSize: 4001, maxReadLength: 1000 }), dest), /ended at 4000 bytes/);
+    assert.equal(existsSync(dest), false);
+    assert.ok((await readFile(partialOf(4001))).equals(source));
   });
 
   it('throws a StoppedError when stopped before it starts, keeping the partial as it was', async () => {

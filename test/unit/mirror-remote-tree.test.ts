@@ -16,12 +16,32 @@ const link = (target: string): Node => ({ kind: 'link', target });
 const other: Node = { kind: 'other' };
 
 /** A server's tree in memory, read through RemoteReader as SFTP would answer. */
-class FakeTree implements RemoteReader {
+/** A reader for listings only: reading a file is never asked of these fakes. */
+abstract class ListingsOnly {
+  openRead(): Promise<Buffer> {
+    throw new Error('not used');
+  }
+
+  fstat(): Promise<{ size: number; mtime: number }> {
+    throw new Error('not used');
+  }
+
+  read(): Promise<Buffer> {
+    throw new Error('not used');
+  }
+
+  close(): Promise<void> {
+    throw new Error('not used');
+  }
+}
+
+class FakeTree extends ListingsOnly implements RemoteReader {
   readonly maxReadLength = 32_768;
   readonly #root: Node;
   readdirs: string[] = [];
 
   constructor(root: Record<string, Node>) {
+    super();
     this.#root = dir(root);
   }
 
@@ -60,22 +80,6 @@ class FakeTree implements RemoteReader {
     const node = this.#follow(path);
     return node === undefined || node.kind === 'link' ? null : FakeTree.#entry(path.slice(path.lastIndexOf('/') + 1), node);
   }
-
-  openRead(): Promise<Buffer> {
-    throw new Error('not used');
-  }
-
-  fstat(): Promise<{ size: number; mtime: number }> {
-    throw new Error('not used');
-  }
-
-  read(): Promise<Buffer> {
-    throw new Error('not used');
-  }
-
-  close(): Promise<void> {
-    throw new Error('not used');
-  }
 }
 
 /** Collects onSkip calls. */
@@ -85,6 +89,7 @@ function skips(): { onSkip: (path: string, reason: string) => void; seen: [strin
 }
 
 const noSkip = (path: string, reason: string): void => assert.fail(`unexpected skip of ${path}: ${reason}`);
+const noRefuse = (dir: string, name: string, reason: string): void => assert.fail(`unexpected refusal of ${JSON.stringify(name)} in ${dir}: ${reason}`);
 
 describe('joinRemote', () => {
   it('joins with exactly one slash', () => {
@@ -107,7 +112,7 @@ describe('listItems', () => {
         'b.txt': file(2),
       }),
     });
-    const items = await listItems(tree, '/srv', noSkip);
+    const items = await listItems(tree, '/srv', noSkip, noRefuse);
     assert.deepEqual(items.map((e) => [e.name, e.kind]), [
       ['day10', 'directory'], ['day9', 'directory'], ['20251118', 'directory'], ['20251117', 'directory'],
       ['c.txt', 'file'], ['b.txt', 'file'], ['a.txt', 'file'],
@@ -116,12 +121,12 @@ describe('listItems', () => {
   });
 
   it('lists nothing for an empty folder', async () => {
-    assert.deepEqual(await listItems(new FakeTree({ srv: dir() }), '/srv', noSkip), []);
+    assert.deepEqual(await listItems(new FakeTree({ srv: dir() }), '/srv', noSkip, noRefuse), []);
   });
 
   it('resolves a symlink to a file into a file with the target size and mtime', async () => {
     const tree = new FakeTree({ data: dir({ 'real.bin': file(12345, 1_700_000_123) }), srv: dir({ 'latest.bin': link('/data/real.bin') }) });
-    assert.deepEqual(await listItems(tree, '/srv', noSkip), [{ name: 'latest.bin', kind: 'file', size: 12345, mtime: 1_700_000_123 }]);
+    assert.deepEqual(await listItems(tree, '/srv', noSkip, noRefuse), [{ name: 'latest.bin', kind: 'file', size: 12345, mtime: 1_700_000_123 }]);
   });
 
   it('skips a symlink to a folder, a dangling symlink, a symlink to a special file and a special file, once each', async () => {
@@ -136,7 +141,7 @@ describe('listItems', () => {
       }),
     });
     const s = skips();
-    const items = await listItems(tree, '/srv', s.onSkip);
+    const items = await listItems(tree, '/srv', s.onSkip, noRefuse);
     assert.deepEqual(items.map((e) => e.name), ['keep']);
     assert.deepEqual(s.paths(), ['/srv/dangling', '/srv/fifo', '/srv/to-dir', '/srv/to-socket']);
     const reason = new Map(s.seen);
@@ -151,22 +156,22 @@ describe('listItems', () => {
     const hidden = partialName('big.iso', 100, 1_700_000_000);
     const tree = new FakeTree({ srv: dir({ 'big.iso': file(100), [hidden]: file(40), '.odd.cm-partial': dir() }) });
     const s = skips();
-    assert.deepEqual((await listItems(tree, '/srv', s.onSkip)).map((e) => e.name), ['big.iso']);
+    assert.deepEqual((await listItems(tree, '/srv', s.onSkip, noRefuse)).map((e) => e.name), ['big.iso']);
     assert.deepEqual(s.paths(), [`/srv/${hidden}`, '/srv/.odd.cm-partial'].sort());
     assert.ok(s.seen.every(([, reason]) => /partial/.test(reason)));
   });
 
   it('keeps hidden files and visible names that end in .cm-partial', async () => {
     const tree = new FakeTree({ srv: dir({ '.hidden': file(1), 'x.cm-partial': file(2) }) });
-    assert.deepEqual((await listItems(tree, '/srv', noSkip)).map((e) => e.name).sort(), ['.hidden', 'x.cm-partial']);
+    assert.deepEqual((await listItems(tree, '/srv', noSkip, noRefuse)).map((e) => e.name).sort(), ['.hidden', 'x.cm-partial']);
   });
 
   it('gives the same items and skip paths with and without a trailing slash', async () => {
     const make = () => new FakeTree({ srv: dir({ data: dir({ a: dir(), 'b.txt': file(2), bad: link('/none') }) }) });
     const plain = skips();
     const slashed = skips();
-    const withoutSlash = await listItems(make(), '/srv/data', plain.onSkip);
-    const withSlash = await listItems(make(), '/srv/data/', slashed.onSkip);
+    const withoutSlash = await listItems(make(), '/srv/data', plain.onSkip, noRefuse);
+    const withSlash = await listItems(make(), '/srv/data/', slashed.onSkip, noRefuse);
     assert.deepEqual(withSlash, withoutSlash);
     assert.deepEqual(plain.paths(), ['/srv/data/bad']);
     assert.deepEqual(slashed.paths(), ['/srv/data/bad']);
@@ -175,7 +180,7 @@ describe('listItems', () => {
   it('works at the root of the server', async () => {
     const tree = new FakeTree({ 'a.txt': file(1), bad: link('/none') });
     const s = skips();
-    assert.deepEqual((await listItems(tree, '/', s.onSkip)).map((e) => e.name), ['a.txt']);
+    assert.deepEqual((await listItems(tree, '/', s.onSkip, noRefuse)).map((e) => e.name), ['a.txt']);
     assert.deepEqual(s.paths(), ['/bad']);
   });
 });
@@ -185,7 +190,7 @@ describe('filesOf', () => {
 
   it('gives a file item as its only file, without listing anything', async () => {
     const tree = new FakeTree({ srv: dir({ 'a.bin': file(10) }) });
-    assert.deepEqual(await filesOf(tree, '/srv', item('a.bin', 'file', 10, 1_700_000_000), noSkip), [{ relPath: 'a.bin', size: 10, mtime: 1_700_000_000 }]);
+    assert.deepEqual(await filesOf(tree, '/srv', item('a.bin', 'file', 10, 1_700_000_000), noSkip, noRefuse), [{ relPath: 'a.bin', size: 10, mtime: 1_700_000_000 }]);
     assert.deepEqual(tree.readdirs, []);
   });
 
@@ -201,7 +206,7 @@ describe('filesOf', () => {
         }),
       }),
     });
-    const files = await filesOf(tree, '/srv', item('20251118', 'directory'), noSkip);
+    const files = await filesOf(tree, '/srv', item('20251118', 'directory'), noSkip, noRefuse);
     assert.deepEqual(files, [
       { relPath: '20251118/hour10/z.bin', size: 5, mtime: 15 },
       { relPath: '20251118/hour9/deep/y.bin', size: 4, mtime: 14 },
@@ -213,7 +218,7 @@ describe('filesOf', () => {
 
   it('gives nothing for an empty folder item', async () => {
     const tree = new FakeTree({ srv: dir({ empty: dir() }) });
-    assert.deepEqual(await filesOf(tree, '/srv', item('empty', 'directory'), noSkip), []);
+    assert.deepEqual(await filesOf(tree, '/srv', item('empty', 'directory'), noSkip, noRefuse), []);
   });
 
   it('includes a symlink to a file with the target size, and skips the rest with their full paths', async () => {
@@ -229,7 +234,7 @@ describe('filesOf', () => {
       }),
     });
     const s = skips();
-    const files = await filesOf(tree, '/srv', item('item', 'directory'), s.onSkip);
+    const files = await filesOf(tree, '/srv', item('item', 'directory'), s.onSkip, noRefuse);
     assert.deepEqual(files, [
       { relPath: 'item/own.bin', size: 3, mtime: 1 },
       { relPath: 'item/link.bin', size: 777, mtime: 1_700_000_777 },
@@ -247,8 +252,8 @@ describe('filesOf', () => {
     const make = () => new FakeTree({ srv: dir({ item: dir({ sub: dir({ 'a.bin': file(1) }), 'b.bin': file(2), bad: link('/none') }) }) });
     const plain = skips();
     const slashed = skips();
-    const withoutSlash = await filesOf(make(), '/srv', item('item', 'directory'), plain.onSkip);
-    const withSlash = await filesOf(make(), '/srv/', item('item', 'directory'), slashed.onSkip);
+    const withoutSlash = await filesOf(make(), '/srv', item('item', 'directory'), plain.onSkip, noRefuse);
+    const withSlash = await filesOf(make(), '/srv/', item('item', 'directory'), slashed.onSkip, noRefuse);
     assert.deepEqual(withoutSlash.map((f) => f.relPath), ['item/sub/a.bin', 'item/b.bin']);
     assert.deepEqual(withSlash, withoutSlash);
     assert.deepEqual(plain.paths(), ['/srv/item/bad']);
@@ -257,7 +262,94 @@ describe('filesOf', () => {
 
   it('works below the root of the server', async () => {
     const tree = new FakeTree({ item: dir({ 'a.bin': file(1) }) });
-    assert.deepEqual((await filesOf(tree, '/', item('item', 'directory'), noSkip)).map((f) => f.relPath), ['item/a.bin']);
+    assert.deepEqual((await filesOf(tree, '/', item('item', 'directory'), noSkip, noRefuse)).map((f) => f.relPath), ['item/a.bin']);
     assert.deepEqual(tree.readdirs, ['/item']);
+  });
+});
+
+/** A server whose listings are given verbatim, hostile names and all (no path parsing). */
+class ScriptedListings extends ListingsOnly implements RemoteReader {
+  readonly maxReadLength = 32_768;
+  readonly #listings: Map<string, RemoteEntry[]>;
+  readdirs: string[] = [];
+  stats: string[] = [];
+
+  constructor(listings: Record<string, [string, EntryKind][]>) {
+    super();
+    this.#listings = new Map(Object.entries(listings).map(([dir, entries]) => [dir, entries.map(([name, kind]) => ({ name, kind, size: 1, mtime: 1 }))]));
+  }
+
+  async readdir(path: string): Promise<RemoteEntry[]> {
+    this.readdirs.push(path);
+    const list = this.#listings.get(path);
+    if (!list) throw new Error(`readdir ${JSON.stringify(path)}: not listed`);
+    return list;
+  }
+
+  async statFollow(path: string): Promise<RemoteEntry | null> {
+    this.stats.push(path);
+    return { name: path.slice(path.lastIndexOf('/') + 1), kind: 'file', size: 1, mtime: 1 };
+  }
+}
+
+/** Collects onRefuse calls as [relDir, name]. */
+function refusals(): { onRefuse: (relDir: string, name: string, reason: string) => void; seen: [string, string, string][] } {
+  const seen: [string, string, string][] = [];
+  return { onRefuse: (relDir, name, reason) => seen.push([relDir, name, reason]), seen };
+}
+
+const hostileNames: [string, EntryKind][] = [
+  ['../escape1.txt', 'file'],
+  ['sub/../../escape2.txt', 'file'],
+  ['../escdir', 'directory'],
+  ['a/b', 'file'],
+  ['new\nline', 'file'],
+  ['x'.repeat(300), 'file'],
+  ['.', 'directory'],
+  ['..', 'directory'],
+  ['', 'file'],
+  ['nul\0name', 'file'],
+  ['ctl\x01name', 'file'],
+  ['../link', 'symlink'],
+];
+
+describe('names from the listing', () => {
+  it('listItems refuses every unsafe name once, before touching it, and keeps the rest', async () => {
+    const reader = new ScriptedListings({ '/srv': [...hostileNames, ['ok.txt', 'file'], ['day1', 'directory'], ['..x', 'file'], ['x'.repeat(255), 'file']] });
+    const r = refusals();
+    const items = await listItems(reader, '/srv', noSkip, r.onRefuse);
+    assert.deepEqual(items.map((e) => e.name), ['day1', 'x'.repeat(255), 'ok.txt', '..x']);
+    assert.deepEqual(r.seen.map(([dir, name]) => [dir, name]), hostileNames.map(([name]) => ['', name]));
+    assert.deepEqual(reader.stats, [], 'a refused symlink is not even followed');
+    assert.deepEqual(reader.readdirs, ['/srv']);
+    const reason = new Map(r.seen.map(([, name, why]) => [name, why]));
+    assert.match(reason.get('../escape1.txt')!, /contains "\/"/);
+    assert.match(reason.get('..')!, /itself or its parent/);
+    assert.match(reason.get('')!, /empty/);
+    assert.match(reason.get('nul\0name')!, /NUL/);
+    assert.match(reason.get('new\nline')!, /control character/);
+    assert.match(reason.get('x'.repeat(300))!, /300 bytes/);
+  });
+
+  it('refuses a name listed a second time (as anything), keeping the first', async () => {
+    const reader = new ScriptedListings({ '/srv': [['x', 'directory'], ['ok', 'file'], ['x', 'file'], ['x', 'file']] });
+    const r = refusals();
+    const items = await listItems(reader, '/srv', noSkip, r.onRefuse);
+    assert.deepEqual(items.map((e) => [e.name, e.kind]), [['x', 'directory'], ['ok', 'file']]);
+    assert.deepEqual(r.seen, [['', 'x', 'is listed more than once'], ['', 'x', 'is listed more than once']], 'reported per occurrence; the mirror says it once');
+  });
+
+  it('filesOf refuses unsafe names at every level with the folder they are in, and does not walk refused folders', async () => {
+    const reader = new ScriptedListings({
+      '/srv/item': [['../../escape3.txt', 'file'], ['good.bin', 'file'], ['sub', 'directory'], ['../escdir', 'directory']],
+      '/srv/item/sub': [['deep.bin', 'file'], ['x/y', 'file'], ['..', 'directory']],
+    });
+    const r = refusals();
+    const files = await filesOf(reader, '/srv', { name: 'item', kind: 'directory', size: 0, mtime: 0 }, noSkip, r.onRefuse);
+    assert.deepEqual(files.map((f) => f.relPath), ['item/sub/deep.bin', 'item/good.bin']);
+    assert.deepEqual(r.seen.map(([dir, name]) => [dir, name]), [
+      ['item', '../../escape3.txt'], ['item', '../escdir'], ['item/sub', 'x/y'], ['item/sub', '..'],
+    ]);
+    assert.deepEqual(reader.readdirs, ['/srv/item', '/srv/item/sub']);
   });
 });

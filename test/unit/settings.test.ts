@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError } from '../../src/errors.js';
 import { loadSettings, parseSettings, resolveSettingsPath, settingsTable } from '../../src/settings.js';
 
@@ -34,14 +34,17 @@ const failureOf = (...lines: string[]) => failure(() => parse(...lines));
 
 /**
  * The ConfigError message of loadSettings(file). Root reads any file, so as root the load runs
- * in a child process as `nobody` to see a real EACCES.
+ * in a child process that becomes `nobody` to see a real EACCES. The child loads the code as
+ * root and only then drops to nobody: `nobody` itself may not be able to enter the checkout at
+ * all (a clone in a 0700 temporary folder), and needs to read nothing but the settings file.
  */
 function loadAsUnprivileged(target: string): string {
   if (process.getuid?.() !== 0) return failure(() => loadSettings(target));
-  const script = `import(${JSON.stringify(path.join(root, 'src/settings.ts'))}).then((m) => {
+  const script = `import(${JSON.stringify(pathToFileURL(path.join(root, 'src/settings.ts')).href)}).then((m) => {
+    process.setgroups([]); process.setgid(65534); process.setuid(65534);
     try { m.loadSettings(process.argv[1]); } catch (err) { process.stdout.write(err.constructor.name + ' ' + err.message); }
   })`;
-  const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', script, target], { cwd: root, uid: 65534, gid: 65534, encoding: 'utf8' });
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', script, target], { cwd: root, encoding: 'utf8' });
   assert.equal(child.status, 0, child.stderr);
   assert.match(child.stdout, /^ConfigError /);
   return child.stdout.slice('ConfigError '.length);

@@ -7,9 +7,12 @@ import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   AssembleExit,
+  carried,
   hasherProbeScript,
   joinScript,
   parseHasherProbe,
+  parseFree,
+  parsePlaced,
   checkExistingScript,
   checkProbeScript,
   parseCheckProbe,
@@ -175,6 +178,45 @@ function assemble(p: AssemblePlan, input?: string): ShResult {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * The login shells sshd may run a command through (`SHELL -c COMMAND`), as Debian installs them
+ * (.ci/run installs the packages). busybox is run as `busybox sh`, which is what a login shell
+ * of /bin/busybox-linked ash amounts to.
+ */
+const loginShells: [string, string[]][] = [
+  ['sh', ['/bin/sh']], ['dash', ['/bin/dash']], ['bash', ['/bin/bash']], ['zsh', ['/usr/bin/zsh']], ['ksh', ['/usr/bin/ksh']],
+  ['busybox ash', ['/usr/bin/busybox', 'sh']], ['tcsh', ['/usr/bin/tcsh']], ['csh', ['/bin/csh']], ['fish', ['/usr/bin/fish']],
+];
+
+describe('carried: a script reaches sh unchanged whatever the login shell', () => {
+  const hostile = `/tmp/x y/it's "q" \\back $HOME \`id\` !bang %s %% \n new line é ${markerName}$(touch ${markerName})`;
+  const script = [
+    `p=${quote(hostile)}`,
+    `printf '%s|' "$p"`,
+    'echo "LC_ALL=$LC_ALL"',
+    // What follows the script on stdin is the script's own input.
+    'while IFS= read -r line; do echo "read:$line"; done',
+    'exit 7',
+  ].join('\n');
+  for (const [name, argv] of loginShells) {
+    it(name, () => {
+      const { command, prologue } = carried(script);
+      const r = spawnSync(argv[0]!, [...argv.slice(1), '-c', command], { cwd: root, input: Buffer.concat([prologue, Buffer.from('one\ntwo \\ $x\n')]), encoding: 'utf8', timeout: 30_000 });
+      if (r.error) throw r.error;
+      assert.equal(r.stdout, `${hostile}|LC_ALL=C\nread:one\nread:two \\ $x\n`, r.stderr);
+      assert.equal(r.status, 7, 'the script\'s exit code, not the login shell\'s');
+      assertNoMarker();
+    });
+  }
+
+  it('the line a login shell sees has no character any of them treats specially outside single quotes', () => {
+    const { command } = carried(script);
+    const outside = command.replace(/'[^']*'/g, '');
+    assert.match(outside, /^exec \/bin\/sh -c $/);
+    assert.doesNotMatch(command, /[!\\\n]/);
+  });
+});
+
 describe('joinScript', () => {
   it('0 chunks: creates an empty destination, creating a missing parent folder', () => {
     const dir = caseDir('empty');
@@ -222,6 +264,23 @@ describe('joinScript', () => {
     assertNoAssembly(assemblyPrefix);
     assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
     assert.deepEqual(readdirSync(join(dir, 'out')), ['file.bin']);
+    // The proof the shore requires: the placed file's digest and size, as the vessel sees them.
+    assert.deepEqual(parsePlaced(r.stdout), { sha256: sha256(whole), size: whole.length });
+  });
+
+  it('a full destination: exits join and says how much room is left there', () => {
+    // A failing tee stands in for a full disk; the free space is whatever df says.
+    const dir = caseDir('full');
+    const prefix = join(dir, 'cm-full');
+    writeChunks(prefix, ['x']);
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'tee'), '#!/bin/sh\necho "tee: write error: No space left on device" >&2\nexit 1\n', { mode: 0o755 });
+    const plan = { chunkPrefix: prefix, chunkCount: 1, assemblyPrefix: join(dir, '.asm'), destination: join(dir, 'dest'), sha256: sha256('x') };
+    const r = spawnSync('/bin/sh', ['-c', joinScript(plan)], { cwd: root, encoding: 'utf8', input: `0\nend ${plan.sha256}\n`, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    assert.equal(r.status, AssembleExit.join, r.stderr);
+    assert.equal(typeof parseFree(r.stdout), 'number', r.stdout);
+    assert.equal(existsSync(plan.destination), false);
   });
 
   it('12 chunks: joins them in numeric order (10 and 11 after 9) and removes all of them', () => {
@@ -246,7 +305,7 @@ describe('joinScript', () => {
     const assemblyPrefix = join(dir, 'sub', '.cm-mm.tmp');
     const r = assemble({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix, destination, sha256: sha256('something else') });
     assert.equal(r.status, AssembleExit.mismatch);
-    assert.equal(r.stdout.trim(), sha256(chunks.join('')));
+    assert.equal(r.stdout.trim(), `mismatch ${sha256(chunks.join(''))}`);
     assert.equal(existsSync(destination), false);
     assertNoAssembly(assemblyPrefix);
     assert.deepEqual(chunksLeft(prefix, 3), [0, 1, 2]);
@@ -260,7 +319,7 @@ describe('joinScript', () => {
     writeFileSync(destination, 'old content');
     const r = assemble({ chunkPrefix: prefix, chunkCount: 2, assemblyPrefix: join(dir, '.asm'), destination, sha256: '0'.repeat(64) });
     assert.equal(r.status, AssembleExit.mismatch);
-    assert.equal(r.stdout.trim(), sha256('new content'));
+    assert.equal(r.stdout.trim(), `mismatch ${sha256('new content')}`);
     assert.equal(readFileSync(destination, 'utf8'), 'old content');
     assert.deepEqual(chunksLeft(prefix, 2), [0, 1]);
     assert.equal(existsSync(join(dir, '.asm')), false);
@@ -282,14 +341,14 @@ describe('joinScript', () => {
     assert.deepEqual(chunksLeft(prefix, 1), [0]);
   });
 
-  it('a missing chunk: exits join and creates no destination', () => {
+  it('a missing chunk: exits vanished and creates no destination', () => {
     const dir = caseDir('missing-chunk');
     const prefix = join(dir, 'cm-missing');
     writeFileSync(`${prefix}.0`, 'a');
     writeFileSync(`${prefix}.2`, 'c');
     const destination = join(dir, 'dest');
     const r = assemble({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256('abc') });
-    assert.equal(r.status, AssembleExit.join);
+    assert.equal(r.status, AssembleExit.vanished);
     assert.equal(existsSync(destination), false);
     assert.equal(existsSync(join(dir, '.asm')), false, 'no half-assembled file is left beside the destination');
     assert.deepEqual(chunksLeft(prefix, 3), [0, 2]);
