@@ -65,7 +65,9 @@ const sftpFileErrors = new Set([1, 5, 8]);
 const fileCodes = new Set(['EACCES', 'EPERM', 'ENOENT', 'EISDIR', 'ENOTDIR', 'ENAMETOOLONG', 'ELOOP', 'EIO', 'ENOSPC', 'EROFS', 'EBUSY', 'ETXTBSY']);
 
 // ssh2 tags its errors with `level`.
-const transientLevels = new Set(['client-socket', 'client-timeout', 'protocol']);
+// `handshake` and `sftp-protocol` are a garbled or cut exchange as often as a broken server:
+// retried with backoff, which is slow enough for the rare server that is broken for good.
+const transientLevels = new Set(['client-socket', 'client-timeout', 'protocol', 'handshake', 'sftp-protocol', 'client-dns']);
 
 /** Maps any error to one of the classes above; an error already classified passes through. */
 export function classify(err: unknown, context: ErrorContext = {}): MonsterError {
@@ -74,8 +76,11 @@ export function classify(err: unknown, context: ErrorContext = {}): MonsterError
   const message = typeof e?.message === 'string' ? e.message : String(err);
   const withCause = { ...context, cause: err };
   if (e?.level === 'client-authentication') return new VesselRefusedError(`authentication failed: ${message}`, withCause);
+  if (e?.level === 'agent') return new VesselRefusedError(`the SSH agent failed: ${message}`, withCause);
   if (typeof e?.level === 'string' && transientLevels.has(e.level)) return new TransientError(message, withCause);
   if (typeof e?.code === 'string' && transientCodes.has(e.code)) return new TransientError(message, withCause);
+  // ssh2: a channel the server would not open (`reason`: too many sessions, resource shortage).
+  if (e !== null && typeof e === 'object' && 'reason' in e) return new TransientError(message, withCause);
   if (typeof e?.code === 'number' && sftpTransient.has(e.code)) return new TransientError(message, withCause);
   if (typeof e?.code === 'number' && e.code === 3) return new FileError(`permission denied: ${message}`, withCause);
   if (typeof e?.code === 'number' && e.code === 2) return new FileError(`no such file: ${message}`, withCause);

@@ -397,7 +397,7 @@ export class SftpConnection implements RemoteFs, RemoteReader {
       const off = this.onClose(reject);
       start((err, value) => {
         off();
-        if (err) reject(describeRequest(classify(err, { vessel: this.vessel, path }), what, path));
+        if (err) reject(describeRequest(requestError(err, this.vessel, path), what, path));
         else resolve(value as T);
       });
     }).finally(() => {
@@ -584,31 +584,37 @@ export class SftpConnection implements RemoteFs, RemoteReader {
     return new Promise((resolve, reject) => {
       const off = this.onClose(reject);
       const { command: line, prologue } = carried(command);
-      this.#client.exec(line, (err, stream: ClientChannel) => {
-        off();
-        if (err) {
-          // A channel that could not open says why (`reason`: too many sessions, say); one that
-          // opened and was then refused the command means the server runs no commands at all.
-          reject('reason' in err ? classify(err, { vessel: this.vessel }) : commandsRefused(this.vessel, err));
-          return;
-        }
-        stream.on('error', () => {}); // a write after the peer closed; the exit says what happened
-        stream.write(prologue);
-        const exited = new Promise<ExecResult>((done, fail) => {
-          const offExit = this.onClose(fail);
-          const out: Buffer[] = [];
-          const errOut: Buffer[] = [];
-          stream.on('data', (d: Buffer) => out.push(d));
-          stream.stderr.on('data', (d: Buffer) => errOut.push(d));
-          // The exit code arrives with 'close' (an 'exit' event may come before the output ends).
-          stream.on('close', (code: number | null, signal: string | null) => {
-            offExit();
-            done({ code: code ?? null, signal: signal ?? null, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errOut).toString().trim() });
+      try {
+        this.#client.exec(line, (err, stream: ClientChannel) => {
+          off();
+          if (err) {
+            // A channel that could not open says why (`reason`: too many sessions, say); one that
+            // opened and was then refused the command means the server runs no commands at all.
+            reject('reason' in err || this.#closedError ? classify(err, { vessel: this.vessel }) : commandsRefused(this.vessel, err));
+            return;
+          }
+          stream.on('error', () => {}); // a write after the peer closed; the exit says what happened
+          stream.write(prologue);
+          const exited = new Promise<ExecResult>((done, fail) => {
+            const offExit = this.onClose(fail);
+            const out: Buffer[] = [];
+            const errOut: Buffer[] = [];
+            stream.on('data', (d: Buffer) => out.push(d));
+            stream.stderr.on('data', (d: Buffer) => errOut.push(d));
+            // The exit code arrives with 'close' (an 'exit' event may come before the output ends).
+            stream.on('close', (code: number | null, signal: string | null) => {
+              offExit();
+              done({ code: code ?? null, signal: signal ?? null, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errOut).toString().trim() });
+            });
           });
+          exited.catch(() => {}); // awaited through result(); a dead connection must not be unhandled
+          resolve({ stream, exited });
         });
-        exited.catch(() => {}); // awaited through result(); a dead connection must not be unhandled
-        resolve({ stream, exited });
-      });
+      } catch (err) {
+        // ssh2 throws at once when its socket is already gone ("Not connected").
+        off();
+        reject(new TransientError(`cannot start a command on ${this.#label}: ${(err as Error).message}`, { vessel: this.vessel, cause: err }));
+      }
     });
   }
 }
@@ -622,6 +628,16 @@ function entryOf(name: string, st: Stats): RemoteEntry {
 function describeRequest<E extends Error>(err: E, what: string, path: string): E {
   err.message = `SFTP ${what}${path ? ` ${path}` : ''}: ${err.message}`;
   return err;
+}
+
+/**
+ * A failed SFTP request: the server's answer carries a status code (classify knows them all);
+ * without one, no answer came at all (ssh2's "No response from server" when the SFTP channel
+ * ends with requests in flight), which is the link's doing, not the file's.
+ */
+function requestError(err: Error, vessel: string, path: string): Error {
+  if (typeof (err as { code?: unknown }).code === 'number' || err instanceof RenameUnsupported) return classify(err, { vessel, path });
+  return new TransientError(err.message, { vessel, path, cause: err });
 }
 
 /** The server refused to run a command on an open channel (ssh2: "Unable to exec"). */

@@ -8,15 +8,15 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { onTestExit } from '../helpers/cleanup.js';
 import { startVesselFarm, TEST_UID_BASE, type TestUser, type Vessel, type VesselFarm } from '../helpers/sshd.js';
 import { startDropbearVessel } from '../helpers/dropbear.js';
 import { startProftpdVessel, type ProftpdVessel } from '../helpers/proftpd.js';
-import { runCli, type RunResult } from '../helpers/process.js';
-import { listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
+import { runCli, startDaemon, waitFor, type RunResult } from '../helpers/process.js';
+import { exists, listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
 import { assertOnVessel, databasePath, resetFarm } from '../helpers/push.js';
 
 const CHUNK = 1024 * 1024;
@@ -236,6 +236,42 @@ describe('vessel kinds: push refuses a vessel that cannot run commands', () => {
     // TempDir /tmp/.ContentMonster is, for a jailed ProFTPD user, under the jail.
     const r = await assertRefuses(proftpd, settings, join(proftpd.backing, 'tmp', '.ContentMonster'));
     assert.equal(cannotRunCommandsErrors(r).length, 1, `${r.stdout}${r.stderr}\nproftpd:\n${await proftpd.logs()}`);
+  });
+
+  it('the daemon: one ERROR for the SFTP-only vessel, no reconnect loop, the other vessel served meanwhile', async () => {
+    const served = farm.vessels[0]!; // login shell bash
+    const files = await makeFiles();
+    const settings = await settingsFor(sftpOnly);
+    await appendFile(settings, [
+      `[Vessel ${served.name}]`, 'Address = 127.0.0.1', `Port = ${served.port}`, `Username = ${served.username}`,
+      `IdentityFile = ${farm.clientKey}`, `HostKey = ${served.hostKeyFingerprint}`, '',
+    ].join('\n'));
+    const daemon = startDaemon(['run', '-c', settings, '--log-format', 'text'], { cwd: farm.root, env: cliEnv() });
+    try {
+      await daemon.waitForOutput(/cannot run commands/);
+      await waitFor(async () => {
+        await assertOnVessel(served, farm.viewPath, files);
+        return true;
+      }, `every file on ${served.name}`);
+      // One more file after the refusal: a loop of reconnections would show by now many times.
+      const late = new Map([['late.bin', await writeRandomFile(join(farm.viewPath, 'late.bin'), 5000, 17_001)]]);
+      await waitFor(async () => {
+        await assertOnVessel(served, farm.viewPath, late);
+        return true;
+      }, `late.bin on ${served.name}`);
+    } finally {
+      daemon.kill('SIGTERM');
+    }
+    assert.equal((await daemon.waitForExit()).code, 0);
+    const out = daemon.output();
+    const errors = out.split('\n').filter((l) => /\bERROR\b/.test(l));
+    assert.equal(errors.length, 1, out);
+    assert.match(errors[0]!, new RegExp(`vessel=${sftpOnly.name}.*cannot run commands`));
+    assert.ok(!new RegExp(`connected vessel=${sftpOnly.name}`).test(out), `never taken as connected\n${out}`);
+    assert.ok(!new RegExp(`WARN.*vessel=${sftpOnly.name}`).test(out), `no retries at WARN\n${out}`);
+    assert.equal(deliveredCount(), files.size + 1, 'only the other vessel\'s deliveries recorded');
+    assert.deepEqual((await listFiles(sftpOnly.backing)), [], 'nothing written to the refused vessel');
+    for (const rel of files.keys()) assert.ok(await exists(join(farm.viewPath, rel)), `${rel} waits on the shore for the refused vessel`);
   });
 
   it('a wrapper that exits 0 without running anything: exit 1 at once, never a delivery', async () => {

@@ -46,6 +46,7 @@ suite('classify', () => {
     ['SFTP 4 FAILURE (callers look closer; else transient)', sftpError(4, 'Failure'), TransientError],
     ['SFTP 8 OP_UNSUPPORTED', sftpError(8, 'Operation unsupported'), FileError],
     ['an abort', errnoError('ABORT_ERR', 'This operation was aborted'), TransientError],
+    ['ssh2 channel open failure', Object.assign(new Error('(SSH) Channel open failure: open failed'), { reason: 2 }), TransientError],
     ['EACCES', errnoError('EACCES', "EACCES: permission denied, open '/data/x'"), FileError],
     ['EPERM', errnoError('EPERM'), FileError],
     ['ENOENT', errnoError('ENOENT'), FileError],
