@@ -11,9 +11,10 @@ import { existsSync } from 'node:fs';
 import { ConfigError, VesselRefusedError, describe } from './errors.js';
 import type { Logger } from './log.js';
 import type { DirectorySettings, Settings, VesselSettings } from './settings.js';
-import { StateStore } from './state-store.js';
+import { openStateStore } from './state-database.js';
 import { proveCommands } from './transfer/commands-probe.js';
 import { SftpConnection, vesselEndpoint } from './transfer/connection.js';
+import { sameStorageStep } from './transfer/same-storage.js';
 import type { HostKeyRecords, HostKeyVerdict } from './transfer/host-key.js';
 import {
   checkProbeScript, parseCheckProbe, probeInput, probeSha256, type CheckProbe, type CommandProbe, type FolderProbe,
@@ -52,9 +53,10 @@ export interface CheckOptions {
   log?: Logger;
 }
 
-/** Checks every vessel at once; never throws for a vessel's problem (only for an unreadable state database). */
+/** Checks every vessel at once; never throws for a vessel's problem (only a ConfigError for an unreadable state database). */
 export async function checkVessels(settings: Settings, options: CheckOptions = {}): Promise<VesselCheck[]> {
-  const store = existsSync(settings.monster.database) ? new StateStore(settings.monster.database, { readonly: true }) : undefined;
+  // A database that cannot be opened is a ConfigError naming it (exit 2), as for `run`.
+  const store = existsSync(settings.monster.database) ? openStateStore(settings, { readonly: true }) : undefined;
   try {
     // Judged against the records, never written: a new key is recorded by `run`, not here.
     const records: HostKeyRecords = { hostKey: (host) => store?.hostKey(host), recordHostKey: () => {} };
@@ -158,6 +160,7 @@ async function probe(
   }
   if (!found) return { commands: ok(), tempDir: fail(why) };
   const locations = received.map((d, i) => folderStep(`RemoteLocation ${shown(d.remoteLocation)} of [Directory ${d.name}]`, d.remoteLocation, found.locations[i]!));
+  locations.push(await sameStorageStep(connection, received)); // a RemoteLocation that is the shore's own Location
   const remoteLocations = locations.some((l) => l.state === 'fail')
     ? fail(...locations.flatMap((l) => l.problems))
     : ok([

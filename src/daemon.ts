@@ -4,16 +4,18 @@
  * at start is processed, or a signal (no new work, transfers cut short, exit 0 within 10 s).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigError } from './errors.js';
+import { StateDatabaseError, describe } from './errors.js';
 import { makeIgnoreMatcher } from './glob.js';
 import type { Logger } from './log.js';
 import { MetricsSink } from './metrics/sink.js';
 import { PushReport, type QueueDepth } from './push-report.js';
 import { Replicator, type Failure } from './replicator.js';
 import { Scanner } from './scanner.js';
-import type { Settings } from './settings.js';
+import type { DirectorySettings, Settings } from './settings.js';
+import { locationProblem } from './shore-check.js';
 import { Stabilizer } from './stabilizer.js';
-import { StateStore } from './state-store.js';
+import { lockStateFolder, openStateStore } from './state-database.js';
+import type { StateStore } from './state-store.js';
 import { VesselWorker } from './vessel-worker.js';
 import { Watcher } from './watcher.js';
 
@@ -29,13 +31,74 @@ export interface PushResult {
   failures: Failure[];
   /** Vessels given up (`--once`), each said once, with its reason, when it happened. */
   gaveUp: { vessel: string; reason: string }[];
+  /** Locations nothing could be sent from (missing, not a folder, unreadable, read-only), each logged once when found. */
+  shoreProblems: string[];
+  /** `--once` stopped by a signal before everything present was processed. */
+  interrupted?: {
+    /** Files found and not yet processed (on the vessels and moved to processed/). */
+    waiting: number;
+    /** False when the signal came before every Location was scanned: more files may wait. */
+    scanned: boolean;
+  };
 }
 
 /** How long a stop may wait for transfers to wind down before the store is closed anyway. */
 const STOP_GRACE_MS = 7000;
+/** How often a Location that cannot be used (yet) is looked at again, in daemon mode. */
+const LOCATION_RETRY_MS = 1000;
 
 export async function runPush(settings: Settings, log: Logger, options: PushOptions): Promise<PushResult> {
-  const store = openStore(settings);
+  // One daemon per database: the lock comes before anything is opened, cleared or replayed.
+  const lock = lockStateFolder(settings);
+  // Aborted by the caller's signal, or when the state database fails under us.
+  const stop = new AbortController();
+  const signal = stop.signal;
+  const onSignal = () => stop.abort();
+  options.signal.addEventListener('abort', onSignal, { once: true });
+  if (options.signal.aborted) stop.abort();
+  let fatal: StateDatabaseError | undefined;
+  const databaseFailed = (err: StateDatabaseError) => {
+    if (fatal) return;
+    fatal = err;
+    log.error({ err: describe(err) }, 'the state database cannot be used; stopping (the next start resumes)');
+    stop.abort();
+  };
+  // A failed write surfaces as a StateDatabaseError wherever it was made, timers included: it
+  // is said once (above) and the daemon stops, never with a stack trace. The capture callback
+  // takes uncaught exceptions before any 'uncaughtException' listener (main.ts has one, which
+  // prints the stack); everything else is handed on to where it would have gone without us.
+  const onUncaught = (err: unknown) => {
+    if (err instanceof StateDatabaseError) {
+      databaseFailed(err);
+      return;
+    }
+    if (process.listenerCount('uncaughtException') > 0) {
+      (process as NodeJS.EventEmitter).emit('uncaughtException', err, 'uncaughtException');
+      return;
+    }
+    process.setUncaughtExceptionCaptureCallback(null);
+    process.nextTick(() => {
+      throw err;
+    });
+  };
+  const onRejection = (reason: unknown) => {
+    if (reason instanceof StateDatabaseError) {
+      databaseFailed(reason);
+      return;
+    }
+    throw reason; // what Node does with an unhandled rejection when nobody listens
+  };
+  let store: StateStore;
+  try {
+    store = openStateStore(settings, { onFailure: databaseFailed });
+  } catch (err) {
+    lock.release();
+    options.signal.removeEventListener('abort', onSignal);
+    throw err;
+  }
+  const capturing = !process.hasUncaughtExceptionCaptureCallback();
+  if (capturing) process.setUncaughtExceptionCaptureCallback(onUncaught);
+  process.on('unhandledRejection', onRejection);
   const metrics = new MetricsSink(settings.monster.metricsSocket ?? undefined, log);
   // Every vessel appears in the queue figures, also one with nothing waiting.
   const waiting = (): QueueDepth[] => {
@@ -49,7 +112,7 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
   const filter = { isIgnored: makeIgnoreMatcher(settings.monster.ignore) };
   const scanner = new Scanner(filter, log);
   const locations = new Map(settings.directories.map((d) => [d.name, d.location]));
-  const scanFolder = (d: string, r: string) => void scanner.scan(locations.get(d)!, (rel) => stabilizer.observe(d, rel), options.signal, r);
+  const scanFolder = (d: string, r: string) => void scanner.scan(locations.get(d)!, (rel) => stabilizer.observe(d, rel), signal, r);
   const stabilizer: Stabilizer = new Stabilizer(settings.monster.stableTimeMs, locations, {
     stable: (f) => replicator.dispatch(f),
     gone: (d, r) => replicator.gone(d, r),
@@ -57,28 +120,45 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
     symlink: (p) => scanner.warnLink(p),
   });
   replicator.onRecheck = (d, r) => stabilizer.observe(d, r);
+  const shore = new ShoreLocations(settings.directories, log, options.once);
+  const scanOne = (d: DirectorySettings) => scanner.scan(d.location, (rel) => stabilizer.observe(d.name, rel), signal);
   const scanAll = async () => {
-    for (const d of settings.directories) await scanner.scan(d.location, (rel) => stabilizer.observe(d.name, rel), options.signal);
+    for (const d of shore.usable()) await scanOne(d);
   };
 
   let watcher: Watcher | undefined;
   let rescanTimer: NodeJS.Timeout | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let settled = false;
+  let scanned = false;
+  let interrupted: PushResult['interrupted'];
   try {
     log.info({ directories: settings.directories.length, vessels: settings.vessels.length, once: options.once }, 'starting');
     for (const w of settings.warnings) log.warn(w);
+    shore.lookAtAll();
     store.retryFailed(); // a new start gives every earlier failure another round
-    await replicator.replay();
+    // Rows of a Location left out stay as they are: a read-only one would have its files sent
+    // and then not moved, an unmounted one would have them forgotten as removed.
+    await replicator.replay((d) => shore.isUsable(d));
     if (!options.once) {
       // Watch before the first scan, so nothing written during the scan is missed.
-      watcher = new Watcher(settings.directories.map((d) => ({ directory: d.name, location: d.location })), filter, {
+      const w = new Watcher(shore.usable().map((d) => ({ directory: d.name, location: d.location })), filter, {
         path: (d, r) => stabilizer.observe(d, r),
         folder: scanFolder,
       }, log);
-      await watcher.ready();
+      watcher = w;
+      await w.ready();
+      // A Location that is not there (or not usable) yet is taken up as soon as it is.
+      retryTimer = setInterval(() => {
+        for (const d of shore.retry()) {
+          void w.add({ directory: d.name, location: d.location }).then(() => (signal.aborted ? undefined : scanOne(d)));
+        }
+      }, LOCATION_RETRY_MS);
     }
     await scanAll();
+    scanned = true;
     if (options.once) {
-      await untilSettled(stabilizer, replicator, workers, options.signal);
+      settled = await untilSettled(stabilizer, replicator, workers, signal);
     } else {
       const every = settings.monster.rescanIntervalS * 1000;
       if (every > 0) {
@@ -88,34 +168,117 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
         }, every);
       }
       log.info('watching for new files');
-      await new Promise<void>((resolve) => options.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     }
   } finally {
     clearInterval(rescanTimer);
+    clearInterval(retryTimer);
+    if (options.once && !settled && !fatal) interrupted = { waiting: unprocessed(store, stabilizer), scanned };
     stabilizer.stop();
     await watcher?.close();
-    if (options.signal.aborted) log.info('stopping: no new work; transfers in flight keep their chunks for the next start');
+    if (signal.aborted) log.info('stopping: no new work; transfers in flight keep their chunks for the next start');
     await Promise.race([Promise.all(workers.map((w) => w.stop())), sleep(STOP_GRACE_MS)]);
     report.stop();
-    store.close();
-    await metrics.close();
+    try {
+      store.close();
+    } catch (err) {
+      if (err instanceof StateDatabaseError) databaseFailed(err);
+      else throw err;
+    } finally {
+      lock.release();
+      options.signal.removeEventListener('abort', onSignal);
+      if (capturing) process.setUncaughtExceptionCaptureCallback(null);
+      process.off('unhandledRejection', onRejection);
+      await metrics.close();
+    }
   }
+  if (fatal) throw fatal;
   return {
     failures: replicator.failures,
     gaveUp: workers.flatMap((w) => (w.gaveUp ? [{ vessel: w.name, reason: w.gaveUp }] : [])),
+    shoreProblems: shore.problems,
+    ...(interrupted ? { interrupted } : {}),
   };
 }
 
-function openStore(settings: Settings): StateStore {
+/** Files found and not processed yet: recorded in the store, or still settling (each counted once). */
+function unprocessed(store: StateStore, stabilizer: Stabilizer): number {
+  const files = new Set(stabilizer.pendingPaths().map(([d, r]) => `${d}\0${r}`));
   try {
-    return new StateStore(settings.monster.database);
-  } catch (err) {
-    throw new ConfigError(`${settings.file}: [MONSTER] Database: cannot open ${settings.monster.database}: ${(err as Error).message}`, { cause: err });
+    for (const f of store.allFiles()) files.add(`${f.directory}\0${f.relpath}`);
+  } catch {
+    // The database failed: that is what gets reported.
+  }
+  return files.size;
+}
+
+/**
+ * Which Locations files are sent from. One that is missing, not a folder, unreadable or
+ * read-only (its files could not be moved to processed/ once replicated) is left out, said once
+ * (again only when the reason changes); with `--once` it is a failure. The daemon looks at it
+ * again every second and takes it up as soon as it is usable: a Location made after the start
+ * is watched from then on, not from the next rescan.
+ */
+class ShoreLocations {
+  readonly #all: readonly DirectorySettings[];
+  readonly #log: Logger;
+  readonly #once: boolean;
+  /** Directory name -> the problem last said. */
+  readonly #unusable = new Map<string, string>();
+  /** Every problem found, for `--once`'s result. */
+  readonly problems: string[] = [];
+
+  constructor(all: readonly DirectorySettings[], log: Logger, once: boolean) {
+    this.#all = all;
+    this.#log = log;
+    this.#once = once;
+  }
+
+  usable(): DirectorySettings[] {
+    return this.#all.filter((d) => !this.#unusable.has(d.name));
+  }
+
+  isUsable(directory: string): boolean {
+    return !this.#unusable.has(directory);
+  }
+
+  lookAtAll(): void {
+    for (const d of this.#all) {
+      const p = locationProblem(d);
+      if (!p) continue;
+      this.#unusable.set(d.name, p.message);
+      this.problems.push(p.message);
+      if (this.#once) this.#log.error({ directory: d.name }, `${p.message}; nothing is sent from it`);
+      else if (p.kind === 'missing') this.#log.warn({ directory: d.name }, `${p.message}; it is taken up as soon as it appears`);
+      else this.#log.error({ directory: d.name }, `${p.message}; nothing is sent from it until this is fixed`);
+    }
+  }
+
+  /** The Locations that have become usable since the last look. */
+  retry(): DirectorySettings[] {
+    const ready: DirectorySettings[] = [];
+    for (const d of this.#all) {
+      const said = this.#unusable.get(d.name);
+      if (said === undefined) continue;
+      const p = locationProblem(d);
+      if (!p) {
+        this.#unusable.delete(d.name);
+        this.#log.info({ directory: d.name }, `Location ${d.location} of [Directory ${d.name}] is usable now; watching it`);
+        ready.push(d);
+      } else if (p.message !== said) {
+        this.#unusable.set(d.name, p.message);
+        this.#log.error({ directory: d.name }, `${p.message}; nothing is sent from it until this is fixed`);
+      }
+    }
+    return ready;
   }
 }
 
-/** `--once`: resolves when no file is waiting to settle, queued, in transfer or being moved. */
-async function untilSettled(stabilizer: Stabilizer, replicator: Replicator, workers: VesselWorker[], signal: AbortSignal): Promise<void> {
+/**
+ * `--once`: resolves true when no file is waiting to settle, queued, in transfer or being
+ * moved; false when stopped first.
+ */
+async function untilSettled(stabilizer: Stabilizer, replicator: Replicator, workers: VesselWorker[], signal: AbortSignal): Promise<boolean> {
   // Polling a few cheap counters is simpler and more robust than stitching together the
   // completion events of three components; 25 ms is noise next to any transfer.
   let quietRounds = 0;
@@ -124,4 +287,5 @@ async function untilSettled(stabilizer: Stabilizer, replicator: Replicator, work
     quietRounds = settled ? quietRounds + 1 : 0;
     await sleep(25);
   }
+  return quietRounds >= 2;
 }

@@ -41,6 +41,13 @@ export class VesselRefusedError extends MonsterError {}
 export class CommandsRefusedError extends VesselRefusedError {}
 /** An error nothing here expected: see the header. */
 export class UnexpectedError extends FileError {}
+/** Another `run` holds the state database (one daemon per database): exit 1, naming it. */
+export class AlreadyRunningError extends MonsterError {}
+/**
+ * The state database cannot be read or written while running (disk full, read-only, I/O
+ * error): the daemon cannot record what it does, so it stops (exit 1) and the next start resumes.
+ */
+export class StateDatabaseError extends MonsterError {}
 /** Raised into work that is cut short because the daemon is stopping. */
 export class StoppedError extends MonsterError {}
 

@@ -5,6 +5,7 @@
  *   `journalctl -p warning` works; chosen automatically when `JOURNAL_STREAM` is set;
  * - `text`: the same with a timestamp and level name, for a terminal;
  * - `json`: pino's own lines.
+ * `withPriority` gives text written to stderr outside the logger the same prefix under journald.
  * Passwords and passphrases are redacted wherever they appear in a log object.
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
@@ -56,6 +57,20 @@ export interface TextSink {
 function textDestination(style: 'text' | 'journal', sink?: TextSink): DestinationStream {
   const out = sink ?? pino.destination({ dest: 1, sync: true });
   return { write: (line: string) => out.write(formatLine(line, style)) };
+}
+
+/** Syslog priorities, as journald reads them from a `<N>` line prefix. */
+export const priority = { error: 3, warning: 4, info: 6 } as const;
+
+/**
+ * Text written outside the logger (a fatal error, a usage error from the command line): under
+ * journald (`JOURNAL_STREAM` set, as for the logger's `auto` format) every line gets the `<N>`
+ * prefix, so `journalctl -p err` shows why a unit stopped; elsewhere the text is unchanged.
+ */
+export function withPriority(text: string, level: number, env: NodeJS.ProcessEnv = process.env): string {
+  if (!env.JOURNAL_STREAM) return text;
+  const lines = text.split('\n');
+  return lines.map((line, i) => (i === lines.length - 1 && line === '' ? line : `<${level}>${line}`)).join('\n');
 }
 
 export function resolveFormat(format: LogFormat, env: NodeJS.ProcessEnv = process.env): Exclude<LogFormat, 'auto'> {

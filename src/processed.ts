@@ -5,10 +5,11 @@
  * one filesystem, so a crash between them leaves both files intact. The calls are synchronous
  * (see shore-fs.ts).
  */
-import { lstatSync, mkdirSync, renameSync } from 'node:fs';
+import { lstatSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { failpoint } from './failpoint.js';
 import { PROCESSED_DIR } from './scanner.js';
+import { fsReason, makeFolders } from './shore-fs.js';
 
 /** Whether anything (a symlink too) is at `path`; errors other than "no such file" are thrown. */
 function exists(path: string): boolean {
@@ -19,7 +20,13 @@ function exists(path: string): boolean {
 export async function moveToProcessed(location: string, relpath: string): Promise<{ target: string; keptOlderAs?: string }> {
   const source = join(location, relpath);
   const target = join(location, PROCESSED_DIR, relpath);
-  mkdirSync(dirname(target), { recursive: true });
+  try {
+    makeFolders(dirname(target));
+  } catch (err) {
+    // `read-only file system`, not the ENOENT a recursive mkdir gives there.
+    const code = (err as NodeJS.ErrnoException).code;
+    throw Object.assign(new Error(`cannot create the folder ${dirname(target)}: ${fsReason(err)}`), { code });
+  }
   let keptOlderAs: string | undefined;
   if (exists(target)) {
     for (let n = 1; ; n++) {

@@ -2,12 +2,13 @@
  * What the push daemon tells operators while it works, besides one line per file:
  * - metrics to Telegraf (`MetricsSocket`): `contentmonster_transfer` per file and vessel, and
  *   `contentmonster_queue` per vessel every `intervalMs`;
- * - a summary log line at info once a minute while there is work, so `journalctl` shows
+ * - a summary log line per vessel at info once a minute while there is work, so `journalctl` shows
  *   progress on a long backlog without reading every transfer line.
  * The sink never blocks or throws: a missing or dead socket cannot slow replication.
  */
 import type { Logger } from './log.js';
 import { transferFields, type Point } from './metrics/line-protocol.js';
+import { formatBytes } from './mirror/progress.js';
 
 export interface QueueDepth {
   vessel: string;
@@ -75,22 +76,28 @@ export class PushReport {
     for (const q of this.#waiting()) this.#metrics.send(queuePoint(q, now));
   }
 
-  /** One line while there is work: what waits and what went out, per vessel. */
+  /**
+   * While there is work, one line per vessel: what waits and what went out since the last
+   * line, in files and bytes an operator can read (`waiting="80 files (1.20 GiB)"`).
+   */
   #summarize(): void {
     const waiting = this.#waiting();
     const recent = this.#recent;
     this.#recent = new Map();
     if (waiting.every((q) => q.files === 0) && recent.size === 0) return;
-    const vessels = Object.fromEntries(waiting.map((q) => {
+    for (const q of waiting) {
       const r = recent.get(q.vessel) ?? { files: 0, bytes: 0 };
-      return [q.vessel, `${q.files} waiting (${q.bytes} bytes), ${r.files} sent (${r.bytes} bytes)`];
-    }));
-    const total = waiting.reduce((sum, q) => sum + q.files, 0);
-    this.#log.info({ vessels }, `progress in the last ${this.#summaryEvery}: ${total} deliveries waiting`);
+      if (q.files === 0 && r.files === 0) continue;
+      this.#log.info({ vessel: q.vessel, waiting: amount(q.files, q.bytes), sent: amount(r.files, r.bytes) }, `progress in the last ${this.#summaryEvery}`);
+    }
   }
 
   stop(): void {
     for (const t of this.#timers) clearInterval(t);
     this.#sendQueue();
   }
+}
+
+function amount(files: number, bytes: number): string {
+  return `${files} ${files === 1 ? 'file' : 'files'} (${formatBytes(bytes)})`;
 }

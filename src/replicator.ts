@@ -17,6 +17,7 @@ import { lstatOrNone } from './shore-fs.js';
 import type { DirectorySettings, Settings } from './settings.js';
 import type { StableFile } from './stabilizer.js';
 import type { FileVersion, StateStore } from './state-store.js';
+import { isStorageMarker, type StoragePair } from './transfer/same-storage.js';
 import type { DeliveryJob, DeliveryOutcome } from './transfer/upload.js';
 import type { VesselWorker, WorkerHost } from './vessel-worker.js';
 
@@ -73,6 +74,8 @@ export class Replicator implements WorkerHost {
 
   /** A stable file: record its version and queue it for every vessel that lacks it. */
   dispatch(f: StableFile): void {
+    // A vessel worker's marker (see same-storage.ts), should the Ignore globs let one through.
+    if (f.relpath.indexOf('/') === -1 && isStorageMarker(f.relpath)) return;
     const directory = this.#directories.get(f.directory)!;
     const version = this.#store.recordVersion(
       { directory: f.directory, relpath: f.relpath, size: f.size, mtimeMs: f.mtimeMs, versionKey: this.#versionKey(directory, f) },
@@ -142,6 +145,13 @@ export class Replicator implements WorkerHost {
     };
   }
 
+  storagePairs(vessel: string): StoragePair[] {
+    const v = this.#settings.vessels.find((s) => s.name === vessel);
+    return this.#settings.directories
+      .filter((d) => !v?.ignoreDirs.includes(d.name))
+      .map((d) => ({ directory: d.name, location: d.location, remoteLocation: d.remoteLocation }));
+  }
+
   jobFor(fileId: number, vessel: string): DeliveryJob | undefined {
     const version = this.#store.file(fileId);
     const delivery = version && this.#store.delivery(fileId, vessel);
@@ -168,9 +178,10 @@ export class Replicator implements WorkerHost {
       case 'done': {
         this.#store.markDone(fileId, vessel, version.size);
         this.#report?.delivered({ vessel, directory: version.directory, bytes: outcome.bytesSent, durationS: seconds });
-        const mbps = seconds > 0 ? +(outcome.bytesSent / seconds / 1e6).toFixed(1) : 0;
+        // MiB/s, the unit of every rate the program shows (logs, status, the mirror's display).
+        const mibps = seconds > 0 ? +(outcome.bytesSent / seconds / 2 ** 20).toFixed(1) : 0;
         this.#log.info(
-          { vessel, file, bytes: version.size, sent: outcome.bytesSent, seconds: +seconds.toFixed(3), MBps: mbps, sha256: outcome.sha256 },
+          { vessel, file, bytes: version.size, sent: outcome.bytesSent, seconds: +seconds.toFixed(3), MiBps: mibps, sha256: outcome.sha256 },
           outcome.alreadyThere ? 'already on vessel (same size and SHA-256); confirmed' : 'replicated',
         );
         if (this.#store.deliveries(fileId).every((d) => d.state === 'done')) void this.#process(fileId);
@@ -229,10 +240,12 @@ export class Replicator implements WorkerHost {
 
   /**
    * Startup: bring every row in line with the settings and the shore, then queue what is
-   * pending. Rows whose file is gone are forgotten; changed ones are looked at again.
+   * pending. Rows whose file is gone are forgotten; changed ones are looked at again. Rows of a
+   * Directory whose Location cannot be used now are left for when it can (its scan queues them).
    */
-  async replay(): Promise<void> {
+  async replay(usable: (directory: string) => boolean = () => true): Promise<void> {
     for (const version of this.#store.allFiles()) {
+      if (this.#directories.has(version.directory) && !usable(version.directory)) continue;
       if (!this.#directories.has(version.directory)) {
         this.#log.warn({ directory: version.directory, file: version.relpath }, 'Directory no longer in the settings; forgetting its queued file');
         this.#store.deleteFile(version.id);

@@ -100,7 +100,7 @@ export const settingsTable: ReadonlyArray<{
   description: string;
 }> = [
   { section: 'MONSTER', key: 'ChunkSize', default: '10485760', required: false, description: 'Size of the chunks a file is split into for upload, in bytes (10485760 = 10 MiB).' },
-  { section: 'MONSTER', key: 'Database', default: 'database.sqlite3', required: false, description: "SQLite state file; a relative path is taken from the settings file's folder." },
+  { section: 'MONSTER', key: 'Database', default: 'database.sqlite3', required: false, description: "SQLite state file; a relative path is taken from the settings file's folder. Default: database.sqlite3 in $STATE_DIRECTORY (systemd's StateDirectory=) when set, else beside the settings file." },
   { section: 'MONSTER', key: 'StableTime', default: '2000', required: false, description: "Milliseconds a new file's size and modification time must stay unchanged before it is queued." },
   { section: 'MONSTER', key: 'Ignore', default: defaultIgnore.join(', '), required: false, description: 'Comma-separated base-name globs (*, ?, [abc], [!abc]) of files never replicated; an empty value ignores nothing.' },
   { section: 'MONSTER', key: 'RescanInterval', default: '600', required: false, description: 'Seconds between full rescans that catch missed file events; 0 turns them off.' },
@@ -118,7 +118,7 @@ export const settingsTable: ReadonlyArray<{
   { section: 'Vessel', key: 'IgnoreDirs', default: '(none)', required: false, description: 'Comma-separated names of Directory sections not replicated to this vessel.' },
   { section: 'Vessel', key: 'IdentityFile', default: '(SSH agent, then ~/.ssh/id_*)', required: false, description: "Private key file; ~/ is the home folder, a relative path is taken from the settings file's folder." },
   { section: 'Vessel', key: 'HostKey', default: '(trust on first use)', required: false, description: 'Pinned host key fingerprint as ssh-keygen -lf prints it: SHA256: and 43 base64 characters.' },
-  { section: 'Vessel', key: 'Concurrency', default: '2', required: false, description: 'Files in flight to this vessel at once, 1 to 64.' },
+  { section: 'Vessel', key: 'Concurrency', default: '2', required: false, description: 'Connections to this vessel, 1 to 64; each carries one large file and up to 16 small ones at a time.' },
 ];
 
 // Values that must never be echoed into an error or a log.
@@ -131,7 +131,7 @@ export function loadSettings(file: string): Settings {
   try {
     bytes = fs.readFileSync(abs);
   } catch (err) {
-    throw new ConfigError(`${abs}: cannot read settings: ${readFailure(err)}`, { cause: err });
+    throw readFailure(abs, err);
   }
   if (bytes.includes(0)) throw new ConfigError(`${abs}: not a text settings file`);
   let text: string;
@@ -161,16 +161,17 @@ export function resolveSettingsPath(explicit: string | undefined, env: NodeJS.Pr
   return path.resolve(chosen);
 }
 
-function readFailure(err: unknown): string {
+/** One line saying why the settings file cannot be read (no `ENOENT: ...` after it). */
+function readFailure(file: string, err: unknown): ConfigError {
   const code = (err as { code?: unknown } | undefined)?.code;
-  const reasons: Record<string, string> = {
-    ENOENT: 'no such file',
-    EISDIR: 'is a directory',
-    EACCES: 'permission denied',
-    EPERM: 'permission denied',
-    ENOTDIR: 'a parent is not a directory',
-  };
-  return (typeof code === 'string' && reasons[code]) || (err instanceof Error ? err.message : String(err));
+  switch (code) {
+    case 'ENOENT': return new ConfigError(`settings file ${file} does not exist`);
+    case 'ENOTDIR': return new ConfigError(`settings file ${file} does not exist (a parent is not a directory)`);
+    case 'EISDIR': return new ConfigError(`settings file ${file} is a directory, not a file`);
+    case 'EACCES':
+    case 'EPERM': return new ConfigError(`settings file ${file} cannot be read: permission denied`);
+    default: return new ConfigError(`settings file ${file} cannot be read: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,7 +474,7 @@ function buildSettings(sections: RawSection[], file: string): Settings {
   }
   if (directories.length === 0) throw new ConfigError(`${file}: no [Directory NAME] section; at least one is required`);
   if (vessels.length === 0) throw new ConfigError(`${file}: no [Vessel NAME] section; at least one is required`);
-  const warnings = [...checkLocations(directories), ...checkIgnoreDirs(vessels, directories.map(([d]) => d.name))];
+  const warnings = [...quotedValues(sections, file), ...checkLocations(directories), ...checkIgnoreDirs(vessels, directories.map(([d]) => d.name))];
   return { file, monster, directories: directories.map(([d]) => d), vessels: vessels.map(([v]) => v), warnings };
 }
 
@@ -484,13 +485,23 @@ function emptyMonster(): RawSection {
 function buildMonster(v: SectionValues, base: string): MonsterSettings {
   return {
     chunkSize: v.read('ChunkSize', wholeNumber(1, Number.MAX_SAFE_INTEGER, 'expected a whole number of bytes >= 1'), () => 10485760),
-    database: v.read('Database', localPath(base, 'expected a file path'), () => path.resolve(base, 'database.sqlite3')),
+    database: v.read('Database', localPath(base, 'expected a file path'), () => defaultDatabase(base)),
     stableTimeMs: v.read('StableTime', wholeNumber(0, maxTimerMs, `expected a whole number of milliseconds from 0 to ${maxTimerMs}`), () => 2000),
     ignore: v.read('Ignore', globList, () => [...defaultIgnore]),
     rescanIntervalS: v.read('RescanInterval', wholeNumber(0, maxTimerS, `expected a whole number of seconds from 0 (off) to ${maxTimerS}`), () => 600),
     metricsSocket: v.read('MetricsSocket', metricsSocket(base), () => null),
     logLevel: v.read('LogLevel', logLevel, (): LogLevel => 'info'),
   };
+}
+
+/**
+ * `database.sqlite3` in the unit's StateDirectory= under systemd (`$STATE_DIRECTORY`, the first
+ * folder if it lists several: the settings file's folder is read-only there), else beside the
+ * settings file.
+ */
+function defaultDatabase(base: string, env: NodeJS.ProcessEnv = process.env): string {
+  const state = env.STATE_DIRECTORY?.split(':')[0];
+  return path.resolve(state || base, 'database.sqlite3');
 }
 
 function buildDirectory(v: SectionValues, base: string): DirectorySettings {
@@ -528,6 +539,23 @@ function currentUser(v: SectionValues): string {
     // A uid without a passwd entry (some containers) has no name to log in with.
     throw v.error('Username', 'required here, since the user running contentmonster has no name');
   }
+}
+
+/**
+ * A value wholly in quotes keeps them, as the seed's Python configparser does: `Password = "x"`
+ * is the 3-character password `"x"`. Right for a password that has them, a silent surprise for
+ * everyone else, so it is warned about (without showing a secret).
+ */
+function quotedValues(sections: RawSection[], file: string): string[] {
+  const warnings: string[] = [];
+  for (const section of sections) {
+    for (const entry of section.entries.values()) {
+      if (!/^(["']).*\1$/s.test(entry.value) || entry.value.length < 2) continue;
+      const value = secretKeys.has(entry.key) ? 'value' : `value ${entry.value}`;
+      warnings.push(`${file}:${entry.line}: ${section.label} ${entry.key}: the ${value} is in quotes, which are kept as part of it; leave them out unless they belong to it`);
+    }
+  }
+  return warnings;
 }
 
 /** Two Directories on one folder would race each other; nested ones are legal but surprising. */

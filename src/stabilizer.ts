@@ -44,6 +44,11 @@ export class Stabilizer {
     return this.#pending.size;
   }
 
+  /** The files still waiting to become stable, as [directory, relpath]. */
+  pendingPaths(): [string, string][] {
+    return [...this.#pending.keys()].map((k) => k.split('\0') as [string, string]);
+  }
+
   /** Something happened to this path: look at it now. */
   observe(directory: string, relpath: string): void {
     if (this.#stopped) return;

@@ -12,8 +12,9 @@
  * nothing is in flight).
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { StateDatabaseError } from './errors.js';
+import { makeFolders } from './shore-fs.js';
 
 /** 2 added `transfers`; every change so far only adds tables, so older databases are upgraded in place. */
 const SCHEMA_VERSION = 2;
@@ -156,17 +157,40 @@ const toVersion = (r: FileRow): FileVersion => ({
   versionKey: r.version_key, sha256: r.sha256,
 });
 
+export interface StateStoreOptions {
+  /** Opened by `status` and `check` next to a running daemon: nothing is written. */
+  readonly?: boolean;
+  /** How long a statement waits for a lock held by another connection. @default 5000 */
+  busyTimeoutMs?: number;
+  /**
+   * Called once with the first failure to read or write the database after it was opened (disk
+   * full, read-only, I/O error, a lock never released); the failing call also throws it.
+   */
+  onFailure?: (err: StateDatabaseError) => void;
+}
+
+/** A prepared statement whose SQLite errors become StateDatabaseErrors. */
+interface Statement {
+  run(...params: unknown[]): Database.RunResult;
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+
 export class StateStore {
   readonly #db: Database.Database;
+  readonly #file: string;
+  #onFailure: ((err: StateDatabaseError) => void) | undefined;
   readonly #stmt: ReturnType<StateStore['prepare']>;
   /** Undefined only when reading a database written before `transfers` existed. */
   readonly #transfer: ReturnType<StateStore['prepareTransfers']> | undefined;
   /** A deferred commit that failed (see #write). */
   #commitError: Error | undefined;
 
-  constructor(file: string, options: { readonly?: boolean } = {}) {
-    if (!options.readonly) mkdirSync(dirname(file), { recursive: true });
-    this.#db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+  constructor(file: string, options: StateStoreOptions = {}) {
+    this.#file = file;
+    // One level at a time, so that a read-only filesystem is reported as such (not as ENOENT).
+    if (!options.readonly) makeFolders(dirname(file));
+    this.#db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: options.busyTimeoutMs ?? 5000 });
     // WAL lets `status` read while the daemon writes; NORMAL is durable across process crashes
     // (the only crash the daemon can cause) and much cheaper than FULL per commit.
     if (!options.readonly) {
@@ -174,7 +198,6 @@ export class StateStore {
       this.#db.pragma('synchronous = NORMAL');
     }
     this.#db.pragma('foreign_keys = ON');
-    this.#db.pragma('busy_timeout = 5000');
     if (options.readonly) this.#checkVersion();
     else this.#migrate();
     this.#stmt = this.prepare();
@@ -182,6 +205,39 @@ export class StateStore {
     this.#transfer = hasTransfers ? this.prepareTransfers() : undefined;
     // Only the daemon opens the store for writing, and a daemon that starts has nothing in flight.
     if (!options.readonly) this.#transfer!.clear.run();
+    this.#onFailure = options.onFailure;
+  }
+
+  /** Runs SQLite work; its errors become one StateDatabaseError naming the database (and reach onFailure once). */
+  #sql<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw this.#failure(err);
+    }
+  }
+
+  #failure(err: unknown): unknown {
+    if (!(err instanceof Database.SqliteError)) return err; // ours (StateDatabaseError), or a bug: as it is
+    const failure = new StateDatabaseError(`state database ${this.#file}: ${err.message} (${err.code})`, { cause: err });
+    const notify = this.#onFailure;
+    this.#onFailure = undefined;
+    notify?.(failure);
+    return failure;
+  }
+
+  #prepare(sql: string): Statement {
+    const s = this.#db.prepare(sql);
+    return {
+      run: (...params) => this.#sql(() => s.run(...params)),
+      get: (...params) => this.#sql(() => s.get(...params)),
+      all: (...params) => this.#sql(() => s.all(...params)),
+    };
+  }
+
+  /** `fn` in one transaction (a savepoint inside the turn's open one). */
+  #transaction<T>(fn: () => T): T {
+    return this.#sql(() => this.#db.transaction(fn)());
   }
 
   #migrate(): void {
@@ -206,7 +262,7 @@ export class StateStore {
   }
 
   private prepare() {
-    const db = this.#db;
+    const db = { prepare: (sql: string) => this.#prepare(sql) };
     return {
       fileByPath: db.prepare(`SELECT * FROM files WHERE directory = ? AND relpath = ?`),
       fileById: db.prepare(`SELECT * FROM files WHERE id = ?`),
@@ -250,7 +306,7 @@ export class StateStore {
   }
 
   private prepareTransfers() {
-    const db = this.#db;
+    const db = { prepare: (sql: string) => this.#prepare(sql) };
     return {
       clear: db.prepare(`DELETE FROM transfers`),
       // Through SELECT, so a file forgotten meanwhile (processed, removed) adds no row.
@@ -289,7 +345,7 @@ export class StateStore {
     onSuperseded: (old: FileVersion, vesselsWithChunks: string[]) => void,
   ): FileVersion {
     this.#write();
-    return this.#db.transaction(() => {
+    return this.#transaction(() => {
       const now = Date.now();
       const existing = this.fileByPath(v.directory, v.relpath);
       let id: number;
@@ -307,7 +363,7 @@ export class StateStore {
       }
       this.#syncTargets(id, vessels, now);
       return this.file(id)!;
-    })();
+    });
   }
 
   /** Makes the delivery rows of a file match the vessels that should have it now. */
@@ -323,7 +379,7 @@ export class StateStore {
 
   syncTargets(fileId: number, vessels: readonly string[]): void {
     this.#write();
-    this.#db.transaction(() => this.#syncTargets(fileId, vessels, Date.now()))();
+    this.#transaction(() => this.#syncTargets(fileId, vessels, Date.now()));
   }
 
   /** Stores the shore hash of a version; a no-op when the row has moved on to another version. */
@@ -348,22 +404,22 @@ export class StateStore {
 
   markDone(fileId: number, vessel: string, bytes: number): void {
     this.#write();
-    this.#db.transaction(() => {
+    this.#transaction(() => {
       const now = Date.now();
       this.#stmt.setDelivery.run('done', null, 0, now, fileId, vessel);
       this.#stmt.clearChunks.run(fileId, vessel);
       this.#stmt.statsDone.run(vessel, bytes, now);
-    })();
+    });
   }
 
   /** A failed attempt: `final` marks the delivery failed (until the next retry round). */
   markAttemptFailed(fileId: number, vessel: string, error: string, final: boolean): void {
     this.#write();
-    this.#db.transaction(() => {
+    this.#transaction(() => {
       const now = Date.now();
       this.#stmt.setDelivery.run(final ? 'failed' : 'pending', error, 1, now, fileId, vessel);
       this.#stmt.statsError.run(vessel, error, now);
-    })();
+    });
   }
 
   recordVesselError(vessel: string, error: string): void {
@@ -444,7 +500,7 @@ export class StateStore {
 
   /** Runs `fn` in one transaction: every query in it sees the database as of the same moment. */
   snapshot<T>(fn: () => T): T {
-    return this.#db.transaction(fn)();
+    return this.#transaction(fn);
   }
 
   /** Deliveries under way; empty for a database from before they were recorded. */
@@ -472,13 +528,16 @@ export class StateStore {
 
   /** Commits this turn's writes now rather than at the next turn, for a reader that must see them at once. */
   flush(): void {
-    if (this.#db.open && this.#db.inTransaction) this.#db.exec('COMMIT');
+    if (this.#db.open && this.#db.inTransaction) this.#sql(() => this.#db.exec('COMMIT'));
   }
 
   close(): void {
     if (!this.#db.open) return;
-    this.flush();
-    this.#db.close();
+    try {
+      this.flush();
+    } finally {
+      this.#db.close(); // also when the last commit failed: SQLite rolls it back
+    }
   }
 
   /**
@@ -494,7 +553,9 @@ export class StateStore {
       throw err;
     }
     if (this.#db.inTransaction) return;
-    this.#db.exec('BEGIN');
+    // IMMEDIATE: the write lock is taken here, waiting (busy timeout) for any other writer,
+    // rather than on the first write after a read, where a conflict is an error at once.
+    this.#sql(() => this.#db.exec('BEGIN IMMEDIATE'));
     setImmediate(() => {
       try {
         this.flush();

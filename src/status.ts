@@ -8,11 +8,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Settings } from './settings.js';
-import { StateStore } from './state-store.js';
+import { openStateStore } from './state-database.js';
+import type { StateStore } from './state-store.js';
 
 export interface StatusReport {
   /** The state database read. */
   database: string;
+  /** False when there is no state database yet (the daemon has not run): every count is then 0. */
+  databaseFound: boolean;
   /** When the database was read (ISO 8601); ages are relative to it. */
   generatedAt: string;
   /** Every vessel in the settings, in their order, then any other vessel with work in the database. */
@@ -61,16 +64,15 @@ export interface FailedFile {
   at: string;
 }
 
-/** Reads the report; throws a one-line error when there is no database yet. */
+/**
+ * Reads the report. Without a database yet (the daemon has not run), the report of one that
+ * knows nothing: `databaseFound` false, every count 0. A database that cannot be read is a
+ * ConfigError naming it, as for `run` and `check`.
+ */
 export function readStatus(settings: Settings, now: () => Date = () => new Date()): StatusReport {
   const file = settings.monster.database;
-  if (!existsSync(file)) throw new Error(`no state database at ${file} (the daemon has not run yet)`);
-  let store: StateStore;
-  try {
-    store = new StateStore(file, { readonly: true });
-  } catch (err) {
-    throw new Error(`cannot read the state database ${file}: ${(err as Error).message}`, { cause: err });
-  }
+  if (!existsSync(file)) return empty(settings, now());
+  const store = openStateStore(settings, { readonly: true });
   try {
     // One snapshot, so a file that finishes meanwhile is not counted both waiting and done.
     return store.snapshot(() => summarize(settings, store, now()));
@@ -111,6 +113,7 @@ function summarize(settings: Settings, store: StateStore, at: Date): StatusRepor
   const oldest = store.oldestWaiting();
   return {
     database: settings.monster.database,
+    databaseFound: true,
     generatedAt: at.toISOString(),
     vessels,
     oldestWaiting: oldest ? {
@@ -126,6 +129,19 @@ function summarize(settings: Settings, store: StateStore, at: Date): StatusRepor
       attempts: f.attempts,
       at: iso(f.updatedAt),
     })),
+  };
+}
+
+function empty(settings: Settings, at: Date): StatusReport {
+  return {
+    database: settings.monster.database,
+    databaseFound: false,
+    generatedAt: at.toISOString(),
+    vessels: settings.vessels.map((v) => ({
+      name: v.name, waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 0, bytes: 0 }, lastSuccessAt: null, lastError: null,
+    })),
+    oldestWaiting: null,
+    failed: [],
   };
 }
 

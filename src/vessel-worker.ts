@@ -27,6 +27,7 @@ import { SftpConnection, vesselEndpoint } from './transfer/connection.js';
 import { logFirstUse } from './transfer/host-key.js';
 import { proveCommands, type CommandsProof } from './transfer/commands-probe.js';
 import { checkByDigests } from './transfer/remote-check.js';
+import { proveSeparateStorage, type StoragePair } from './transfer/same-storage.js';
 import { removeLeftoversScript } from './transfer/shell.js';
 import { deliverFile, isSmallFile, type DeliveryJob, type DeliveryOutcome } from './transfer/upload.js';
 
@@ -60,6 +61,11 @@ export interface WorkerHost {
   outcome(fileId: number, vessel: string, versionKey: string, outcome: DeliveryOutcome, seconds: number): void;
   /** The delivery failed for good (for this round): records the attempt and the reason. */
   failed(fileId: number, vessel: string, reason: string): void;
+  /**
+   * The Directories the vessel receives, where they are on the shore and on the vessel: before
+   * the first delivery, each RemoteLocation is proven not to be its Location (see same-storage).
+   */
+  storagePairs?(vessel: string): StoragePair[];
 }
 
 export interface WorkerOptions {
@@ -148,6 +154,8 @@ export class VesselWorker {
   /** What the vessel's commands can do, proven on the first connection (again after a refusal). */
   #commands: CommandsProof | undefined;
   #proving: Promise<CommandsProof> | undefined;
+  /** The vessel refused a file's mode or time once: said once, not for every file. */
+  #attrsWarned = false;
 
   constructor(settings: VesselSettings, store: StateStore, host: WorkerHost, log: Logger, options: WorkerOptions) {
     this.name = settings.name;
@@ -377,6 +385,11 @@ export class VesselWorker {
       stage: (stage: 'sent' | 'placing') => {
         file.stage = stage;
       },
+      attrsRefused: (detail: string) => {
+        if (this.#attrsWarned) return;
+        this.#attrsWarned = true;
+        this.#log.warn({ file: job.localPath, err: detail }, 'vessel refuses to set file modes or times; files are delivered all the same, with what the vessel gives them (said once per vessel)');
+      },
     };
   }
 
@@ -446,7 +459,8 @@ export class VesselWorker {
   }
 
   /**
-   * Nothing is written to a vessel before its commands are proven to run (see commands-probe):
+   * Nothing is written to a vessel before its commands are proven to run (see commands-probe)
+   * and its RemoteLocations are proven not to be the shore's own Locations (see same-storage):
    * once per vessel, on the first connection, and again after a refusal; lanes connecting at the
    * same time wait for that one proof. Each connection then checks small files the way the
    * vessel's sha256sum allows.
@@ -465,7 +479,11 @@ export class VesselWorker {
     for (;;) {
       if (this.#commands) return this.#commands;
       const mine = this.#proving === undefined;
-      const proving = this.#proving ??= proveCommands(connection, this.name).then((proof) => {
+      const proving = this.#proving ??= proveCommands(connection, this.name).then(async (proof) => {
+        const unknown = await proveSeparateStorage(connection, this.name, this.#host.storagePairs?.(this.name) ?? []);
+        for (const u of unknown) {
+          this.#log.warn({ directory: u.pair.directory, err: u.reason }, 'cannot tell whether RemoteLocation is the shore\'s own Location; sending anyway');
+        }
         this.#commands = proof;
         this.#log.debug({ checker: proof.checker }, proof.checker === 'line'
           ? 'commands run; small files are checked by one sha256sum -c per connection'

@@ -26,33 +26,47 @@ export interface WatchEvents {
 
 export class Watcher {
   readonly #watchers: FSWatcher[] = [];
+  readonly #ready: Promise<void>[] = [];
+  readonly #filter: ScanFilter;
+  readonly #events: WatchEvents;
+  readonly #log: Logger;
 
   constructor(targets: readonly WatchTarget[], filter: ScanFilter, events: WatchEvents, log: Logger) {
-    for (const t of targets) {
-      const rel = (p: string) => relative(t.location, p).split(sep).join('/');
-      const w = watch(t.location, {
-        ignoreInitial: true,
-        followSymlinks: false,
-        persistent: true,
-        ignored: (p: string) => {
-          const r = rel(p);
-          return r !== '' && isExcluded(r, filter);
-        },
-      });
-      const touched = (p: string) => events.path(t.directory, rel(p));
-      w.on('add', touched).on('change', touched).on('unlink', touched);
-      w.on('addDir', (p: string) => {
-        const r = rel(p);
-        if (r !== '') events.folder(t.directory, r);
-      });
-      w.on('error', (err) => log.warn({ directory: t.directory, err: (err as Error).message }, 'file watcher error; the periodic rescan covers missed files'));
-      this.#watchers.push(w);
-    }
+    this.#filter = filter;
+    this.#events = events;
+    this.#log = log;
+    for (const t of targets) this.add(t);
   }
 
-  /** Resolves once every initial watch is in place. */
+  /** Watches one more Location (one that appeared after the start); resolves once its watch is in place. */
+  add(t: WatchTarget): Promise<void> {
+    const rel = (p: string) => relative(t.location, p).split(sep).join('/');
+    const w = watch(t.location, {
+      ignoreInitial: true,
+      followSymlinks: false,
+      persistent: true,
+      ignored: (p: string) => {
+        const r = rel(p);
+        return r !== '' && isExcluded(r, this.#filter);
+      },
+    });
+    // Taken now: 'ready' is emitted once, and a later once('ready') would wait forever.
+    const ready = new Promise<void>((r) => w.once('ready', () => r()));
+    const touched = (p: string) => this.#events.path(t.directory, rel(p));
+    w.on('add', touched).on('change', touched).on('unlink', touched);
+    w.on('addDir', (p: string) => {
+      const r = rel(p);
+      if (r !== '') this.#events.folder(t.directory, r);
+    });
+    w.on('error', (err) => this.#log.warn({ directory: t.directory, err: (err as Error).message }, 'file watcher error; the periodic rescan covers missed files'));
+    this.#watchers.push(w);
+    this.#ready.push(ready);
+    return ready;
+  }
+
+  /** Resolves once every watch added so far is in place. */
   ready(): Promise<void> {
-    return Promise.all(this.#watchers.map((w) => new Promise<void>((r) => w.once('ready', () => r())))).then(() => {});
+    return Promise.all(this.#ready).then(() => {});
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,12 @@
-/** `contentmonster check`: settings, then every vessel; a table on stdout; 0 when all are ready. */
+/**
+ * `contentmonster check`: settings, the shore (Locations, the state database's folder), then
+ * every vessel; a table on stdout; 0 when the shore and every vessel are ready.
+ */
 import { checkSteps, checkVessels, vesselReady, type CheckStep, type VesselCheck } from '../check.js';
 import { ExitCode } from '../errors.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { loadSettings, resolveSettingsPath } from '../settings.js';
+import { checkShore, type ShoreCheck } from '../shore-check.js';
 import { table } from './table.js';
 
 export interface CheckFlags {
@@ -15,10 +19,25 @@ export async function check(flags: CheckFlags): Promise<number> {
   const settings = loadSettings(resolveSettingsPath(flags.config));
   // Only on request, and on stderr: stdout is the table.
   const log = flags.logLevel ? createLogger(flags.logLevel, 'auto', { write: (text) => process.stderr.write(text) }) : undefined;
-  const out = [`settings: ${settings.file} ok`, ...settings.warnings.map((w) => `settings: warning: ${w}`), ''];
+  const shore = checkShore(settings);
+  const out = [
+    `settings: ${settings.file} ok`,
+    ...settings.warnings.map((w) => `settings: warning: ${w}`),
+    ...renderShore(shore, settings.directories.length),
+    '',
+  ];
   const results = await checkVessels(settings, { log });
-  process.stdout.write(`${out.join('\n')}\n${renderCheckTable(results)}`);
-  return results.every(vesselReady) ? ExitCode.ok : ExitCode.failure;
+  const shoreSummary = shore.problems.length === 0 ? '' : `the shore is not ready: ${shore.problems.length} ${shore.problems.length === 1 ? 'problem' : 'problems'} (the shore: lines above)\n`;
+  process.stdout.write(`${out.join('\n')}\n${renderCheckTable(results)}${shoreSummary}`);
+  return shore.problems.length === 0 && results.every(vesselReady) ? ExitCode.ok : ExitCode.failure;
+}
+
+/** `shore: ...` lines: each problem, then each note; one `ok` line when there is no problem. */
+export function renderShore(shore: ShoreCheck, locations: number): string[] {
+  const ok = shore.problems.length === 0
+    ? [`shore: ok (${locations === 1 ? 'the Location' : `${locations} Locations`} and the state database folder)`]
+    : [];
+  return [...ok, ...shore.problems.map((p) => `shore: ${p}`), ...shore.notes.map((n) => `shore: ${n}`)];
 }
 
 const headers: Record<CheckStep, string> = {

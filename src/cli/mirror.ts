@@ -25,6 +25,8 @@ export interface MirrorFlags {
   port: string;
   identityFile?: string;
   metricsSocket: string;
+  /** The operator named the socket (else it is the default, which may well not exist). */
+  metricsSocketChosen?: boolean;
   hostKey?: string;
   hostKeyFile?: string;
   timeout: string;
@@ -82,7 +84,7 @@ export async function mirror(server: string, remotePath: string, localPath: stri
     hostKeySetting: '--host-key',
   };
   const hostKeys = new HostKeyFile(flags.hostKeyFile ? resolve(flags.hostKeyFile) : defaultHostKeyFile(), (msg) => log.warn(msg));
-  const metrics = new MetricsSink(flags.metricsSocket, log);
+  const metrics = new MetricsSink(flags.metricsSocket, log, { quietOutage: !flags.metricsSocketChosen });
 
   const stopping = stopOnSignals(log, {
     stopping: 'signal received; stopping (partial files are kept for the next run)',
@@ -106,8 +108,9 @@ export async function mirror(server: string, remotePath: string, localPath: stri
   }
   await metrics.close();
 
+  // Items are what REMOTE_PATH lists (a folder counts once); the display counts files.
   const summary = {
-    downloaded: result.downloaded, skipped: result.skipped, failed: result.failed.length,
+    itemsDownloaded: result.downloaded, itemsSkipped: result.skipped, filesFailed: result.failed.length,
     bytes: result.bytes, seconds: +result.durationS.toFixed(3),
   };
   const fetched = `${formatBytes(result.bytes)} in ${result.durationS.toFixed(1)} s`;

@@ -18,21 +18,37 @@ export async function run(flags: RunFlags): Promise<number> {
   const giveUpAfterS = secondsFlag('--give-up-after', flags.giveUpAfter);
   const settings = loadSettings(resolveSettingsPath(flags.config));
   const log = createLogger(flags.logLevel ?? settings.monster.logLevel, flags.logFormat);
-  const stopping = stopOnSignals(log, { stopping: 'signal received; stopping', tooLong: 'stop took too long; exiting now (the next start resumes)' });
-  const result = await runPush(settings, log, { once: Boolean(flags.once), giveUpAfterMs: giveUpAfterS * 1000, signal: stopping });
-  if (stopping.aborted || !flags.once) {
+  const once = Boolean(flags.once);
+  // An interrupted --once leaves files waiting: exit 1 also when the stop has to be cut short.
+  const stopping = stopOnSignals(
+    log,
+    { stopping: 'signal received; stopping', tooLong: 'stop took too long; exiting now (the next start resumes)' },
+    once ? ExitCode.failure : ExitCode.ok,
+  );
+  const result = await runPush(settings, log, { once, giveUpAfterMs: giveUpAfterS * 1000, signal: stopping });
+  if (!once) {
     log.info('stopped');
     return ExitCode.ok;
+  }
+  // Stopped with nothing left (the signal came as the last file was moved): that is a finished run.
+  if (result.interrupted && (result.interrupted.waiting > 0 || !result.interrupted.scanned)) {
+    const { waiting, scanned } = result.interrupted;
+    const files = `${scanned ? '' : 'at least '}${waiting} ${waiting === 1 ? 'file' : 'files'}`;
+    log.error({ waiting }, `interrupted: ${files} still waiting (the next run resumes)`);
+    return ExitCode.failure;
   }
   // A vessel given up was named with its reason when it happened (one ERROR line): its files are
   // listed here without that reason again, so that one cause is said once, not once per file.
   const givenUp = new Map(result.gaveUp.map((g) => [g.vessel, g.reason]));
   for (const f of result.failures) {
     const own = describe(f.reason);
-    const reason = givenUp.get(f.vessel) === own ? 'vessel given up (the reason is logged above)' : own;
-    log.error({ vessel: f.vessel, file: f.file, reason }, 'not replicated');
+    // One ERROR per cause: the give-up line was it; the files it left are listed at WARN.
+    if (givenUp.get(f.vessel) === own) log.warn({ vessel: f.vessel, file: f.file, reason: 'vessel given up (the reason is logged above)' }, 'not replicated');
+    else log.error({ vessel: f.vessel, file: f.file, reason: own }, 'not replicated');
   }
-  const failed = result.failures.length > 0 || result.gaveUp.length > 0;
-  log.info({ failures: result.failures.length }, failed ? 'finished with failures' : 'finished: everything processed');
+  // Shore problems (a Location missing, unreadable or read-only) were said when found.
+  const failed = result.failures.length > 0 || result.gaveUp.length > 0 || result.shoreProblems.length > 0;
+  if (failed) log.error({ failures: result.failures.length, ...(result.shoreProblems.length ? { locations: result.shoreProblems.length } : {}) }, 'finished with failures');
+  else log.info({ failures: 0 }, 'finished: everything processed');
   return failed ? ExitCode.failure : ExitCode.ok;
 }

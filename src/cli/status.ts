@@ -11,9 +11,17 @@ export interface StatusFlags {
 
 export async function status(flags: StatusFlags): Promise<number> {
   const report = readStatus(loadSettings(resolveSettingsPath(flags.config)));
+  if (!report.databaseFound) {
+    // Exit 1 in both forms; --json still prints a report (every count 0) for the program reading it.
+    if (flags.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    throw new NoDatabaseYet(`no state database at ${report.database} (the daemon has not run yet)`);
+  }
   process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
   return 0;
 }
+
+/** Not a configuration error (exit 1): the daemon simply has not run yet. */
+class NoDatabaseYet extends Error {}
 
 /** The report for a person: one table of vessels, then what is in flight and what failed. */
 export function renderStatus(r: StatusReport): string {

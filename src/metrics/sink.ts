@@ -34,6 +34,12 @@ export interface SinkOptions {
    * @default 1048576
    */
   maxBufferedBytes?: number;
+  /**
+   * An outage is said at debug, not as a warning: for a default socket the operator did not
+   * choose, whose absence only means that no Telegraf runs here.
+   * @default false
+   */
+  quietOutage?: boolean;
 }
 
 type State =
@@ -58,6 +64,7 @@ export class MetricsSink {
   #failedAt = 0;
   /** A warning was logged for the current outage; cleared when a connection succeeds. */
   #warned = false;
+  readonly #quietOutage: boolean;
   /** Points dropped since the last report. */
   #dropped = 0;
 
@@ -66,6 +73,7 @@ export class MetricsSink {
     this.#log = log;
     this.#reconnectMs = options.reconnectMs ?? 30_000;
     this.#maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
+    this.#quietOutage = options.quietOutage ?? false;
   }
 
   /** Queue one point for the socket, or drop it. Never throws, never waits. */
@@ -186,6 +194,7 @@ export class MetricsSink {
       return;
     }
     this.#warned = true;
-    this.#log.warn({ path, reason: reason(err) }, msg);
+    if (this.#quietOutage) this.#log.debug?.({ path, reason: reason(err) }, msg);
+    else this.#log.warn({ path, reason: reason(err) }, msg);
   }
 }

@@ -11,9 +11,10 @@
  * at its size (it grew, or a lying server) fails and its partial is discarded. Neither is ever
  * renamed to its final name.
  */
-import { mkdir, open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { FileError, StoppedError } from '../errors.js';
+import { makeFoldersAsync } from '../shore-fs.js';
 import type { RemoteReader } from '../transfer/connection.js';
 import { partialName } from './partial.js';
 
@@ -70,7 +71,8 @@ export async function downloadFile(reader: RemoteReader, job: DownloadJob, optio
     // The size and mtime now, not those of the listing: the file may have changed since.
     const { size, mtime } = await reader.fstat(handle);
     const partial = join(dirname(job.localPath), partialName(job.localPath.slice(job.localPath.lastIndexOf('/') + 1), size, mtime));
-    await mkdir(dirname(job.localPath), { recursive: true }).catch((err: unknown) => { throw localError(job.localPath, err); });
+    // One level at a time: a read-only LOCAL_PATH says EROFS, where a recursive mkdir says ENOENT.
+    await makeFoldersAsync(dirname(job.localPath)).catch((err: unknown) => { throw localError(job.localPath, err); });
     local = await open(partial, 'a').catch((err: unknown) => { throw localError(partial, err); });
     let present = (await local.stat()).size;
     if (present > size) {

@@ -12,11 +12,13 @@
  * long, is refused with one warning and counted as a failure (so the run exits 1); the rest of
  * the run goes on.
  */
-import { mkdir, readdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import PQueue from 'p-queue';
 import { ConfigError, FileError, StoppedError, TransientError, VesselRefusedError, classify, describe } from '../errors.js';
 import type { Logger } from '../log.js';
+import { fsReason, makeFoldersAsync } from '../shore-fs.js';
 import type { Point } from '../metrics/line-protocol.js';
 import type { Endpoint, RemoteEntry, SftpConnection } from '../transfer/connection.js';
 import type { HostKeyRecords } from '../transfer/host-key.js';
@@ -199,8 +201,12 @@ export class Mirror {
     });
     if (root === null) throw new ConfigError(`REMOTE_PATH ${remotePath} does not exist on ${this.#deps.endpoint.label}`);
     if (root.kind !== 'directory') throw new ConfigError(`REMOTE_PATH ${remotePath} on ${this.#deps.endpoint.label} is not a directory`);
-    await mkdir(localPath, { recursive: true }).catch((err: unknown) => {
-      throw new ConfigError(`LOCAL_PATH ${localPath}: ${(err as Error).message}`, { cause: err });
+    // Said before anything is fetched, and said as it is: a read-only LOCAL_PATH as read-only.
+    await makeFoldersAsync(localPath).catch((err: unknown) => {
+      throw new ConfigError(`LOCAL_PATH ${localPath} cannot be created: ${fsReason(err)}`, { cause: err });
+    });
+    await access(localPath, constants.W_OK).catch((err: unknown) => {
+      throw new ConfigError(`LOCAL_PATH ${localPath} is not writable: ${fsReason(err)}`, { cause: err });
     });
     const entries = await this.#retrying((c) => listItems(c, remotePath, this.#onSkip, this.#onRefuse())).catch((err: unknown) => {
       throw requestFailure(err, `listing REMOTE_PATH ${remotePath} on ${this.#deps.endpoint.label}`);
@@ -319,7 +325,7 @@ export class Mirror {
     this.#deps.metrics.send(downloadPoint({ server: this.#deps.endpoint.name, type, item: item.entry.name, bytes: item.fetched, durationS }));
     this.#deps.log.info({
       item: item.entry.name, type, files: item.transferred, bytes: item.fetched,
-      seconds: +durationS.toFixed(3), mbPerS: durationS > 0 ? +(item.fetched / durationS / 1e6).toFixed(1) : undefined,
+      seconds: +durationS.toFixed(3), MiBps: durationS > 0 ? +(item.fetched / durationS / 2 ** 20).toFixed(1) : undefined, // MiB/s, as everywhere
     }, 'downloaded');
   }
 

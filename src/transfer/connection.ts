@@ -25,6 +25,7 @@ const { Client } = ssh2;
 
 /** ssh2 reports SFTP status codes on `code`. */
 const SFTP_NO_SUCH_FILE = 2;
+const SFTP_PERMISSION_DENIED = 3;
 const SFTP_FAILURE = 4;
 
 // aes128-gcm first: AES-NI makes it the cheapest cipher per byte on the shore and on the vessel.
@@ -81,6 +82,12 @@ export type OpenFlags = 'w' | 'r+' | 'keep';
 
 /** SFTP open flags (SSH_FXF_WRITE | SSH_FXF_CREAT): ssh2's flag strings have no "create, do not truncate". */
 const WRITE_CREATE = 0x02 | 0x08;
+/**
+ * The mode files are created with (the server's umask applies too): chunks and hidden copies
+ * hold the content of files that may be confidential, and get their shore mode only before
+ * they are placed (see setstat).
+ */
+const CREATE_MODE = 0o600;
 
 /** What the transfer code needs from a vessel; nothing more of ssh2 leaks past this. */
 export interface RemoteFs {
@@ -94,6 +101,11 @@ export interface RemoteFs {
   open(path: string, flags: OpenFlags): Promise<Buffer>;
   write(handle: Buffer, data: Buffer, position: number): Promise<void>;
   close(handle: Buffer): Promise<void>;
+  /**
+   * Sets a file's permission bits and, when given, its modification time in seconds (and its
+   * access time to the same: SFTP sets both or neither).
+   */
+  setstat(path: string, attrs: { mode: number; mtime?: number }): Promise<void>;
   /** Creates one folder (its parent must exist). */
   mkdir(path: string): Promise<void>;
   /** Creates a folder and the parents it lacks, asking about each level first: slow, but says exactly what failed. */
@@ -447,7 +459,12 @@ export class SftpConnection implements RemoteFs, RemoteReader {
   }
 
   open(path: string, flags: OpenFlags): Promise<Buffer> {
-    return this.#request<Buffer>('open', path, (cb) => this.#sftp.open(path, flags === 'keep' ? WRITE_CREATE : flags, 0o644, cb));
+    return this.#request<Buffer>('open', path, (cb) => this.#sftp.open(path, flags === 'keep' ? WRITE_CREATE : flags, CREATE_MODE, cb));
+  }
+
+  setstat(path: string, attrs: { mode: number; mtime?: number }): Promise<void> {
+    const times = attrs.mtime === undefined ? {} : { atime: attrs.mtime, mtime: attrs.mtime };
+    return this.#request<void>('setstat', path, (cb) => this.#sftp.setstat(path, { mode: attrs.mode, ...times }, (err) => cb(err)));
   }
 
   write(handle: Buffer, data: Buffer, position: number): Promise<void> {
@@ -658,6 +675,28 @@ export function isRenameUnsupported(err: unknown): boolean {
 export function isSftpFailure(err: unknown): boolean {
   const cause = (err as { cause?: { code?: unknown } }).cause;
   return cause?.code === SFTP_FAILURE || (err as { code?: unknown }).code === SFTP_FAILURE;
+}
+
+/**
+ * The server answered the request with an error status (permission denied, failure, not
+ * supported...), as opposed to no answer at all (the link or the SFTP session went away).
+ */
+export function isSftpStatus(err: unknown): boolean {
+  return sftpStatus(err) !== undefined;
+}
+
+/** SFTP status 3, PERMISSION_DENIED. */
+export function isPermissionDenied(err: unknown): boolean {
+  return sftpStatus(err) === SFTP_PERMISSION_DENIED;
+}
+
+/** The SFTP status code an error carries, itself or through the errors that wrap it. */
+function sftpStatus(err: unknown): number | undefined {
+  for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'number') return code;
+  }
+  return undefined;
 }
 
 export function isNoSuchFile(err: unknown): boolean {

@@ -84,6 +84,58 @@ export function parseHasherProbe(stdout: string): HasherName | undefined {
 /** From this size on, the vessel hashes with openssl (see pickHasher). */
 export const FAST_HASHER_MIN_BYTES = 8 * 1024 * 1024;
 
+/**
+ * What a file keeps of the shore's attributes on the vessel: its permission bits (setuid,
+ * setgid and sticky dropped) and its modification time in whole seconds (what SFTP and
+ * `touch -t` carry); `mtime` is undefined when SFTP cannot carry it (before 1970, after 2106).
+ * Owner, group, ACLs and extended attributes are not kept.
+ */
+export interface FileAttrs {
+  mode: number;
+  mtime?: number;
+}
+
+/** The attributes of a shore file as the vessel gets them, from its stat. */
+export function fileAttrs(st: { mode: number; mtimeMs: number }): FileAttrs {
+  const mtime = Math.floor(st.mtimeMs / 1000);
+  return { mode: st.mode & 0o777, mtime: mtime >= 0 && mtime <= 0xffff_ffff ? mtime : undefined };
+}
+
+/**
+ * The two words the remote scripts take for FileAttrs: the mode in octal (`640`) and the time
+ * as `touch -t` reads it in UTC (`CCYYMMDDhhmm.SS`); `-` for what is not set. Only digits and a
+ * dot: the scripts match them against fixed patterns before they use them.
+ */
+export function attrsWords(attrs: FileAttrs | undefined): [string, string] {
+  if (!attrs) return ['-', '-'];
+  const mode = (attrs.mode & 0o777).toString(8).padStart(3, '0');
+  if (attrs.mtime === undefined) return [mode, '-'];
+  const d = new Date(attrs.mtime * 1000);
+  const two = (n: number) => String(n).padStart(2, '0');
+  const stamp = `${String(d.getUTCFullYear()).padStart(4, '0')}${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}.${two(d.getUTCSeconds())}`;
+  return [mode, stamp];
+}
+
+/**
+ * Sets the time (`$2`, see attrsWords) and then the mode (`$3`) of file `$1`; a word that is not
+ * one is skipped. A failure (a filesystem that refuses chmod, no touch) is not the delivery's:
+ * `$attrs` becomes `failed`, the tool's message goes to stderr, and the script goes on.
+ */
+const setAttrsFunction = [
+  'setattrs() {',
+  '  case $2 in [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9].[0-9][0-9]) TZ=UTC0 touch -t "$2" "$1" || attrs=failed ;; esac',
+  '  case $3 in [0-7][0-7][0-7]) chmod "$3" "$1" || attrs=failed ;; esac',
+  '}',
+].join('\n');
+
+/** The line the scripts print after placing (or confirming) a file whose attributes could not be set. */
+export const ATTRS_FAILED = 'attrs-failed';
+
+/** Whether a script said it could not set the file's mode or time (see setAttrsFunction). */
+export function parseAttrsFailed(stdout: string): boolean {
+  return new RegExp(`^${ATTRS_FAILED}$`, 'm').test(stdout);
+}
+
 export interface JoinPlan {
   /** Chunk paths are `${chunkPrefix}.${index}`. */
   chunkPrefix: string;
@@ -103,13 +155,18 @@ export interface JoinPlan {
 /**
  * The remote half of a delivery, started before the first chunk is sent and fed on stdin: a
  * line with a chunk's index once that chunk is complete on the vessel, then
- * `end <sha256>`. Each chunk is read once by `tee`, which appends it to a hidden file beside
- * the destination and passes it on to `$hasher`, so joining and verifying go on
+ * `end <sha256> <mode> <stamp>` (the shore's attributes as attrsWords gives them; a plain
+ * `end <sha256>` sets none). Each chunk is read once by `tee`, which appends it to a hidden
+ * file beside the destination and passes it on to `$hasher`, so joining and verifying go on
  * during the upload, in one pass, and only the last chunk is left at the end. Then the size
- * and SHA-256 are checked and the file is renamed into place (rename(2) within one directory
- * is atomic and replaces an older file); the chunks are removed only after that, so a crash
- * at any point leaves either the chunks or the finished file. If stdin ends without `end`
- * (the shore went away), the half-joined file is removed and nothing is placed.
+ * and SHA-256 are checked, the shore's modification time and mode are set on the hidden file,
+ * and it is renamed into place (rename(2) within one directory is atomic and replaces an older
+ * file), so it never appears with other ones; a vessel that refuses them gets the file anyway,
+ * and the line ATTRS_FAILED after the result line says so. The hidden file is written under
+ * `umask 077`: until its mode is set, only the vessel user can read it. The chunks are
+ * removed only after that, so a crash at any point leaves either the chunks or the finished
+ * file. If stdin ends without `end` (the shore went away), the half-joined file is removed and
+ * nothing is placed.
  *
  * (`tee -a < chunk` rather than `cat chunk | tee`: one pipe fewer saves a third of the
  * vessel's CPU for the join, and 512 MiB went from 4.8 s to 3.8 s end to end here.)
@@ -128,6 +185,9 @@ export function joinScript(p: JoinPlan): string {
   return [
     `tmp=${quote(p.assemblyPrefix)}.$$.tmp`,
     `[ -d ${quote(dir)} ] || mkdir -p -- ${quote(dir)} || exit ${e.mkdir}`,
+    // Folders get the vessel's usual umask (above); the file's content is the vessel user's
+    // alone until the shore's mode is set on it.
+    'umask 077',
     pickHasher(e.hash, (p.size ?? 0) >= FAST_HASHER_MIN_BYTES, p.hasher),
     `: > "$tmp.st" && : > "$tmp" || exit ${e.join}`,
     `{`,
@@ -152,17 +212,23 @@ export function joinScript(p: JoinPlan): string {
     `if [ ! -e "$tmp.end" ]; then ${cleanup}; exit ${e.incomplete}; fi`,
     // The digest is of the stream tee copied; tee reported any short write into $tmp.st above,
     // so a matching digest means the file holds exactly the shore's bytes.
-    `read -r _ sha < "$tmp.end"`,
+    `read -r _ sha mode stamp _ < "$tmp.end"`,
     `read -r h _ < "$tmp.h"`,
     `if [ "$h" != "$sha" ]; then ${cleanup}; printf 'mismatch %s\\n' "$h"; exit ${e.mismatch}; fi`,
     `if [ -d ${dest} ]; then ${cleanup}; exit ${e.destinationIsDirectory}; fi`,
+    // Its size is taken while it is still the vessel user's to read: the shore's mode may not
+    // let its owner read it (0200), and the same file is renamed into place.
+    'size=$(wc -c < "$tmp")',
+    setAttrsFunction,
+    'attrs=ok; setattrs "$tmp" "$stamp" "$mode"',
     `mv -f -- "$tmp" ${dest} || { ${cleanup}; exit ${e.rename}; }`,
     // With the chunks go the half-joined files of earlier attempts whose connection was cut
     // without the vessel noticing: their joiners may wait for input for hours.
     `rm -f -- "$tmp.st" "$tmp.h" "$tmp.end" ${prefix}.[0-9]* ${quote(p.assemblyPrefix)}.[0-9]*.tmp`,
     // The proof the shore requires: the digest of what was placed and its size. An exit code
     // alone proves nothing (fish exits 0 on a syntax error; a wrapper may run nothing at all).
-    `printf 'placed %s %s\\n' "$h" $(wc -c < ${dest})`,
+    `printf 'placed %s %s\\n' "$h" $size`,
+    `[ "$attrs" = ok ] || echo ${ATTRS_FAILED}`,
   ].join('\n');
 }
 
@@ -192,15 +258,19 @@ export function removeLeftoversScript(chunkPrefix: string, assemblyPrefix: strin
 /**
  * For a destination that already has the right size: prints its SHA-256 and, if it is the
  * expected one, removes the version's chunks (a crash may have come between the rename and the
- * removal).
+ * removal) and gives it the shore's attributes when `attrs` are given (ATTRS_FAILED on a line
+ * of its own when the vessel refuses them).
  */
-export function checkExistingScript(destination: string, sha256: string, chunkPrefix: string, size = 0, hasher?: HasherName): string {
+export function checkExistingScript(destination: string, sha256: string, chunkPrefix: string, size = 0, hasher?: HasherName, attrs?: FileAttrs): string {
+  const [mode, stamp] = attrsWords(attrs);
   return [
     pickHasher(AssembleExit.hash, size >= FAST_HASHER_MIN_BYTES, hasher),
     `h=$($hasher < ${quote(destination)}) || exit ${AssembleExit.hash}`,
     `h=\${h%% *}`,
     `echo "$h"`,
-    `if [ "$h" = ${quote(sha256)} ]; then ${removeChunksCommand(chunkPrefix)}; fi`,
+    `[ "$h" = ${quote(sha256)} ] || exit 0`,
+    removeChunksCommand(chunkPrefix),
+    ...(attrs ? [setAttrsFunction, `attrs=ok; setattrs ${quote(destination)} ${quote(stamp)} ${quote(mode)}`, `[ "$attrs" = ok ] || echo ${ATTRS_FAILED}`] : []),
   ].join('\n');
 }
 

@@ -23,16 +23,19 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { FileError, StoppedError, TransientError } from '../errors.js';
+import { FileError, StoppedError, TransientError, describe } from '../errors.js';
 import { failpoint } from '../failpoint.js';
 import { BufferPool } from './buffer-pool.js';
 import { WriteWindow } from './write-window.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
-import { isNoSuchFile, isRenameUnsupported, isSftpFailure, type ExecResult, type OpenFlags, type RemoteFs, type RemoteProcess, type RemoteStat } from './connection.js';
+import { isNoSuchFile, isPermissionDenied, isRenameUnsupported, isSftpFailure, isSftpStatus, type ExecResult, type OpenFlags, type RemoteFs, type RemoteProcess, type RemoteStat } from './connection.js';
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
 import { MAX_HASH_BATCH } from './hash-batch.js';
 import { checkOnVessel, prepareChecker } from './remote-check.js';
-import { AssembleExit, FAST_HASHER_MIN_BYTES, ProbeExit, checkExistingScript, hasherProbeScript, joinScript, parseFree, parseHasherProbe, parsePlaced, quote, removeChunksCommand, tempDirProbeScript, type HasherName } from './shell.js';
+import {
+  AssembleExit, FAST_HASHER_MIN_BYTES, ProbeExit, attrsWords, checkExistingScript, fileAttrs, hasherProbeScript, joinScript, parseAttrsFailed, parseFree,
+  parseHasherProbe, parsePlaced, quote, removeChunksCommand, tempDirProbeScript, type FileAttrs, type HasherName,
+} from './shell.js';
 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
 export interface DeliveryJob {
@@ -80,6 +83,11 @@ export interface DeliveryHooks {
   joining?(): void;
   /** The delivery reached a stage that a later attempt can start from. */
   stage?(stage: DeliveryStage): void;
+  /**
+   * The file was delivered, but the vessel refused to give it the shore's mode or modification
+   * time (a filesystem without Unix permissions, say): `detail` is the vessel's word on it.
+   */
+  attrsRefused?(detail: string): void;
 }
 
 export type DeliveryOutcome =
@@ -141,13 +149,13 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
     // A small file is sent without asking whether the vessel has it already: asking costs a
     // request per file on every file, sending it again costs at most 1 MiB now and then.
     if (isSmallFile(job.size, job.chunkSize)) return await deliverSmallFile(remote, job, hooks, options);
-    checkLocalVersion(job);
+    const local = checkLocalVersion(job);
     const parts = planChunks(job.size, job.chunkSize);
     // Independent questions go out together: on a link with a 600 ms round trip, each one
     // asked after the other would cost that much again on every (re)connection.
     const hasher = largeFileHasher(remote, job.size);
     const [destination, present] = await Promise.all([remote.stat(job.destination), presentLengths(remote, job, parts)]);
-    const existing = destination?.isFile && destination.size === job.size ? await confirmExisting(remote, job, hooks, options, hasher) : undefined;
+    const existing = destination?.isFile && destination.size === job.size ? await confirmExisting(remote, job, hooks, options, hasher, fileAttrs(local)) : undefined;
     if (existing) return existing;
     const bytesPresent = present.have.reduce((sum, n) => sum + n, 0);
     hooks.sending?.(bytesPresent);
@@ -175,12 +183,13 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
       }
       const joiner = await starting;
       // The bytes sent must still be the file's: a writer that came back during the upload
-      // means a new version, which is replicated on its own.
-      checkLocalVersion(job);
+      // means a new version, which is replicated on its own. Its mode is taken from this
+      // last look (a chmod changes no version), and set before the file is placed.
+      const final = checkLocalVersion(job);
       hooks.sha256Known(sha256);
       hooks.stage?.('sent');
       hooks.joining?.();
-      joiner.write(`end ${sha256}\n`);
+      joiner.write(`end ${sha256} ${attrsWords(fileAttrs(final)).join(' ')}\n`);
       joiner.end();
       ended = true;
       await placed(remote, job, await joiner.result(execTimeout(job.size, options)), sha256, hooks);
@@ -195,9 +204,11 @@ export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: Del
   }
 }
 
-/** Whether the shore file still is the version being sent (synchronous, see shore-fs.ts). */
-function checkLocalVersion(job: DeliveryJob): void {
-  expectVersion(job, localCall(job, () => lstatSync(job.localPath)));
+/** Whether the shore file still is the version being sent (synchronous, see shore-fs.ts); its stat. */
+function checkLocalVersion(job: DeliveryJob): Stats {
+  const st = localCall(job, () => lstatSync(job.localPath));
+  expectVersion(job, st);
+  return st;
 }
 
 /** Throws LocalChange unless `st` describes the job's version: a regular file of its size and mtime. */
@@ -260,7 +271,7 @@ function abandon(joiner: RemoteProcess): void {
  * there goes straight to the check. Only a failed check removes it.
  */
 async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<DeliveryOutcome> {
-  const { data, pooled } = readWhole(job);
+  const { data, pooled, attrs } = readWhole(job);
   const sha256 = createHash('sha256').update(data).digest('hex');
   const tmp = `${job.assemblyPrefix}.up.tmp`;
   const ctx = { vessel: job.vessel, path: job.destination };
@@ -290,7 +301,11 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
       throw new FileError(`SHA-256 on vessel ${job.vessel} is ${differs}, expected ${sha256}; sending again`, ctx);
     }
     hooks.stage?.('placing');
-    // The stat that proves the file in place travels with the rename (answered in order).
+    // The shore's mode and time go on the hidden file just before the rename, and the stat
+    // that proves the file in place just after it, all in one round trip: the server handles
+    // the requests of a session in order, so the file never appears without them. A vessel
+    // that refuses them gets the file all the same (see attrsRefused).
+    const attrsSet = remote.setstat(tmp, attrs).then(() => undefined, (err: unknown) => err);
     const renamed = remote.rename(tmp, job.destination);
     const after = remote.stat(job.destination);
     after.catch(() => {}); // awaited once the rename is answered
@@ -301,6 +316,7 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
         if ((await remote.stat(job.destination).catch(() => null))?.isDirectory) throw new FileError(`${job.destination} on vessel ${job.vessel} is a directory`, ctx);
         throw new FileError(`cannot move the file into place on vessel ${job.vessel}: ${(err as Error).message}`, { ...ctx, cause: err });
       }
+      await attrsSet; // the command does not wait for the session's requests before it
       const mv = await remote.exec(`mv -f -- ${quote(tmp)} ${quote(job.destination)} && echo moved`);
       if (mv.code !== 0 || !/^moved$/m.test(mv.stdout)) {
         throw new FileError(`cannot move the file into place on vessel ${job.vessel}: ${mv.stderr.split('\n')[0] || `mv said nothing (exit ${mv.code ?? mv.signal})`}`, ctx);
@@ -308,6 +324,8 @@ async function deliverSmallFile(remote: RemoteFs, job: DeliveryJob, hooks: Deliv
       await confirmPlaced(remote, job);
     });
     keep = false;
+    const refused = await attrsSet;
+    if (refused !== undefined && isSftpStatus(refused)) hooks.attrsRefused?.(describe(refused));
     return { kind: 'done', bytesSent, alreadyThere: false, sha256 };
   } catch (err) {
     // A broken link keeps what the vessel has (the next attempt goes on from it); anything
@@ -342,9 +360,19 @@ async function placedEarlier(remote: RemoteFs, job: DeliveryJob, check: (path: s
 async function writeResumable(
   remote: RemoteFs, path: string, data: Buffer, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions,
 ): Promise<{ bytesSent: number; closed: Promise<void> }> {
-  const [st, opened] = await Promise.all([remote.stat(path), openBeside(remote, path, job, 'keep')]);
+  const stat = remote.stat(path);
+  stat.catch(() => {}); // awaited below
+  let restarted = false;
+  const [st, opened] = await Promise.all([stat, openBeside(remote, path, job, 'keep').catch(async (err: unknown) => {
+    // An earlier attempt, cut between giving it the shore's mode and the rename, may have left
+    // a copy whose mode does not let its owner write (0400): it starts over.
+    if (!isPermissionDenied(err) || !(await stat)?.isFile) throw err;
+    restarted = true;
+    await remote.remove(path).catch(() => {});
+    return openBeside(remote, path, job, 'w');
+  })]);
   let handle = opened;
-  let have = st?.isFile ? st.size : 0;
+  let have = st?.isFile && !restarted ? st.size : 0;
   if (have > data.length) {
     // Not a prefix of this version (it cannot be): start over.
     await remote.close(handle).catch(() => {});
@@ -379,7 +407,7 @@ function writePiece(remote: RemoteFs, options: UploadOptions): number {
  * after the read, so a writer that came back meanwhile is seen. What is sent is then this
  * version's bytes, whatever happens to the file later (a later change is a new version).
  */
-function readWhole(job: DeliveryJob): { data: Buffer; pooled?: Buffer } {
+function readWhole(job: DeliveryJob): { data: Buffer; pooled?: Buffer; attrs: FileAttrs } {
   // Synchronous: at most 1 MiB from a local file, cheaper than four thread-pool round trips
   // (see shore-fs.ts). O_NOFOLLOW: a symlink put in the file's place is not this version (nor
   // replicated at all).
@@ -396,8 +424,9 @@ function readWhole(job: DeliveryJob): { data: Buffer; pooled?: Buffer } {
       if (bytesRead === 0) throw new LocalChange('changed');
       done += bytesRead;
     }
-    expectVersion(job, fstatSync(fd));
-    return { data, pooled };
+    const st = fstatSync(fd);
+    expectVersion(job, st);
+    return { data, pooled, attrs: fileAttrs(st) };
   } finally {
     closeSync(fd);
   }
@@ -429,13 +458,17 @@ function describeWriteFailure(err: unknown, job: DeliveryJob): unknown {
 }
 
 /** Step 1: a destination of the right size is confirmed as it is if its hash is the shore's. */
-async function confirmExisting(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions, hasher: HasherName | undefined): Promise<DeliveryOutcome | undefined> {
+async function confirmExisting(
+  remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions, hasher: HasherName | undefined, attrs: FileAttrs,
+): Promise<DeliveryOutcome | undefined> {
   const sha256 = job.sha256 ?? await hashLocalFile(job, hooks.signal);
   hooks.sha256Known(sha256);
-  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix, job.size, hasher), execTimeout(job.size, options));
+  // The file there becomes this delivery: it gets the shore's mode and time in the same command.
+  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix, job.size, hasher, attrs), execTimeout(job.size, options));
   if (result.code === AssembleExit.hash) forgetHasher(remote);
   if (result.code !== 0) return undefined;
-  if (result.stdout.trim() !== sha256) return undefined;
+  if (result.stdout.split('\n', 1)[0]!.trim() !== sha256) return undefined;
+  if (parseAttrsFailed(result.stdout)) hooks.attrsRefused?.(firstLine(result.stderr) || 'chmod or touch failed');
   hooks.chunksReset();
   return { kind: 'done', bytesSent: 0, alreadyThere: true, sha256 };
 }
@@ -663,6 +696,7 @@ async function placed(remote: RemoteFs, job: DeliveryJob, r: ExecResult, sha256:
       throw new FileError(`the join on vessel ${job.vessel} exited 0 but did not prove the file placed (${said}): its login shell or a wrapper did not run the script as sh`, ctx);
     }
     await confirmPlaced(remote, job);
+    if (parseAttrsFailed(r.stdout)) hooks.attrsRefused?.(firstLine(r.stderr) || 'chmod or touch failed');
     return;
   }
   switch (r.code) {
@@ -692,6 +726,12 @@ async function placed(remote: RemoteFs, job: DeliveryJob, r: ExecResult, sha256:
     default:
       throw new FileError(`remote command failed on vessel ${job.vessel} (exit ${r.code ?? r.signal})${detail}`, ctx);
   }
+}
+
+/** The first line of a command's stderr, control characters flattened. */
+function firstLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return (text.split('\n', 1)[0] ?? '').replace(/[\u0000-\u001f\u007f]+/g, ' ').trim().slice(0, 300);
 }
 
 /** The last proof before a delivery counts: the file at its destination, of its size, seen over SFTP. */

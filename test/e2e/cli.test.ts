@@ -1,6 +1,8 @@
-// The CLI's contract with operators: exit codes, one-line errors without stack traces, help.
+// The CLI's contract with operators: exit codes, one-line errors without stack traces, help,
+// syslog priorities under journald.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +50,32 @@ describe('cli', () => {
     }
   });
 
+  it('every help fits a terminal (no line over 100 characters) and shows number defaults without quotes', async () => {
+    const helps = await Promise.all([[], ['run'], ['mirror'], ['status'], ['check']].map((c) => runCli([...c, '--help'])));
+    for (const h of helps) {
+      assert.equal(h.code, 0);
+      for (const line of h.stdout.split('\n')) assert.ok(line.length <= 100, `${line.length} characters: ${line}`);
+      assert.doesNotMatch(h.stdout, /default: "\d/, 'a number default in quotes');
+    }
+    const [, run, mirror] = helps;
+    assert.match(run!.stdout, /--give-up-after <seconds>[\s\S]*\(default: 60\)/);
+    for (const d of ['\\(default: 3\\)', '\\(default: 22\\)', '\\(default: 300\\)']) assert.match(mirror!.stdout, new RegExp(d));
+  });
+
+  it('a usage error names the help of the command it happened in (exit 2)', async () => {
+    const r = await runCli(['run', '--bogus']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown option '--bogus'/);
+    assert.match(r.stderr, /contentmonster run --help/);
+    assert.doesNotMatch(r.stderr, /contentmonster --help/);
+    const m = await runCli(['mirror', 'h', '/r']);
+    assert.equal(m.code, 2);
+    assert.match(m.stderr, /contentmonster mirror --help/);
+    const top = await runCli(['launch']);
+    assert.equal(top.code, 2);
+    assert.match(top.stderr, /unknown command 'launch'[\s\S]*'contentmonster --help'/);
+  });
+
   it('--version prints the package version', async () => {
     const r = await runCli(['--version']);
     assert.equal(r.code, 0);
@@ -70,7 +98,7 @@ describe('cli', () => {
   it('a missing settings file exits 2 with one line', async () => {
     const r = await runCli(['run', '-c', join(dir, 'nope.ini'), '--once']);
     assert.equal(r.code, 2);
-    assertOneLine(r.stderr, /nope\.ini.*no such file/);
+    assertOneLine(r.stderr, /nope\.ini.*(no such file|does not exist)/);
   });
 
   it('the settings path comes from $CONTENTMONSTER_CONFIG when -c is absent', async () => {
@@ -107,7 +135,71 @@ describe('cli', () => {
     for (const l of lines) assert.match(l, /^<[0-7]>\S/, `priority prefix on: ${l}`);
     assert.ok(lines.some((l) => l.startsWith('<6>starting')), 'info is <6>');
     assert.ok(lines.some((l) => l.startsWith('<4>cannot reach vessel') && l.includes('vessel=v')), 'warn is <4> and names the vessel');
-    assert.ok(lines.some((l) => l.startsWith('<3>not replicated')), 'error is <3>');
+    assert.ok(lines.some((l) => l.startsWith('<3>vessel given up for this run')), 'error is <3>: the cause, once');
+    assert.ok(lines.some((l) => l.startsWith('<4>not replicated') && l.includes('reason is logged above')), 'the files it left, at warning');
+    assert.ok(lines.some((l) => l.startsWith('<3>finished with failures')), 'the end of a failed --once is an error');
+  });
+
+  // journald stores a line without a prefix at info: `journalctl -p warning` would show
+  // "Failed with result 'exit-code'" and never why. Everything on stderr is an error.
+  const journal = { JOURNAL_STREAM: '8:12345' };
+  const allPrefixed = (text: string, prefix: string) => {
+    const lines = text.split('\n').filter((l) => l !== '');
+    assert.ok(lines.length > 0, 'some output');
+    for (const l of lines) assert.ok(l.startsWith(prefix), `${prefix} on: ${l}`);
+    return lines;
+  };
+
+  it('under systemd, bad settings are one error line <3>', async () => {
+    const file = join(dir, 'journal-typo.ini');
+    await writeFile(file, valid('Concurency = 4'));
+    const r = await runCli(['run', '-c', file, '--once'], { env: journal });
+    assert.equal(r.code, 2);
+    const [line, ...more] = allPrefixed(r.stderr, '<3>');
+    assert.deepEqual(more, []);
+    assert.match(line!, /^<3>contentmonster: .*Concurency: .*Concurrency/);
+    // The same for status and check, which read the settings the same way.
+    for (const command of ['status', 'check']) {
+      const c = await runCli([command, '-c', file], { env: journal });
+      assert.equal(c.code, 2, command);
+      allPrefixed(c.stderr, '<3>');
+    }
+  });
+
+  it('under systemd, usage errors are <3>: an unknown option, a bad value, a missing argument', async () => {
+    for (const args of [['run', '--bogus'], ['run', '--give-up-after', 'soon'], ['mirror', 'h', '/r'], ['mirror', 'h', '/r', dir, '-j', '0'], ['launch']]) {
+      const r = await runCli(args, { env: journal });
+      assert.equal(r.code, 2, args.join(' '));
+      allPrefixed(r.stderr, '<3>');
+    }
+  });
+
+  it('under systemd, a mirror that fails says so at <3>', async () => {
+    const env = { ...journal, HOME: join(dir, 'home'), SSH_AUTH_SOCK: undefined, SFTP_USERNAME: 'nobody', SFTP_PASSWORD: 'x' };
+    const out = join(dir, 'mirror-out');
+    // Nothing listens on port 1: the run gives up after a second.
+    const r = await runCli(['mirror', '127.0.0.1', '/srv', out, '-p', '1', '--give-up-after', '1', '--metrics-socket', '', '--host-key-file', join(dir, 'hk')], { env });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const lines = allPrefixed(r.stdout, '<');
+    assert.ok(lines.some((l) => l.startsWith('<3>mirror failed: ')), r.stdout);
+    // No credentials at all: one error line, exit 1.
+    const none = await runCli(['mirror', '127.0.0.1', '/srv', out], { env: { ...env, SFTP_USERNAME: undefined } });
+    assert.equal(none.code, 1);
+    assert.match(none.stdout, /^<3>SFTP_USERNAME is not set/m);
+  });
+
+  it('under systemd, the state database goes to $STATE_DIRECTORY when Database is not set', async () => {
+    const own = join(dir, 'state-test'); // the settings' own folder, which other tests do not use
+    const state = join(own, 'state');
+    const location = join(own, 'empty-location');
+    await mkdir(state, { recursive: true });
+    await mkdir(location);
+    const file = join(own, 'settings.ini');
+    await writeFile(file, `[Directory d]\nLocation = ${location}\n[Vessel v]\nAddress = 127.0.0.1\nPort = 1\n`);
+    const r = await runCli(['run', '-c', file, '--once', '--give-up-after', '1'], { env: { STATE_DIRECTORY: state } });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.ok(existsSync(join(state, 'database.sqlite3')), 'database.sqlite3 in $STATE_DIRECTORY');
+    assert.ok(!existsSync(join(own, 'database.sqlite3')), 'nothing beside the settings file');
   });
 
   it('a state database that cannot be opened exits 2 naming the Database key', async () => {

@@ -9,6 +9,7 @@ import { startVesselFarm, type Vessel, type VesselFarm } from '../helpers/sshd.j
 import { startLink, type Link } from '../helpers/link.js';
 import { runCli, startDaemon, waitFor, type RunResult } from '../helpers/process.js';
 import { listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
+import { runCliReadOnly } from '../helpers/read-only.js';
 import { startMetricsServer, type MetricLine, type MetricsServer } from '../helpers/metrics-server.js';
 
 const PASSWORD = 'mirror;pa#ss-SFTP-SECRET';
@@ -326,5 +327,21 @@ describe('mirror', () => {
     assert.equal(noSocket.code, 0, noSocket.stdout);
     assert.equal(noSocket.stdout.match(/metrics socket .* unavailable/g)?.length, 1, 'exactly one warning');
     await assertMirrored(expected);
+    // The default socket (no Telegraf on this machine) was not the operator's choice: no warning.
+    const byDefault = await runCli(['mirror', '127.0.0.1', remote, local, '-p', String(proxy.port), '--host-key-file', hostKeys, '-a'], { env: env() });
+    assert.equal(byDefault.code, 0, byDefault.stdout);
+    assert.doesNotMatch(byDefault.stdout, /WARN/, 'a missing default metrics socket is no news');
+    assert.match(byDefault.stdout, /mirror finished: .* itemsDownloaded=2 itemsSkipped=0 filesFailed=0/);
+    // A read-only LOCAL_PATH is said as such, before anything is fetched (Node's recursive
+    // mkdir would say ENOENT).
+    const readOnly = join(work, 'read-only');
+    await mkdir(readOnly);
+    const ro = await runCliReadOnly([readOnly], ['mirror', '127.0.0.1', remote, join(readOnly, 'a', 'b'), '-p', String(proxy.port), '--host-key-file', hostKeys, '--metrics-socket', ''], { env: env() });
+    assert.equal(ro.code, 1, ro.stdout + ro.stderr);
+    assert.match(ro.stdout, new RegExp(`LOCAL_PATH ${readOnly}/a/b cannot be created: read-only file system`));
+    const roExisting = await runCliReadOnly([readOnly], ['mirror', '127.0.0.1', remote, readOnly, '-p', String(proxy.port), '--host-key-file', hostKeys, '--metrics-socket', ''], { env: env() });
+    assert.equal(roExisting.code, 1, roExisting.stdout + roExisting.stderr);
+    assert.match(roExisting.stdout, new RegExp(`LOCAL_PATH ${readOnly} is not writable: read-only file system`));
+    assert.deepEqual(await readdir(readOnly), [], 'nothing fetched');
   });
 });

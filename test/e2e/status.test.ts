@@ -47,12 +47,20 @@ describe('status', () => {
     await resetFarm(farm);
   });
 
-  it('before any run: exit 1 and one line naming the missing database; bad settings: exit 2', async () => {
+  it('before any run: exit 1 and one line naming the missing database (--json: a report with every count 0, exit 1); bad settings: exit 2', async () => {
     const settings = await writeSettings(farm);
     const r = await runCli(['status', '-c', settings], { cwd: farm.root });
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.equal(r.stdout, '');
     assert.equal(r.stderr, `contentmonster: no state database at ${databasePath(farm)} (the daemon has not run yet)\n`);
+    // --json prints a report all the same (every vessel, every count 0) for the program reading it.
+    const json = await runCli(['status', '-c', settings, '--json'], { cwd: farm.root });
+    assert.equal(json.code, 1, json.stdout + json.stderr);
+    assert.equal(json.stderr, r.stderr);
+    const report = JSON.parse(json.stdout) as StatusReport;
+    assert.equal(report.databaseFound, false);
+    assert.equal(report.database, databasePath(farm));
+    assert.deepEqual(report.vessels.map((v) => [v.name, v.waiting.files, v.done.files, v.inFlight.length]), [['v1', 0, 0, 0], ['v2', 0, 0, 0]]);
     const bad = await runCli(['status', '-c', join(farm.root, 'missing.ini')], { cwd: farm.root });
     assert.equal(bad.code, 2, bad.stdout + bad.stderr);
     assert.match(bad.stderr, /^contentmonster: .*missing\.ini.*\n$/);

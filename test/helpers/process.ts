@@ -69,11 +69,15 @@ function nodeArgs(cli: string, args: string[]): string[] {
 }
 
 function spawnCli(args: string[], opts: SpawnOptions): ChildProcess {
-  const child = spawn(process.execPath, nodeArgs(opts.cli ?? DEFAULT_CLI, args), {
+  return tracked(spawn(process.execPath, nodeArgs(opts.cli ?? DEFAULT_CLI, args), {
     env: childEnv(opts.env),
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  }));
+}
+
+/** A child that is SIGKILLed when the test process exits, should it still run then. */
+export function tracked(child: ChildProcess): ChildProcess {
   liveChildren.add(child);
   child.once('exit', () => liveChildren.delete(child));
   child.once('error', () => liveChildren.delete(child));
@@ -95,16 +99,22 @@ export function runCli(
   args: string[],
   opts: SpawnOptions & { timeoutMs?: number } = {},
 ): Promise<RunResult> {
-  const timeoutMs = opts.timeoutMs ?? 120_000;
+  return outcome(spawnCli(args, opts), `runCli ${args.join(' ')}`, opts.timeoutMs);
+}
+
+/**
+ * Waits for a started child (stdout and stderr piped) to end and collects its output. The
+ * timeout (default 120 s) is a safety net against a hang, never an assertion about time.
+ */
+export function outcome(child: ChildProcess, what: string, timeoutMs = 120_000): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawnCli(args, opts);
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout = append(stdout, d)));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = append(stderr, d)));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`runCli ${args.join(' ')}: no exit after ${timeoutMs} ms (killed)\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+      reject(new Error(`${what}: no exit after ${timeoutMs} ms (killed)\nstdout:\n${stdout}\nstderr:\n${stderr}`));
     }, timeoutMs);
     child.once('error', (err) => {
       clearTimeout(timer);

@@ -2,11 +2,12 @@
 // running daemon (waiting per vessel, failed list, oldest waiting, vessel stats), plus the
 // report built from them.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { ConfigError } from '../../src/errors.js';
 import { parseSettings } from '../../src/settings.js';
 import { StateStore } from '../../src/state-store.js';
 import { percentOf, readStatus } from '../../src/status.js';
@@ -269,10 +270,29 @@ describe('readStatus', () => {
     ].join('\n'), join(root, 'settings.ini'));
   }
 
-  it('a missing database is one clear error, and is not created', () => {
+  it('a missing database: a report with every vessel and every count 0, databaseFound false; nothing is created', () => {
     const database = join(root, 'never', 'state.sqlite');
-    assert.throws(() => readStatus(settingsFor(database)), { message: `no state database at ${database} (the daemon has not run yet)` });
+    const report = readStatus(settingsFor(database), () => new Date('2025-01-01T00:02:00Z'));
+    const idle = (name: string) => ({ name, waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 0, bytes: 0 }, lastSuccessAt: null, lastError: null });
+    assert.deepEqual(report, {
+      database,
+      databaseFound: false,
+      generatedAt: '2025-01-01T00:02:00.000Z',
+      vessels: [idle('fast'), idle('slow'), idle('idle')],
+      oldestWaiting: null,
+      failed: [],
+    });
     assert.throws(() => reader(database));
+  });
+
+  it('a database that is not one: a ConfigError naming the settings file, the key and the database', () => {
+    const database = join(root, 'garbage.sqlite');
+    writeFileSync(database, 'this is not a database, but it is long enough to have a header of sorts\n'.repeat(20));
+    assert.throws(() => readStatus(settingsFor(database)), (err: Error) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.equal(err.message, `${join(root, 'settings.ini')}: [MONSTER] Database: cannot open ${database}: file is not a database`);
+      return true;
+    });
   });
 
   it('reports every vessel of the settings, in flight with %, waiting, done, errors, failures, oldest waiting', () => {
@@ -294,6 +314,7 @@ describe('readStatus', () => {
     const report = readStatus(settingsFor(file), () => new Date('2025-01-01T00:02:00Z'));
     assert.deepEqual(report, {
       database: file,
+      databaseFound: true,
       generatedAt: '2025-01-01T00:02:00.000Z',
       vessels: [
         {

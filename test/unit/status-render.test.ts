@@ -9,6 +9,7 @@ const idle = (name: string): VesselStatus => ({
 
 const busy: StatusReport = {
   database: '/var/lib/contentmonster/database.sqlite3',
+  databaseFound: true,
   generatedAt: '2025-01-01T12:00:00.000Z',
   vessels: [
     {
