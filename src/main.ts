@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --expose-gc
 /**
- * The V8 flags above (the systemd units pass the same). `--expose-gc` lets young-gc.ts pace
+ * The V8 flags above (the systemd units pass the same). `--expose-gc` lets ssh/young-gc.ts pace
  * cheap young-generation collections by the bytes moved, instead of V8 running full ones; a
  * semi-space of 4 MiB keeps the peak RSS lower under a stream of small files to several
  * vessels. Neither can be set once Node has started.

@@ -7,9 +7,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Settings } from './settings.js';
-import { openStateStore } from './state-database.js';
-import type { StateStore } from './state-store.js';
+import type { Settings } from './settings/load.js';
+import { openStateStore } from './state/database.js';
+import type { StateStore } from './state/store.js';
 
 export interface StatusReport {
   /** The state database read. */

@@ -2,11 +2,11 @@
  * `contentmonster check`: settings, the shore (Locations, the state database's folder), then
  * every vessel; a table on stdout; 0 when the shore and every vessel are ready.
  */
-import { checkSteps, checkVessels, vesselReady, type CheckStep, type VesselCheck } from '../check.js';
+import { checkSteps, checkVessels, vesselReady, type CheckStep, type VesselCheck } from '../check/check.js';
 import { ExitCode } from '../errors.js';
 import { createLogger, type LogLevel } from '../log.js';
-import { loadSettings, resolveSettingsPath } from '../settings.js';
-import { checkShore, type ShoreCheck } from '../shore-check.js';
+import { loadSettings, resolveSettingsPath } from '../settings/load.js';
+import { checkShore, type ShoreCheck } from '../check/shore.js';
 import { table } from './table.js';
 
 export interface CheckFlags {

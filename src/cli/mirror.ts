@@ -13,9 +13,10 @@ import { createLogger, resolveFormat, type LogFormat, type LogLevel, type TextSi
 import { MetricsSink } from '../metrics/sink.js';
 import { HostKeyFile, defaultHostKeyFile } from '../mirror/host-key-file.js';
 import { Mirror } from '../mirror/mirror.js';
-import { TerminalProgress, formatBytes } from '../mirror/progress.js';
-import type { Endpoint } from '../transfer/connection.js';
-import { fingerprintExpected, parseFingerprint } from '../transfer/host-key.js';
+import { formatBytes } from './format.js';
+import { TerminalProgress } from '../mirror/progress.js';
+import type { Endpoint } from '../ssh/connection.js';
+import { fingerprintExpected, parseFingerprint } from '../ssh/host-key.js';
 
 
 

@@ -1,10 +1,10 @@
 /** `contentmonster run`: the push daemon, or one pass with `--once`. */
 import { ExitCode, describe } from '../errors.js';
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
-import { runPush } from '../daemon.js';
+import { runPush } from '../push/daemon.js';
 import { secondsFlag } from './flags.js';
 import { stopOnSignals } from './signals.js';
-import { loadSettings, resolveSettingsPath } from '../settings.js';
+import { loadSettings, resolveSettingsPath } from '../settings/load.js';
 
 export interface RunFlags {
   config?: string;

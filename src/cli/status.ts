@@ -1,6 +1,6 @@
 /** `contentmonster status`: what the push daemon is doing, as a table or as JSON. */
-import { formatBytes, formatDuration } from '../mirror/progress.js';
-import { loadSettings, resolveSettingsPath } from '../settings.js';
+import { formatBytes, formatDuration } from './format.js';
+import { loadSettings, resolveSettingsPath } from '../settings/load.js';
 import { readStatus, type StatusReport } from '../status.js';
 import { table } from './table.js';
 

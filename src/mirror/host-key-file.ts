@@ -7,7 +7,7 @@ import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ConfigError } from '../errors.js';
-import type { HostKeyRecords } from '../transfer/host-key.js';
+import type { HostKeyRecords } from '../ssh/host-key.js';
 
 /** `$STATE_DIRECTORY` (systemd's StateDirectory=), else the XDG state folder. */
 export function defaultHostKeyFile(env: NodeJS.ProcessEnv = process.env): string {

@@ -20,8 +20,8 @@ import { ConfigError, FileError, StoppedError, TransientError, VesselRefusedErro
 import type { Logger } from '../log.js';
 import { fsReason, makeFoldersAsync } from '../shore-fs.js';
 import type { Point } from '../metrics/line-protocol.js';
-import type { Endpoint, RemoteEntry, SftpConnection } from '../transfer/connection.js';
-import type { HostKeyRecords } from '../transfer/host-key.js';
+import type { Endpoint, RemoteEntry, SftpConnection } from '../ssh/connection.js';
+import type { HostKeyRecords } from '../ssh/host-key.js';
 import { discardPartial, downloadFile } from './download.js';
 import { scanLocalItem, type LocalItem } from './local-tree.js';
 import { downloadPoint, summaryPoint } from './metrics.js';
@@ -29,7 +29,7 @@ import { isPartialName, partialName } from './partial.js';
 import type { ProgressSnapshot, TransferProgress } from './progress.js';
 import { filesOf, joinRemote, listItems, type RefusalReporter, type RemoteFile } from './remote-tree.js';
 import { escapeName, isRefused, localPathOf, quoteName } from './safe-name.js';
-import { ServerLink } from './server-link.js';
+import { ServerLink } from '../ssh/link.js';
 
 export interface MirrorOptions {
   remotePath: string;

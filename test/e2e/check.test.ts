@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFile, chmod, mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { StateStore } from '../../src/state-store.js';
+import { StateStore } from '../../src/state/store.js';
 import { freePorts, startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { runCli, type RunResult } from '../helpers/process.js';
 import { exists, writeRandomFile } from '../helpers/tree.js';

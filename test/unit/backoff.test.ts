@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { growth, jitterShare, maxDelayMs, minDelayMs, nextDelay, quickRetryMs, refusedDelayMs } from '../../src/backoff.js';
+import { growth, jitterShare, maxDelayMs, minDelayMs, nextDelay, quickRetryMs, refusedDelayMs } from '../../src/ssh/backoff.js';
 
 const zero = () => 0;
 const one = () => 1;

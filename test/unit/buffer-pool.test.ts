@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BufferPool } from '../../src/transfer/buffer-pool.js';
+import { BufferPool } from '../../src/push/upload/buffer-pool.js';
 
 describe('BufferPool', () => {
   it('hands back a buffer given to it, of the size asked for', () => {

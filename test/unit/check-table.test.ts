@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkSteps, vesselReady, type CheckStep, type StepResult, type VesselCheck } from '../../src/check.js';
+import { checkSteps, vesselReady, type CheckStep, type StepResult, type VesselCheck } from '../../src/check/check.js';
 import { renderCheckTable } from '../../src/cli/check.js';
 
 const ok = (...notes: string[]): StepResult => ({ state: 'ok', problems: [], notes });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { planChunks, type ChunkPart } from '../../src/transfer/chunk-plan.js';
+import { planChunks, type ChunkPart } from '../../src/push/upload/chunk-plan.js';
 
 /** Every byte of [0, size) is covered by exactly one part, in order, indices 0..n-1. */
 function assertCoversExactly(parts: ChunkPart[], size: number, chunkSize: number): void {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DeliveryQueue, type QueuedFile } from '../../src/delivery-queue.js';
+import { DeliveryQueue, type QueuedFile } from '../../src/push/delivery-queue.js';
 
 const small = (id: number, extra: Partial<QueuedFile> = {}): QueuedFile => ({ id, kind: 'small', size: 1000, ...extra });
 const large = (id: number, extra: Partial<QueuedFile> = {}): QueuedFile => ({ id, kind: 'large', size: 50_000_000, ...extra });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FlightControl, MIN_PIECE } from '../../src/flight-control.js';
+import { FlightControl, MIN_PIECE } from '../../src/push/flight-control.js';
 
 const KiB = 1024;
 /** Carried on the connection in use: enough not to limit the write size. */

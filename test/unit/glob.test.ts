@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { globToRegExp, makeIgnoreMatcher } from '../../src/glob.js';
+import { globToRegExp, makeIgnoreMatcher } from '../../src/settings/glob.js';
 
 function matches(glob: string, name: string): boolean {
   return globToRegExp(glob).test(name);

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fingerprint, judgeHostKey, type HostKeyRecords } from '../../src/transfer/host-key.js';
+import { fingerprint, judgeHostKey, type HostKeyRecords } from '../../src/ssh/host-key.js';
 
 /** An in-memory HostKeyRecords that also counts writes. */
 function memoryRecords(initial: Record<string, string> = {}) {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
 import { HostKeyFile, defaultHostKeyFile } from '../../src/mirror/host-key-file.js';
-import { fingerprint } from '../../src/transfer/host-key.js';
+import { fingerprint } from '../../src/ssh/host-key.js';
 
 const fpA = fingerprint(Buffer.from('host key A'));
 const fpB = fingerprint(Buffer.from('host key B'));

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { moveToProcessed } from '../../src/processed.js';
+import { moveToProcessed } from '../../src/push/processed.js';
 
 let root: string;
 let n = 0;

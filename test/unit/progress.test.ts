@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { formatBytes, formatDuration } from '../../src/cli/format.js';
 import {
-  formatBytes,
-  formatDuration,
   RateMeter,
   renderProgress,
   TerminalProgress,

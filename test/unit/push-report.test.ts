@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatPoint } from '../../src/metrics/line-protocol.js';
-import { PushReport, queuePoint, transferPoint, type QueueDepth } from '../../src/push-report.js';
+import { PushReport, queuePoint, transferPoint, type QueueDepth } from '../../src/push/report.js';
 import type { Logger } from '../../src/log.js';
 import type { Point } from '../../src/metrics/line-protocol.js';
 

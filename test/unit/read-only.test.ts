@@ -37,7 +37,7 @@ async function inReadOnly(body: string): Promise<string> {
 describe('read-only filesystems are called read-only', { skip: !root0 && 'needs root (mount namespaces)' }, () => {
   it('the move to processed/: the folder it could not create, and why', async () => {
     const out = await inReadOnly(`
-      const { moveToProcessed } = await import(${JSON.stringify(src('processed.ts'))});
+      const { moveToProcessed } = await import(${JSON.stringify(src('push/processed.ts'))});
       await moveToProcessed(ro + '/location', 'a/x.txt').catch((e) => say(e.code + ' ' + e.message));
     `);
     assert.equal(out, `EROFS cannot create the folder ${ro}/location/processed/a: read-only file system\n`);
@@ -72,8 +72,8 @@ describe('read-only filesystems are called read-only', { skip: !root0 && 'needs 
 
   it('the state database: folders that cannot be made, a folder that cannot be written', async () => {
     const out = await inReadOnly(`
-      const { parseSettings } = await import(${JSON.stringify(src('settings.ts'))});
-      const { lockStateFolder } = await import(${JSON.stringify(src('state-database.ts'))});
+      const { parseSettings } = await import(${JSON.stringify(src('settings/load.ts'))});
+      const { lockStateFolder } = await import(${JSON.stringify(src('state/database.ts'))});
       for (const db of [ro + '/state/more/db.sqlite3', ro + '/db.sqlite3']) {
         const settings = parseSettings('[MONSTER]\\nDatabase = ' + db + '\\n[Directory d]\\nLocation = /srv\\n[Vessel v]\\nAddress = h\\n', '/etc/cm/settings.ini');
         try { lockStateFolder(settings); } catch (e) { say(e.constructor.name + ' ' + e.message); }

@@ -5,8 +5,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { ExecResult, RemoteFs, RemoteLineService } from '../../src/transfer/connection.js';
-import { checkOnVessel } from '../../src/transfer/remote-check.js';
+import type { ExecResult, RemoteFs, RemoteLineService } from '../../src/ssh/connection.js';
+import { checkOnVessel } from '../../src/push/upload/remote-check.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cm-remote-check-'));
 /** Every checker started; they live until stopped, like on a vessel. */

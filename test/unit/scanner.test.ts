@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeIgnoreMatcher } from '../../src/glob.js';
-import { PROCESSED_DIR, Scanner, isExcluded, type ScanFilter } from '../../src/scanner.js';
+import { makeIgnoreMatcher } from '../../src/settings/glob.js';
+import { PROCESSED_DIR, Scanner, isExcluded, type ScanFilter } from '../../src/push/scanner.js';
 
 const defaultIgnore = ['.*', '*.part', '*.tmp', '*~', '*.swp'];
 const filter: ScanFilter = { isIgnored: makeIgnoreMatcher(defaultIgnore) };

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError } from '../../src/errors.js';
-import { loadSettings, parseSettings, resolveSettingsPath, settingsTable } from '../../src/settings.js';
+import { loadSettings, parseSettings, resolveSettingsPath, settingsTable } from '../../src/settings/load.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = path.join(root, 'test/fixtures/settings');
@@ -40,7 +40,7 @@ const failureOf = (...lines: string[]) => failure(() => parse(...lines));
  */
 function loadAsUnprivileged(target: string): string {
   if (process.getuid?.() !== 0) return failure(() => loadSettings(target));
-  const script = `import(${JSON.stringify(pathToFileURL(path.join(root, 'src/settings.ts')).href)}).then((m) => {
+  const script = `import(${JSON.stringify(pathToFileURL(path.join(root, 'src/settings/load.ts')).href)}).then((m) => {
     process.setgroups([]); process.setgid(65534); process.setuid(65534);
     try { m.loadSettings(process.argv[1]); } catch (err) { process.stdout.write(err.constructor.name + ' ' + err.message); }
   })`;

@@ -24,7 +24,7 @@ import {
   removeChunksCommand,
   removeLeftoversScript,
   type JoinPlan,
-} from '../../src/transfer/shell.js';
+} from '../../src/push/upload/shell.js';
 
 let root: string;
 /** Every injection attempt below tries to create this file (by absolute path and, with cwd = root, by name). */

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FileError } from '../../src/errors.js';
-import type { RemoteFs, RemoteLineService, RemoteStat } from '../../src/transfer/connection.js';
-import { deliverFile, type DeliveryHooks, type DeliveryJob } from '../../src/transfer/upload.js';
+import type { RemoteFs, RemoteLineService, RemoteStat } from '../../src/ssh/connection.js';
+import { deliverFile, type DeliveryHooks, type DeliveryJob } from '../../src/push/upload/upload.js';
 
 const PAST = Date.UTC(2001, 1, 3, 4, 5, 6) / 1000;
 

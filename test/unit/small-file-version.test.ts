@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, rm, stat, symlink, utimes, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { RemoteFs } from '../../src/transfer/connection.js';
-import { deliverFile, type DeliveryHooks, type DeliveryJob } from '../../src/transfer/upload.js';
+import type { RemoteFs } from '../../src/ssh/connection.js';
+import { deliverFile, type DeliveryHooks, type DeliveryJob } from '../../src/push/upload/upload.js';
 
 // The small-file way reads the shore file before it asks the vessel anything: a vessel that
 // throws on every call shows that a file which is no longer this version sends nothing.

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Stabilizer, type StabilizerEvents, type StableFile } from '../../src/stabilizer.js';
+import { Stabilizer, type StabilizerEvents, type StableFile } from '../../src/push/stabilizer.js';
 
 // Timeouts below are only safety nets so a broken test fails instead of hanging; nothing
 // asserts how long anything took.

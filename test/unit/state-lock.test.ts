@@ -11,8 +11,8 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { AlreadyRunningError, StateDatabaseError } from '../../src/errors.js';
-import { lockStateDatabase } from '../../src/state-lock.js';
-import { StateStore } from '../../src/state-store.js';
+import { lockStateDatabase } from '../../src/state/lock.js';
+import { StateStore } from '../../src/state/store.js';
 
 let root: string;
 let n = 0;
@@ -23,7 +23,7 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const lockModule = pathToFileURL(new URL('../../src/state-lock.ts', import.meta.url).pathname).href;
+const lockModule = pathToFileURL(new URL('../../src/state/lock.ts', import.meta.url).pathname).href;
 
 /** A process that takes the lock, says `locked` and waits to be killed. */
 function holder(database: string): Promise<ChildProcess> {

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../../src/errors.js';
-import { parseSettings } from '../../src/settings.js';
-import { StateStore } from '../../src/state-store.js';
+import { parseSettings } from '../../src/settings/load.js';
+import { StateStore } from '../../src/state/store.js';
 import { percentOf, readStatus } from '../../src/status.js';
 
 let root: string;

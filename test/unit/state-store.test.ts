@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { StateStore, type FileVersion } from '../../src/state-store.js';
+import { StateStore, type FileVersion } from '../../src/state/store.js';
 
 let root: string;
 let n = 0;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WriteWindow } from '../../src/transfer/write-window.js';
+import { WriteWindow } from '../../src/push/upload/write-window.js';
 
 /** A write that settles when the test says so. */
 function pendingWrite() {

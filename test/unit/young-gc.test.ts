@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { YoungGcPacer } from '../../src/young-gc.js';
+import { YoungGcPacer } from '../../src/ssh/young-gc.js';
 
 describe('YoungGcPacer', () => {
   it('collects once for every `everyBytes` noted, however the bytes come', () => {
@@ -24,7 +24,7 @@ describe('YoungGcPacer', () => {
 
   it('with --expose-gc, the module\'s pacer runs real scavenges', () => {
     // A child Node with the flag: count its scavenges through --trace-gc.
-    const script = `import('${new URL('../../src/young-gc.ts', import.meta.url).href}').then(({ youngGc }) => { for (let i = 0; i < 8; i++) youngGc.note(1024 * 1024); });`;
+    const script = `import('${new URL('../../src/ssh/young-gc.ts', import.meta.url).href}').then(({ youngGc }) => { for (let i = 0; i < 8; i++) youngGc.note(1024 * 1024); });`;
     const out = execFileSync(process.execPath, ['--expose-gc', '--trace-gc', '--import', 'tsx', '-e', script], { encoding: 'utf8' });
     const scavenges = out.split('\n').filter((l) => /Scavenge.*testing/.test(l)).length;
     assert.equal(scavenges, 4, out);

@@ -6,11 +6,11 @@
  * reached and moves no data for `giveUpAfterMs` ends it too.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { nextDelay } from '../backoff.js';
+import { nextDelay } from './backoff.js';
 import { ConfigError, StoppedError, VesselRefusedError, classify, describe } from '../errors.js';
 import type { Logger } from '../log.js';
-import { SftpConnection, type Endpoint } from '../transfer/connection.js';
-import { logFirstUse, type HostKeyRecords } from '../transfer/host-key.js';
+import { SftpConnection, type Endpoint } from './connection.js';
+import { logFirstUse, type HostKeyRecords } from './host-key.js';
 
 export interface ServerLinkOptions {
   giveUpAfterMs: number;

@@ -13,8 +13,8 @@
  */
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
-import { StateDatabaseError } from './errors.js';
-import { makeFolders } from './shore-fs.js';
+import { StateDatabaseError } from '../errors.js';
+import { makeFolders } from '../shore-fs.js';
 
 /** 2 added `transfers`; every change so far only adds tables, so older databases are upgraded in place. */
 const SCHEMA_VERSION = 2;

@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { AuthenticationType, ClientChannel, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import { CommandsRefusedError, ConfigError, TransientError, VesselRefusedError, classify } from '../errors.js';
-import type { VesselSettings } from '../settings.js';
-import { youngGc } from '../young-gc.js';
+import type { VesselSettings } from '../settings/load.js';
+import { youngGc } from './young-gc.js';
 import { fingerprint, judgeHostKey, type HostKeyRecords, type HostKeyVerdict } from './host-key.js';
-import { carried } from './shell.js';
+import { carried } from '../push/upload/shell.js';
 
 const { Client } = ssh2;
 

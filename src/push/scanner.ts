@@ -5,7 +5,7 @@
  */
 import { opendir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 export const PROCESSED_DIR = 'processed';
 

@@ -15,21 +15,21 @@
  * failure never counts against a file; a FileError counts an attempt and, after `maxAttempts`,
  * marks the delivery failed with its reason until the next retry round.
  */
-import { nextDelay, refusedDelayMs } from './backoff.js';
+import { nextDelay, refusedDelayMs } from '../ssh/backoff.js';
 import { DeliveryQueue, type QueuedFile } from './delivery-queue.js';
 import { failpoint } from './failpoint.js';
 import { FlightControl } from './flight-control.js';
-import { ConfigError, FileError, UnexpectedError, VesselRefusedError, classify, describe } from './errors.js';
-import type { Logger } from './log.js';
-import type { VesselSettings } from './settings.js';
-import type { StateStore } from './state-store.js';
-import { SftpConnection, vesselEndpoint } from './transfer/connection.js';
-import { logFirstUse } from './transfer/host-key.js';
-import { proveCommands, type CommandsProof } from './transfer/commands-probe.js';
-import { checkByDigests } from './transfer/remote-check.js';
-import { proveSeparateStorage, type StoragePair } from './transfer/same-storage.js';
-import { removeLeftoversScript } from './transfer/shell.js';
-import { deliverFile, isSmallFile, type DeliveryJob, type DeliveryOutcome } from './transfer/upload.js';
+import { ConfigError, FileError, UnexpectedError, VesselRefusedError, classify, describe } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { VesselSettings } from '../settings/load.js';
+import type { StateStore } from '../state/store.js';
+import { SftpConnection, vesselEndpoint } from '../ssh/connection.js';
+import { logFirstUse } from '../ssh/host-key.js';
+import { proveCommands, type CommandsProof } from './commands-probe.js';
+import { checkByDigests } from './upload/remote-check.js';
+import { proveSeparateStorage, type StoragePair } from './same-storage.js';
+import { removeLeftoversScript } from './upload/shell.js';
+import { deliverFile, isSmallFile, type DeliveryJob, type DeliveryOutcome } from './upload/upload.js';
 
 /**
  * Small files in flight per lane: each is a few round trips and a line to the vessel's checker,

@@ -8,7 +8,7 @@
  * both could start and a stream of small files never keeps a large one waiting (nor the
  * reverse): the worker gives each kind its own slots.
  */
-import type { DeliveryStage } from './transfer/upload.js';
+import type { DeliveryStage } from './upload/upload.js';
 
 export type FileKind = 'small' | 'large';
 

@@ -9,16 +9,16 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join, posix } from 'node:path';
-import { describe } from './errors.js';
-import type { Logger } from './log.js';
-import type { Delivered } from './push-report.js';
+import { describe } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Delivered } from './report.js';
 import { moveToProcessed } from './processed.js';
-import { lstatOrNone } from './shore-fs.js';
-import type { DirectorySettings, Settings } from './settings.js';
+import { lstatOrNone } from '../shore-fs.js';
+import type { DirectorySettings, Settings } from '../settings/load.js';
 import type { StableFile } from './stabilizer.js';
-import type { FileVersion, StateStore } from './state-store.js';
-import { isStorageMarker, type StoragePair } from './transfer/same-storage.js';
-import type { DeliveryJob, DeliveryOutcome } from './transfer/upload.js';
+import type { FileVersion, StateStore } from '../state/store.js';
+import { isStorageMarker, type StoragePair } from './same-storage.js';
+import type { DeliveryJob, DeliveryOutcome } from './upload/upload.js';
 import type { VesselWorker, WorkerHost } from './vessel-worker.js';
 
 export interface Failure {

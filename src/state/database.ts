@@ -5,11 +5,11 @@
  * key and the database; `run` also takes the database's lock first (one daemon per database).
  */
 import { dirname } from 'node:path';
-import { AlreadyRunningError, ConfigError, StateDatabaseError } from './errors.js';
-import type { Settings } from './settings.js';
-import { folderProblem, fsReason, makeFolders } from './shore-fs.js';
-import { lockStateDatabase, type StateLock } from './state-lock.js';
-import { StateStore, type StateStoreOptions } from './state-store.js';
+import { AlreadyRunningError, ConfigError, StateDatabaseError } from '../errors.js';
+import type { Settings } from '../settings/load.js';
+import { folderProblem, fsReason, makeFolders } from '../shore-fs.js';
+import { lockStateDatabase, type StateLock } from './lock.js';
+import { StateStore, type StateStoreOptions } from './store.js';
 
 /**
  * One line. The error it comes from is kept as the cause (for a stack at debug level) only when

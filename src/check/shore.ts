@@ -6,9 +6,9 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { DirectorySettings, Settings } from './settings.js';
-import { PROCESSED_DIR } from './scanner.js';
-import { folderProblem, fsReason, lstatOrNone, nearestExisting, type FolderProblem } from './shore-fs.js';
+import type { DirectorySettings, Settings } from '../settings/load.js';
+import { PROCESSED_DIR } from '../push/scanner.js';
+import { folderProblem, fsReason, lstatOrNone, nearestExisting, type FolderProblem } from '../shore-fs.js';
 
 export interface LocationProblem {
   kind: FolderProblem['kind'];

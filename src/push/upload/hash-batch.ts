@@ -4,8 +4,8 @@
  * `sha256sum` (or `openssl` loop): one shell for all of them, instead of one per file. Requests
  * made in the same turn of the event loop form one batch.
  */
-import { FileError } from '../errors.js';
-import type { ExecResult, RemoteFs } from './connection.js';
+import { FileError } from '../../errors.js';
+import type { ExecResult, RemoteFs } from '../../ssh/connection.js';
 import { hashFilesScript } from './shell.js';
 
 /** More would make one slow file hold up many. */

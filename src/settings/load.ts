@@ -15,10 +15,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import ini from 'ini';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 import { globToRegExp } from './glob.js';
-import { logLevels, type LogLevel } from './log.js';
-import { fingerprintExpected, parseFingerprint } from './transfer/host-key.js';
+import { logLevels, type LogLevel } from '../log.js';
+import { fingerprintExpected, parseFingerprint } from '../ssh/host-key.js';
 
 /** Global options, from the optional `[MONSTER]` section. */
 export interface MonsterSettings {

@@ -8,17 +8,17 @@
  * removed at once.
  */
 import { existsSync } from 'node:fs';
-import { ConfigError, VesselRefusedError, describe } from './errors.js';
-import type { Logger } from './log.js';
-import type { DirectorySettings, Settings, VesselSettings } from './settings.js';
-import { openStateStore } from './state-database.js';
-import { proveCommands } from './transfer/commands-probe.js';
-import { SftpConnection, vesselEndpoint } from './transfer/connection.js';
-import { sameStorageStep } from './transfer/same-storage.js';
-import type { HostKeyRecords, HostKeyVerdict } from './transfer/host-key.js';
+import { ConfigError, VesselRefusedError, describe } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { DirectorySettings, Settings, VesselSettings } from '../settings/load.js';
+import { openStateStore } from '../state/database.js';
+import { proveCommands } from '../push/commands-probe.js';
+import { SftpConnection, vesselEndpoint } from '../ssh/connection.js';
+import { sameStorageStep } from '../push/same-storage.js';
+import type { HostKeyRecords, HostKeyVerdict } from '../ssh/host-key.js';
 import {
   checkProbeScript, parseCheckProbe, probeInput, probeSha256, type CheckProbe, type CommandProbe, type FolderProbe,
-} from './transfer/shell.js';
+} from '../push/upload/shell.js';
 
 /** The columns of the check, in the order they are tried; a step after a failed one is `skipped`. */
 export const checkSteps = ['connect', 'hostKey', 'auth', 'commands', 'tempDir', 'tools', 'remoteLocations'] as const;

@@ -5,7 +5,7 @@
  * enough. Repeat events for one path fold into the one pending check.
  */
 import { join } from 'node:path';
-import { lstatOrNone } from './shore-fs.js';
+import { lstatOrNone } from '../shore-fs.js';
 
 export interface StableFile {
   directory: string;

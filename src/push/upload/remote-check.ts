@@ -7,8 +7,8 @@
  * with a newline, carriage return or backslash, which sha256sum would escape), the batched
  * digests of hash-batch.ts decide.
  */
-import { FileError } from '../errors.js';
-import type { RemoteFs, RemoteLineService } from './connection.js';
+import { FileError } from '../../errors.js';
+import type { RemoteFs, RemoteLineService } from '../../ssh/connection.js';
 import { remoteSha256 } from './hash-batch.js';
 import { lineCheckerCommand } from './shell.js';
 

@@ -4,18 +4,18 @@
  * at start is processed, or a signal (no new work, transfers cut short, exit 0 within 10 s).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StateDatabaseError, describe } from './errors.js';
-import { makeIgnoreMatcher } from './glob.js';
-import type { Logger } from './log.js';
-import { MetricsSink } from './metrics/sink.js';
-import { PushReport, type QueueDepth } from './push-report.js';
+import { StateDatabaseError, describe } from '../errors.js';
+import { makeIgnoreMatcher } from '../settings/glob.js';
+import type { Logger } from '../log.js';
+import { MetricsSink } from '../metrics/sink.js';
+import { PushReport, type QueueDepth } from './report.js';
 import { Replicator, type Failure } from './replicator.js';
 import { Scanner } from './scanner.js';
-import type { DirectorySettings, Settings } from './settings.js';
-import { locationProblem } from './shore-check.js';
+import type { DirectorySettings, Settings } from '../settings/load.js';
+import { locationProblem } from '../check/shore.js';
 import { Stabilizer } from './stabilizer.js';
-import { lockStateFolder, openStateStore } from './state-database.js';
-import type { StateStore } from './state-store.js';
+import { lockStateFolder, openStateStore } from '../state/database.js';
+import type { StateStore } from '../state/store.js';
 import { VesselWorker } from './vessel-worker.js';
 import { Watcher } from './watcher.js';
 

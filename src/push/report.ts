@@ -6,9 +6,9 @@
  *   progress on a long backlog without reading every transfer line.
  * The sink never blocks or throws: a missing or dead socket cannot slow replication.
  */
-import type { Logger } from './log.js';
-import { transferFields, type Point } from './metrics/line-protocol.js';
-import { formatBytes } from './mirror/progress.js';
+import type { Logger } from '../log.js';
+import { transferFields, type Point } from '../metrics/line-protocol.js';
+import { formatBytes } from '../cli/format.js';
 
 export interface QueueDepth {
   vessel: string;

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { VesselRefusedError } from '../errors.js';
-import { isSftpStatus, type RemoteFs } from './connection.js';
+import { isSftpStatus, type RemoteFs } from '../ssh/connection.js';
 
 /** A Directory as one vessel receives it. */
 export interface StoragePair {

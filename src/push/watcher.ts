@@ -6,7 +6,7 @@
  */
 import { watch, type FSWatcher } from 'chokidar';
 import { relative, sep } from 'node:path';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 import { isExcluded, type ScanFilter } from './scanner.js';
 
 export interface WatchTarget {

@@ -9,7 +9,7 @@ import { lstatSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { failpoint } from './failpoint.js';
 import { PROCESSED_DIR } from './scanner.js';
-import { fsReason, makeFolders } from './shore-fs.js';
+import { fsReason, makeFolders } from '../shore-fs.js';
 
 /** Whether anything (a symlink too) is at `path`; errors other than "no such file" are thrown. */
 function exists(path: string): boolean {

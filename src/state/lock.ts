@@ -16,7 +16,7 @@
  */
 import Database from 'better-sqlite3';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { AlreadyRunningError } from './errors.js';
+import { AlreadyRunningError } from '../errors.js';
 
 /**
  * How long a start waits for the lock. Two starts at the same moment both reach for it; SQLite

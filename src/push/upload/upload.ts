@@ -23,12 +23,12 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { FileError, StoppedError, TransientError, describe } from '../errors.js';
+import { FileError, StoppedError, TransientError, describe } from '../../errors.js';
 import { failpoint } from '../failpoint.js';
 import { BufferPool } from './buffer-pool.js';
 import { WriteWindow } from './write-window.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
-import { isNoSuchFile, isPermissionDenied, isRenameUnsupported, isSftpFailure, isSftpStatus, type ExecResult, type OpenFlags, type RemoteFs, type RemoteProcess, type RemoteStat } from './connection.js';
+import { isNoSuchFile, isPermissionDenied, isRenameUnsupported, isSftpFailure, isSftpStatus, type ExecResult, type OpenFlags, type RemoteFs, type RemoteProcess, type RemoteStat } from '../../ssh/connection.js';
 import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
 import { MAX_HASH_BATCH } from './hash-batch.js';
 import { checkOnVessel, prepareChecker } from './remote-check.js';

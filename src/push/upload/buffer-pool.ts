@@ -2,7 +2,7 @@
  * Read buffers for uploads (chunks and whole small files), shared by every transfer of the
  * process.
  *
- * A buffer in use lives across many young-generation collections (see young-gc.ts), so V8
+ * A buffer in use lives across many young-generation collections (see ssh/young-gc.ts), so V8
  * moves it to the old generation. Dropped there, as a per-chunk pool used to drop its buffers
  * at the end of every chunk, it becomes garbage that only a full mark-compact frees, and V8
  * counts such memory towards starting one. Buffers kept here are reused instead; the pool
