@@ -19,7 +19,7 @@ import { CommandsRefusedError, ConfigError, TransientError, VesselRefusedError, 
 import type { VesselSettings } from '../settings/load.js';
 import { youngGc } from './young-gc.js';
 import { fingerprint, judgeHostKey, type HostKeyRecords, type HostKeyVerdict } from './host-key.js';
-import { carried } from '../push/upload/shell.js';
+import { carried } from './quote.js';
 
 const { Client } = ssh2;
 

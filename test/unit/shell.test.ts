@@ -5,10 +5,10 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { carried } from '../../src/ssh/quote.js';
 import {
   AssembleExit,
   attrsWords,
-  carried,
   fileAttrs,
   parseAttrsFailed,
   hasherProbeScript,
