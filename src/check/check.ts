@@ -13,12 +13,12 @@ import type { Logger } from '../log.js';
 import type { DirectorySettings, Settings, VesselSettings } from '../settings/load.js';
 import { openStateStore } from '../state/database.js';
 import { proveCommands } from '../push/commands-probe.js';
-import { SftpConnection, vesselEndpoint } from '../ssh/connection.js';
+import { SftpConnection } from '../ssh/connection.js';
+import { vesselEndpoint } from '../push/endpoint.js';
 import { sameStorageStep } from '../push/same-storage.js';
 import type { HostKeyRecords, HostKeyVerdict } from '../ssh/host-key.js';
-import {
-  checkProbeScript, parseCheckProbe, probeInput, probeSha256, type CheckProbe, type CommandProbe, type FolderProbe,
-} from '../push/upload/shell.js';
+import { probeInput, probeSha256 } from '../push/upload/hasher.js';
+import { checkProbeScript, parseCheckProbe, type CheckProbe, type CommandProbe, type FolderProbe } from '../push/upload/probes.js';
 
 /** The columns of the check, in the order they are tried; a step after a failed one is `skipped`. */
 export const checkSteps = ['connect', 'hostKey', 'auth', 'commands', 'tempDir', 'tools', 'remoteLocations'] as const;

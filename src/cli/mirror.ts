@@ -15,7 +15,7 @@ import { HostKeyFile, defaultHostKeyFile } from '../mirror/host-key-file.js';
 import { Mirror } from '../mirror/mirror.js';
 import { formatBytes } from './format.js';
 import { TerminalProgress } from '../mirror/progress.js';
-import type { Endpoint } from '../ssh/connection.js';
+import type { Endpoint } from '../ssh/connect.js';
 import { fingerprintExpected, parseFingerprint } from '../ssh/host-key.js';
 
 

@@ -15,7 +15,7 @@ import { open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path';
 import { FileError, StoppedError } from '../errors.js';
 import { makeFoldersAsync } from '../shore-fs.js';
-import type { RemoteReader } from '../ssh/connection.js';
+import type { RemoteReader } from '../ssh/remote-fs.js';
 import { partialName } from './partial.js';
 
 /**

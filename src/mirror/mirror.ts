@@ -20,7 +20,9 @@ import { ConfigError, FileError, StoppedError, TransientError, VesselRefusedErro
 import type { Logger } from '../log.js';
 import { fsReason, makeFoldersAsync } from '../shore-fs.js';
 import type { Point } from '../metrics/line-protocol.js';
-import type { Endpoint, RemoteEntry, SftpConnection } from '../ssh/connection.js';
+import type { Endpoint } from '../ssh/connect.js';
+import type { SftpConnection } from '../ssh/connection.js';
+import type { RemoteEntry } from '../ssh/remote-fs.js';
 import type { HostKeyRecords } from '../ssh/host-key.js';
 import { discardPartial, downloadFile } from './download.js';
 import { scanLocalItem, type LocalItem } from './local-tree.js';

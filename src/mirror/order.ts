@@ -4,7 +4,7 @@
  * `day9`), then files in the same order. Dated folders are how servers usually publish, and
  * the newest are the ones an operator is waiting for.
  */
-import type { RemoteEntry } from '../ssh/connection.js';
+import type { RemoteEntry } from '../ssh/remote-fs.js';
 
 const natural = new Intl.Collator('en', { numeric: true, sensitivity: 'variant' });
 

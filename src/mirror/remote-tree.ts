@@ -12,7 +12,7 @@
  * second time, is refused, reported through `onRefuse` and left out, before anything else is
  * done with it.
  */
-import type { RemoteEntry, RemoteReader } from '../ssh/connection.js';
+import type { RemoteEntry, RemoteReader } from '../ssh/remote-fs.js';
 import { mirrorOrder } from './order.js';
 import { isPartialName } from './partial.js';
 import { isRefused, safeLocalName } from './safe-name.js';

@@ -7,8 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CommandsRefusedError } from '../errors.js';
-import type { RemoteFs } from '../ssh/connection.js';
-import { commandsProbeScript, parseCommandsProbe, type CheckerKind } from './upload/shell.js';
+import type { RemoteFs } from '../ssh/remote-fs.js';
+import { commandsProbeScript, parseCommandsProbe, type CheckerKind } from './upload/probes.js';
 
 export interface CommandsProof {
   /** How small files are checked on this vessel: one `sha256sum -c` per connection, or batched digests. */

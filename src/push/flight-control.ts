@@ -10,7 +10,7 @@
  *   one, then one file goes at a time, chunk by chunk), and one more for each file delivered
  *   (it doubles per round of deliveries as long as connections survive them);
  * - joins: a large file is joined on the vessel while it goes up only where connections last
- *   long enough to send the rest of it (see deliverFile: a cut joiner lingers);
+ *   long enough to send the rest of it (see deliverLargeFile: a cut joiner lingers);
  * - write size: a sixteenth of what connections carry before they drop, and a quarter of what
  *   the connection in use has carried so far (between 32 KiB and the server's limit), so a cut
  *   wastes a small part of a connection's work. The estimate grows again as soon as a

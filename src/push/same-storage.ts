@@ -16,7 +16,8 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { VesselRefusedError } from '../errors.js';
-import { isSftpStatus, type RemoteFs } from '../ssh/connection.js';
+import type { RemoteFs } from '../ssh/remote-fs.js';
+import { isSftpStatus } from '../ssh/sftp-errors.js';
 
 /** A Directory as one vessel receives it. */
 export interface StoragePair {

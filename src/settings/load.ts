@@ -1,76 +1,22 @@
 /**
- * settings.ini: the option table, and the loader that turns the file into checked, typed values.
- *
- * The file is read line by line before `ini` sees it, because `ini` alone gets the seed's own
- * files wrong: it cuts `Password = pa;ss#word` at `;`, ignores `[Directory x]  # comment` as a
- * header (its keys then land in the section before), nests `[Vessel a.b.c]`, turns `true` into a
- * boolean and merges duplicate sections silently. The line pass strips comments, finds sections,
- * keys and duplicates and keeps line numbers; `ini` then decodes the values, handed to it
- * JSON-quoted under synthetic names so none of those rules can apply.
+ * settings.ini: the loader that turns the file into checked, typed values, with the parsers and
+ * defaults of the option table (./table.ts) and the line pass of ./ini-text.ts.
  *
  * Every error is a ConfigError of exactly one line:
  * `<file>:<line>: [<section>] <Key>: <what was expected>, got \`<value>\``.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import ini from 'ini';
 import { ConfigError } from '../errors.js';
-import { globToRegExp } from './glob.js';
-import { logLevels, type LogLevel } from '../log.js';
-import { fingerprintExpected, parseFingerprint } from '../ssh/host-key.js';
+import { readSections, type RawEntry, type RawSection } from './ini-text.js';
+import {
+  directoryOptions, monsterOptions, settingsTable, vesselOptions,
+  type DirectorySettings, type Kind, type MonsterSettings, type Option, type SectionOptions, type VesselSettings,
+} from './table.js';
+import { Expected, type ValueContext } from './values.js';
 
-/** Global options, from the optional `[MONSTER]` section. */
-export interface MonsterSettings {
-  /** Size of the chunks a file is split into, in bytes. @default 10485760 */
-  chunkSize: number;
-  /** Absolute path of the SQLite state file. @default `database.sqlite3` beside the settings file */
-  database: string;
-  /** Milliseconds a new file's size and mtime must stay unchanged before it is queued. @default 2000 */
-  stableTimeMs: number;
-  /** Base-name globs never replicated. @default ['.*', '*.part', '*.tmp', '*~', '*.swp'] */
-  ignore: string[];
-  /** Seconds between full rescans; 0 = off. @default 600 */
-  rescanIntervalS: number;
-  /** Absolute path of the Telegraf unix stream socket; null = no metrics. @default null */
-  metricsSocket: string | null;
-  /** pino level. @default 'info' */
-  logLevel: LogLevel;
-}
-
-/** One `[Directory NAME]`: a local folder replicated to the vessels. */
-export interface DirectorySettings {
-  name: string;
-  /** Absolute, normalised local folder, no trailing slash. */
-  location: string;
-  /** Absolute, normalised POSIX folder on the vessels, no trailing slash. @default location */
-  remoteLocation: string;
-}
-
-/** One `[Vessel NAME]`: an SFTP server the files are pushed to. */
-export interface VesselSettings {
-  name: string;
-  address: string;
-  /** @default 22 */
-  port: number;
-  /** @default the user running the daemon */
-  username: string;
-  password?: string;
-  /** Passphrase of the private key. */
-  passphrase?: string;
-  /** Seconds to wait for the connection and each request. @default 10 */
-  timeoutS: number;
-  /** Absolute POSIX folder on the vessel for uploaded chunks. @default '/tmp/.ContentMonster' */
-  tempDir: string;
-  /** Directory names not sent to this vessel. @default [] */
-  ignoreDirs: string[];
-  /** Absolute path of the private key. */
-  identityFile?: string;
-  /** Pinned fingerprint, `SHA256:` and 43 base64 characters (no padding). */
-  hostKey?: string;
-  /** Files in flight to this vessel at once. @default 2 */
-  concurrency: number;
-}
+export type { DirectorySettings, MonsterSettings, VesselSettings } from './table.js';
+export { settingsTable } from './table.js';
 
 export interface Settings {
   /** Absolute path of the settings file. */
@@ -84,45 +30,8 @@ export interface Settings {
   warnings: string[];
 }
 
-type Kind = 'MONSTER' | 'Directory' | 'Vessel';
-
-const defaultIgnore = ['.*', '*.part', '*.tmp', '*~', '*.swp'];
-// setTimeout/setInterval fire at once (with a warning) beyond 2^31-1 ms.
-const maxTimerMs = 2 ** 31 - 1;
-const maxTimerS = Math.floor(maxTimerMs / 1000);
-
-/** The option table: the loader refuses keys not in it; docs and `check` print it. */
-export const settingsTable: ReadonlyArray<{
-  section: 'MONSTER' | 'Directory' | 'Vessel';
-  key: string;
-  default: string;
-  required: boolean;
-  description: string;
-}> = [
-  { section: 'MONSTER', key: 'ChunkSize', default: '10485760', required: false, description: 'Size of the chunks a file is split into for upload, in bytes (10485760 = 10 MiB).' },
-  { section: 'MONSTER', key: 'Database', default: 'database.sqlite3', required: false, description: "SQLite state file; a relative path is taken from the settings file's folder. Default: database.sqlite3 in $STATE_DIRECTORY (systemd's StateDirectory=) when set, else beside the settings file." },
-  { section: 'MONSTER', key: 'StableTime', default: '2000', required: false, description: "Milliseconds a new file's size and modification time must stay unchanged before it is queued." },
-  { section: 'MONSTER', key: 'Ignore', default: defaultIgnore.join(', '), required: false, description: 'Comma-separated base-name globs (*, ?, [abc], [!abc]) of files never replicated; an empty value ignores nothing.' },
-  { section: 'MONSTER', key: 'RescanInterval', default: '600', required: false, description: 'Seconds between full rescans that catch missed file events; 0 turns them off.' },
-  { section: 'MONSTER', key: 'MetricsSocket', default: '(off)', required: false, description: 'Telegraf unix stream socket that receives InfluxDB line-protocol metrics; empty turns metrics off.' },
-  { section: 'MONSTER', key: 'LogLevel', default: 'info', required: false, description: `Log level: ${logLevels.join(', ')}.` },
-  { section: 'Directory', key: 'Location', default: '', required: true, description: "Local folder watched recursively; a relative path is taken from the settings file's folder." },
-  { section: 'Directory', key: 'RemoteLocation', default: '(same as Location)', required: false, description: 'Absolute folder on the vessels where the files land.' },
-  { section: 'Vessel', key: 'Address', default: '', required: true, description: 'Host name or IP address of the vessel.' },
-  { section: 'Vessel', key: 'Port', default: '22', required: false, description: 'SSH port of the vessel.' },
-  { section: 'Vessel', key: 'Username', default: '(current user)', required: false, description: 'User to log in as on the vessel.' },
-  { section: 'Vessel', key: 'Password', default: '(none)', required: false, description: 'Password to log in with; leave it out to log in with a key.' },
-  { section: 'Vessel', key: 'Passphrase', default: '(none)', required: false, description: 'Passphrase of the private key; leave it out for a key without one.' },
-  { section: 'Vessel', key: 'Timeout', default: '10', required: false, description: 'Seconds to wait for the connection; while work is outstanding, a link from which nothing arrives for this long counts as stalled and is reconnected.' },
-  { section: 'Vessel', key: 'TempDir', default: '/tmp/.ContentMonster', required: false, description: 'Absolute folder on the vessel where chunks are uploaded before reassembly; must be writable.' },
-  { section: 'Vessel', key: 'IgnoreDirs', default: '(none)', required: false, description: 'Comma-separated names of Directory sections not replicated to this vessel.' },
-  { section: 'Vessel', key: 'IdentityFile', default: '(SSH agent, then ~/.ssh/id_*)', required: false, description: "Private key file; ~/ is the home folder, a relative path is taken from the settings file's folder." },
-  { section: 'Vessel', key: 'HostKey', default: '(trust on first use)', required: false, description: 'Pinned host key fingerprint as ssh-keygen -lf prints it: SHA256: and 43 base64 characters.' },
-  { section: 'Vessel', key: 'Concurrency', default: '2', required: false, description: 'Connections to this vessel, 1 to 64; each carries one large file and up to 16 small ones at a time.' },
-];
-
 // Values that must never be echoed into an error or a log.
-const secretKeys = new Set(['Password', 'Passphrase']);
+const secretKeys = new Set(settingsTable.filter((o) => o.secret).map((o) => o.key));
 
 /** Reads and validates; throws ConfigError (from ./errors.js) with one clear line. */
 export function loadSettings(file: string): Settings {
@@ -148,8 +57,7 @@ export function loadSettings(file: string): Settings {
 export function parseSettings(text: string, file: string): Settings {
   const abs = path.resolve(file);
   if (text.includes('\0')) throw new ConfigError(`${abs}: not a text settings file`);
-  const sections = scanLines(text.replace(/^\uFEFF/, ''), abs);
-  decodeValues(sections);
+  const sections = readSections(text.replace(/^\uFEFF/, ''), abs, unknownKey);
   return buildSettings(sections, abs);
 }
 
@@ -175,105 +83,14 @@ function readFailure(file: string, err: unknown): ConfigError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Line pass
-
-interface RawEntry {
-  key: string;
-  value: string;
-  line: number;
-}
-
-interface RawSection {
-  kind: Kind;
-  name: string;
-  /** `[MONSTER]` or `[Kind name]`, as messages show it. */
-  label: string;
-  line: number;
-  entries: Map<string, RawEntry>;
-}
-
-const kinds: readonly Kind[] = ['MONSTER', 'Directory', 'Vessel'];
-const sectionChoices = '[MONSTER], [Directory NAME] or [Vessel NAME]';
-
-/** Splits the text into sections and entries; syntax, section and key-name errors come from here, in file order. */
-function scanLines(text: string, file: string): RawSection[] {
-  const sections: RawSection[] = [];
-  const firstLine = new Map<string, number>(); // section label -> line, to report duplicates
-  let current: RawSection | undefined;
-  const lines = text.split(/\r\n|\n|\r/);
-  for (let i = 0; i < lines.length; i++) {
-    const at = `${file}:${i + 1}`;
-    const content = stripComment(lines[i]!);
-    if (content === '') continue;
-    if (content.startsWith('[')) {
-      current = openSection(content, at, i + 1);
-      const first = firstLine.get(current.label);
-      if (first !== undefined) throw new ConfigError(`${at}: ${current.label}: duplicate section (first at line ${first})`);
-      firstLine.set(current.label, i + 1);
-      sections.push(current);
-      continue;
-    }
-    const entry = splitEntry(content, at, i + 1);
-    if (!current) {
-      throw new ConfigError(`${at}: ${entry.key}: key outside any section; expected a ${sectionChoices} header above it`);
-    }
-    addEntry(current, entry, at);
-  }
-  return sections;
-}
-
-/**
- * The line without its comment. A comment fills a line starting with `#` or `;`, or starts at
- * white space followed by `#` or `;`: that is how the seed writes them, and it keeps values
- * such as `pa;ss#word` whole.
- */
-function stripComment(line: string): string {
-  const trimmed = line.trim();
-  if (trimmed.startsWith('#') || trimmed.startsWith(';')) return '';
-  const comment = /\s[#;]/.exec(trimmed);
-  return comment ? trimmed.slice(0, comment.index).trimEnd() : trimmed;
-}
-
-function openSection(header: string, at: string, line: number): RawSection {
-  if (!header.endsWith(']')) throw new ConfigError(`${at}: expected a section header such as [Vessel NAME], got \`${header}\``);
-  const [, word = '', rest = ''] = /^(\S*)\s*(.*)$/s.exec(header.slice(1, -1).trim())!;
-  const kind = kinds.find((k) => k === word);
-  if (!kind) throw new ConfigError(`${at}: ${header}: unknown section; expected ${sectionChoices}`);
-  const name = rest.trim();
-  if (kind === 'MONSTER' && name) throw new ConfigError(`${at}: ${header}: expected [MONSTER] without a name`);
-  if (kind !== 'MONSTER' && !name) throw new ConfigError(`${at}: ${header}: expected a name, as in [${kind} NAME]`);
-  // IgnoreDirs lists Directory names separated by commas, so such a name could never be listed.
-  if (kind === 'Directory' && name.includes(',')) {
-    throw new ConfigError(`${at}: ${header}: expected a name without commas (IgnoreDirs separates names with commas)`);
-  }
-  const label = kind === 'MONSTER' ? '[MONSTER]' : `[${kind} ${name}]`;
-  return { kind, name, label, line, entries: new Map() };
-}
-
-function splitEntry(content: string, at: string, line: number): RawEntry {
-  const eq = content.indexOf('=');
-  const key = eq > 0 ? content.slice(0, eq).trim() : '';
-  if (!key) {
-    // The line may be a mistyped `Password: secret`: never echo anything that could be one.
-    const shown = /pass|secret/i.test(content) ? '<hidden>' : `\`${content}\``;
-    throw new ConfigError(`${at}: expected \`Key = value\`, a ${sectionChoices} header or a comment, got ${shown}`);
-  }
-  return { key, value: content.slice(eq + 1).trim(), line };
-}
-
-function addEntry(section: RawSection, entry: RawEntry, at: string): void {
-  if (!settingsTable.some((o) => o.section === section.kind && o.key === entry.key)) {
-    throw new ConfigError(`${at}: ${section.label} ${entry.key}: unknown key${unknownKeyHint(entry.key, section.kind)}`);
-  }
-  const first = section.entries.get(entry.key);
-  if (first) throw new ConfigError(`${at}: ${section.label} ${entry.key}: duplicate key (first at line ${first.line})`);
-  section.entries.set(entry.key, entry);
-}
+// Key names
 
 // What people bring from ssh_config; edit distance would not find these.
 const sshConfigNames: Record<string, string> = { Host: 'Address', HostName: 'Address', Hostname: 'Address', User: 'Username' };
 
-function unknownKeyHint(key: string, kind: Kind): string {
+/** Undefined for a key of the option table in its section, else a hint for the "unknown key" line. */
+function unknownKey(kind: Kind, key: string): string | undefined {
+  if (settingsTable.some((o) => o.section === kind && o.key === key)) return undefined;
   const elsewhere = settingsTable.find((o) => o.key === key);
   if (elsewhere) return `; \`${key}\` belongs in ${elsewhere.section === 'MONSTER' ? '[MONSTER]' : `[${elsewhere.section} NAME]`}`;
   const keys = settingsTable.filter((o) => o.section === kind).map((o) => o.key);
@@ -307,32 +124,8 @@ function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
-/**
- * `ini` decodes every value. Synthetic section and key names and JSON-quoted values keep its
- * dot nesting, `;`/`#` cutting and `[]` arrays out of play; it still maps a quoted `true`,
- * `false` or `null` to a non-string, which String() turns back into the same text.
- */
-function decodeValues(sections: RawSection[]): void {
-  const text = sections
-    .map((s, i) => [`[s${i}]`, ...[...s.entries.values()].map((e, j) => `k${j} = ${JSON.stringify(e.value)}`)].join('\n'))
-    .join('\n');
-  const decoded = ini.decode(text);
-  sections.forEach((s, i) => {
-    [...s.entries.values()].forEach((e, j) => {
-      e.value = String(decoded[`s${i}`]?.[`k${j}`] ?? '');
-    });
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Values
-
-/** Thrown by a value parser with what was expected; SectionValues adds file, line and key. */
-class Expected extends Error {}
-
-function invalid(expected: string): never {
-  throw new Expected(expected);
-}
 
 /** Typed access to one section's values; every failure names file, line, section and key. */
 class SectionValues {
@@ -348,26 +141,32 @@ class SectionValues {
     return this.#section.name;
   }
 
-  /** Parses `key` when present, else returns the fallback. */
-  read<T>(key: string, parse: (value: string) => T, fallback: () => T): T {
+  /**
+   * The options' values, in table order: first those that always have one (set, defaulted or
+   * required), then the optional ones, left out of the object when the key is absent.
+   */
+  read<S>(options: SectionOptions<S>, ctx: ValueContext): S {
+    const values: Partial<S> = {};
+    const all = Object.entries<Option<unknown, S>>(options) as Array<[keyof S, Option<S[keyof S], S>]>;
+    const valued = (o: Option<unknown, S>) => o.required === true || o.default !== undefined;
+    for (const [field, option] of all.filter(([, o]) => valued(o))) values[field] = this.#value(option, ctx, values);
+    for (const [field, option] of all.filter(([, o]) => !valued(o))) {
+      if (this.#section.entries.has(option.key)) values[field] = this.#value(option, ctx, values);
+    }
+    return values as S;
+  }
+
+  #value<T, S>(option: Option<T, S>, ctx: ValueContext, before: Partial<S>): T {
+    const { key, default: fallback } = option;
     const entry = this.#section.entries.get(key);
-    if (!entry) return fallback();
     try {
-      return parse(entry.value);
+      if (entry) return option.parse(entry.value, ctx);
+      if (fallback === undefined) throw new Expected('required key missing');
+      return typeof fallback === 'string' ? option.parse(fallback, ctx) : fallback(ctx, before);
     } catch (err) {
-      if (err instanceof Expected) throw this.error(key, `${err.message}, got ${shown(entry)}`);
+      if (err instanceof Expected) throw this.error(key, entry ? `${err.message}, got ${shown(entry)}` : err.message);
       throw err;
     }
-  }
-
-  optional<T>(key: string, parse: (value: string) => T): T | undefined {
-    return this.read<T | undefined>(key, parse, () => undefined);
-  }
-
-  required<T>(key: string, parse: (value: string) => T): T {
-    return this.read(key, parse, () => {
-      throw this.error(key, 'required key missing');
-    });
   }
 
   /** One line naming the key, with its line number when the key is in the file. */
@@ -388,89 +187,19 @@ function shown(entry: RawEntry): string {
   return entry.value === '' ? 'an empty value' : `\`${entry.value}\``;
 }
 
-function wholeNumber(min: number, max: number, expected: string): (value: string) => number {
-  return (value) => {
-    // Number() alone would take `1e3`, `0x10`, `-0` and an empty value (as 0).
-    const n = /^\d+$/.test(value) ? Number(value) : NaN;
-    return n >= min && n <= max ? n : invalid(expected);
-  };
-}
-
-function positiveSeconds(value: string): number {
-  const n = /^(\d+\.?\d*|\.\d+)$/.test(value) ? Number(value) : NaN;
-  return n > 0 && n <= maxTimerS ? n : invalid(`expected a number of seconds > 0 and <= ${maxTimerS}`);
-}
-
-function nonEmpty(expected: string): (value: string) => string {
-  return (value) => (value === '' ? invalid(expected) : value);
-}
-
-function localPath(base: string, expected: string): (value: string) => string {
-  return (value) => path.resolve(base, nonEmpty(expected)(value));
-}
-
-/** Remote paths are POSIX whatever the shore runs, and must not depend on the login folder. */
-function remotePath(value: string): string {
-  if (!value.startsWith('/')) invalid('expected an absolute path on the vessel (starting with /)');
-  const normal = path.posix.normalize(value);
-  return normal.length > 1 ? normal.replace(/\/+$/, '') : normal;
-}
-
-function identityPath(base: string): (value: string) => string {
-  return (value) => {
-    nonEmpty('expected the path of a private key file')(value);
-    if (value === '~' || value.startsWith('~/')) return path.join(os.homedir(), value.slice(1));
-    return path.resolve(base, value);
-  };
-}
-
-function hostKey(value: string): string {
-  return parseFingerprint(value) ?? invalid(fingerprintExpected);
-}
-
-function commaList(value: string): string[] {
-  return [...new Set(value.split(',').map((item) => item.trim()).filter(Boolean))];
-}
-
-function globList(value: string): string[] {
-  const globs = commaList(value);
-  for (const glob of globs) {
-    if (glob.includes('/')) invalid(`expected globs for base names, without / (\`${glob}\` can never match)`);
-    try {
-      globToRegExp(glob);
-    } catch (err) {
-      invalid(`expected valid globs (${(err as Error).message})`);
-    }
-  }
-  return globs;
-}
-
-function logLevel(value: string): LogLevel {
-  return logLevels.find((level) => level === value) ?? invalid(`expected one of ${logLevels.join(', ')}`);
-}
-
-function metricsSocket(base: string): (value: string) => string | null {
-  return (value) => {
-    // Telegraf's own config writes the socket as unix:///path; accept it copied from there.
-    const socket = value.replace(/^unix:\/\//, '');
-    if (value !== '' && socket === '') invalid('expected the path of a unix socket');
-    return socket === '' ? null : path.resolve(base, socket);
-  };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Sections
 
 function buildSettings(sections: RawSection[], file: string): Settings {
-  const base = path.dirname(file);
+  const ctx: ValueContext = { base: path.dirname(file), env: process.env };
   const monsterSection = sections.find((s) => s.kind === 'MONSTER');
-  const monster = buildMonster(new SectionValues(file, monsterSection ?? emptyMonster()), base);
+  const monster = new SectionValues(file, monsterSection ?? emptyMonster()).read(monsterOptions, ctx);
   const directories: Array<[DirectorySettings, SectionValues]> = [];
   const vessels: Array<[VesselSettings, SectionValues]> = [];
   for (const section of sections) {
     const values = new SectionValues(file, section);
-    if (section.kind === 'Directory') directories.push([buildDirectory(values, base), values]);
-    if (section.kind === 'Vessel') vessels.push([buildVessel(values, base), values]);
+    if (section.kind === 'Directory') directories.push([{ name: values.name, ...values.read(directoryOptions, ctx) }, values]);
+    if (section.kind === 'Vessel') vessels.push([{ name: values.name, ...values.read(vesselOptions, ctx) }, values]);
   }
   if (directories.length === 0) throw new ConfigError(`${file}: no [Directory NAME] section; at least one is required`);
   if (vessels.length === 0) throw new ConfigError(`${file}: no [Vessel NAME] section; at least one is required`);
@@ -480,65 +209,6 @@ function buildSettings(sections: RawSection[], file: string): Settings {
 
 function emptyMonster(): RawSection {
   return { kind: 'MONSTER', name: '', label: '[MONSTER]', line: 0, entries: new Map() };
-}
-
-function buildMonster(v: SectionValues, base: string): MonsterSettings {
-  return {
-    chunkSize: v.read('ChunkSize', wholeNumber(1, Number.MAX_SAFE_INTEGER, 'expected a whole number of bytes >= 1'), () => 10485760),
-    database: v.read('Database', localPath(base, 'expected a file path'), () => defaultDatabase(base)),
-    stableTimeMs: v.read('StableTime', wholeNumber(0, maxTimerMs, `expected a whole number of milliseconds from 0 to ${maxTimerMs}`), () => 2000),
-    ignore: v.read('Ignore', globList, () => [...defaultIgnore]),
-    rescanIntervalS: v.read('RescanInterval', wholeNumber(0, maxTimerS, `expected a whole number of seconds from 0 (off) to ${maxTimerS}`), () => 600),
-    metricsSocket: v.read('MetricsSocket', metricsSocket(base), () => null),
-    logLevel: v.read('LogLevel', logLevel, (): LogLevel => 'info'),
-  };
-}
-
-/**
- * `database.sqlite3` in the unit's StateDirectory= under systemd (`$STATE_DIRECTORY`, the first
- * folder if it lists several: the settings file's folder is read-only there), else beside the
- * settings file.
- */
-function defaultDatabase(base: string, env: NodeJS.ProcessEnv = process.env): string {
-  const state = env.STATE_DIRECTORY?.split(':')[0];
-  return path.resolve(state || base, 'database.sqlite3');
-}
-
-function buildDirectory(v: SectionValues, base: string): DirectorySettings {
-  const location = v.required('Location', localPath(base, 'expected a folder path'));
-  return { name: v.name, location, remoteLocation: v.read('RemoteLocation', remotePath, () => location) };
-}
-
-function buildVessel(v: SectionValues, base: string): VesselSettings {
-  const vessel: VesselSettings = {
-    name: v.name,
-    address: v.required('Address', (value) => (/^[^\s]+$/.test(value) ? value : invalid('expected a host name or IP address'))),
-    port: v.read('Port', wholeNumber(1, 65535, 'expected a whole number from 1 to 65535'), () => 22),
-    username: v.read('Username', nonEmpty('expected a user name'), () => currentUser(v)),
-    timeoutS: v.read('Timeout', positiveSeconds, () => 10),
-    tempDir: v.read('TempDir', remotePath, () => '/tmp/.ContentMonster'),
-    ignoreDirs: v.read('IgnoreDirs', commaList, () => []),
-    concurrency: v.read('Concurrency', wholeNumber(1, 64, 'expected a whole number from 1 to 64'), () => 2),
-  };
-  // Optional fields are left out rather than set to undefined, so `'password' in vessel` means set.
-  const password = v.optional('Password', nonEmpty('expected a password; leave the key out for none (white space then # or ; starts a comment)'));
-  const passphrase = v.optional('Passphrase', nonEmpty('expected a passphrase; leave the key out for none (white space then # or ; starts a comment)'));
-  const identityFile = v.optional('IdentityFile', identityPath(base));
-  const pinned = v.optional('HostKey', hostKey);
-  if (password !== undefined) vessel.password = password;
-  if (passphrase !== undefined) vessel.passphrase = passphrase;
-  if (identityFile !== undefined) vessel.identityFile = identityFile;
-  if (pinned !== undefined) vessel.hostKey = pinned;
-  return vessel;
-}
-
-function currentUser(v: SectionValues): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    // A uid without a passwd entry (some containers) has no name to log in with.
-    throw v.error('Username', 'required here, since the user running contentmonster has no name');
-  }
 }
 
 /**

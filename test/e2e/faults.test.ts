@@ -10,7 +10,7 @@ import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startLink } from '../helpers/link.js';
 import { runCli, startDaemon, waitFor } from '../helpers/process.js';
 import { exists, listFiles, writeRandomFile } from '../helpers/tree.js';
-import { assertOnVessel, assertVesselClean, chunkCount, databasePath, writeSettings, resetFarm } from '../helpers/push.js';
+import { assertOnVessel, assertVesselClean, chunkBytes, databasePath, writeSettings, resetFarm } from '../helpers/push.js';
 
 let farm: VesselFarm;
 
@@ -93,7 +93,7 @@ describe('faults and hostile input', () => {
       proxy.setRateLimit(2 * 1024 * 1024);
       const daemon = startDaemon(['run', '-c', settings, '--once'], { cwd: farm.root });
       try {
-        await waitFor(() => chunkCount(farm, 'v1') >= 2, 'two chunks confirmed').catch((e) => assert.fail(`${e.message}\n${daemon.output()}`));
+        await waitFor(() => chunkBytes(farm.vessels[0]!) >= 2 * 1024 * 1024, 'two chunks on v1').catch((e) => assert.fail(`${e.message}\n${daemon.output()}`));
         proxy.setStalled(true);
         await daemon.waitForOutput(/no answer within 2 s|connection .* closed|transfer interrupted/);
         proxy.setStalled(false);

@@ -10,7 +10,7 @@ import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startLink, type Link } from '../helpers/link.js';
 import { runCli, startDaemon, waitFor } from '../helpers/process.js';
 import { exists, writeRandomFile } from '../helpers/tree.js';
-import { assertOnVessel, chunkCount, resetFarm, writeSettings } from '../helpers/push.js';
+import { assertOnVessel, chunkBytes, resetFarm, writeSettings } from '../helpers/push.js';
 
 let farm: VesselFarm;
 let link: Link;
@@ -39,7 +39,7 @@ describe('run --once', () => {
     link.setRateLimit(256 * 1024); // a few seconds per chunk: both files are in flight when the signal comes
     const once = startDaemon(['run', '-c', settings, '--once'], { cwd: farm.root });
     try {
-      await waitFor(() => chunkCount(farm, 'v1') >= 1, 'a chunk on v1 recorded');
+      await waitFor(() => chunkBytes(farm.vessels[0]!) >= 1024 * 1024, 'a chunk on v1');
       once.kill('SIGINT');
       const end = await once.waitForExit();
       assert.deepEqual(end, { code: 1, signal: null }, once.output());

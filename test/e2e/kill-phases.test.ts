@@ -10,7 +10,7 @@ import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startLink, type Link } from '../helpers/link.js';
 import { runCli, startDaemon, waitFor, type Daemon } from '../helpers/process.js';
 import { exists, listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
-import { assertOnVessel, assertVesselClean, chunkCount, writeSettings, resetFarm, onVessel } from '../helpers/push.js';
+import { assertOnVessel, assertVesselClean, chunkBytes, writeSettings, resetFarm, onVessel } from '../helpers/push.js';
 
 let farm: VesselFarm;
 let proxy: Link;
@@ -89,7 +89,7 @@ describe('kill -9 at each phase, then restart', () => {
 
   it('during a chunk upload', async () => {
     const { files, settings, daemon } = await start({ throttle: true });
-    await waitFor(() => chunkCount(farm, 'v1') >= 1, 'a chunk on v1 in the state file');
+    await waitFor(() => chunkBytes(farm.vessels[0]!) >= 1024 * 1024, 'a chunk on v1');
     proxy.setRateLimit(0);
     await killAndRestart(daemon, settings);
     await assertEndState(files);

@@ -9,7 +9,7 @@ import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
 import { startLink } from '../helpers/link.js';
 import { runCli, startDaemon, waitFor } from '../helpers/process.js';
 import { exists, listFiles, sha256File, writeRandomFile } from '../helpers/tree.js';
-import { assertOnVessel, assertVesselClean, chunkCount, databasePath, onVessel, writeSettings, resetFarm } from '../helpers/push.js';
+import { assertOnVessel, assertVesselClean, chunkBytes, databasePath, onVessel, writeSettings, resetFarm } from '../helpers/push.js';
 
 let farm: VesselFarm;
 
@@ -165,8 +165,8 @@ describe('push: contentmonster run', () => {
       proxy.setRateLimit(4 * 1024 * 1024); // slow enough to catch it mid-file
       const first = startDaemon(['run', '-c', settings, '--once'], { cwd: farm.root });
       try {
-        // The phase comes from the state file, not from timing: at least 4 chunks confirmed.
-        await waitFor(() => chunkCount(farm, 'v1') >= 4, 'four chunks confirmed in the state file');
+        // The phase comes from the vessel, not from timing: at least 4 chunks' worth in TempDir.
+        await waitFor(() => chunkBytes(farm.vessels[0]!) >= 4 * 1024 * 1024, 'four chunks on v1');
       } finally {
         first.kill('SIGKILL');
       }
@@ -176,7 +176,7 @@ describe('push: contentmonster run', () => {
       // Then as a daemon, stopped by SIGTERM in the middle of the file: a clean exit 0.
       const second = startDaemon(['run', '-c', settings], { cwd: farm.root });
       try {
-        await waitFor(() => chunkCount(farm, 'v1') >= 8, 'eight chunks confirmed in the state file');
+        await waitFor(() => chunkBytes(farm.vessels[0]!) >= 8 * 1024 * 1024, 'eight chunks on v1');
         second.kill('SIGTERM');
         const exit = await second.waitForExit(15_000);
         assert.equal(exit.code, 0, second.output());

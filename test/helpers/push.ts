@@ -2,10 +2,10 @@
 // each vessel holds. The shore's Directory is under farm.viewPath, which every vessel sees as
 // its own backing directory, so RemoteLocation defaults to Location as in the seed.
 import { execFileSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import Database from 'better-sqlite3';
 import type { VesselFarm, Vessel } from './sshd.js';
 import { sha256File, listFiles } from './tree.js';
 
@@ -75,18 +75,29 @@ export async function assertVesselClean(vessel: Vessel, viewPath: string, tempDi
   assert.deepEqual(stray, [], `no half-joined file on ${vessel.name}`);
 }
 
-/** Reads the state database the way `status` will: read-only, next to a running daemon. */
-export function chunkCount(farm: VesselFarm, vessel: string): number {
+/**
+ * Bytes of chunks in a vessel's TempDir (`cm-<hex>.<n>` files): what a resumed upload finds
+ * there, so that a test can wait for a phase of an upload instead of a time. They stay across a
+ * kill, as the chunks do, and are gone once their file is placed.
+ */
+export function chunkBytes(vessel: Vessel, tempDir = '/tmp/.ContentMonster'): number {
+  const dir = vessel.hostPath(tempDir);
+  let names: string[];
   try {
-    const db = new Database(databasePath(farm), { readonly: true, fileMustExist: true });
-    try {
-      return (db.prepare('SELECT count(*) AS n FROM chunks WHERE vessel = ?').get(vessel) as { n: number }).n;
-    } finally {
-      db.close();
-    }
+    names = readdirSync(dir);
   } catch {
     return 0;
   }
+  let total = 0;
+  for (const name of names.filter((n) => /^cm-[0-9a-f]+\.\d+$/.test(n))) {
+    try {
+      const st = statSync(join(dir, name));
+      if (st.isFile()) total += st.size;
+    } catch {
+      // removed meanwhile (joined and placed)
+    }
+  }
+  return total;
 }
 
 /**

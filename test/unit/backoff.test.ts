@@ -6,7 +6,7 @@ const zero = () => 0;
 const one = () => 1;
 const half = () => 0.5;
 
-/** The delay sequence a worker sees when it feeds each delay back in, as vessel-worker.ts does. */
+/** The delay sequence a worker sees when it feeds each delay back in, as the link policy (ssh/link.ts) does. */
 function sequence(n: number, random: () => number): number[] {
   const out: number[] = [];
   let d = 0;

@@ -5,9 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { ExecResult, RemoteFs } from '../../src/ssh/connection.js';
+import type { ExecResult, RemoteFs } from '../../src/ssh/remote-fs.js';
 import { parseDigests, remoteSha256 } from '../../src/push/upload/hash-batch.js';
-import { hashFilesScript } from '../../src/push/upload/shell.js';
+import { hashFilesScript } from '../../src/push/upload/digest-scripts.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cm-hash-batch-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { FileError, StoppedError } from '../../src/errors.js';
 import { downloadFile, type DownloadResult } from '../../src/mirror/download.js';
 import { partialName } from '../../src/mirror/partial.js';
-import type { RemoteEntry, RemoteReader } from '../../src/ssh/connection.js';
+import type { RemoteEntry, RemoteReader } from '../../src/ssh/remote-fs.js';
 
 const MTIME = 1_700_000_000;
 

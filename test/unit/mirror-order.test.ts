@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { mirrorOrder, newestFirst } from '../../src/mirror/order.js';
-import type { EntryKind } from '../../src/ssh/connection.js';
+import type { EntryKind } from '../../src/ssh/remote-fs.js';
 
 const sorted = (names: string[]): string[] => [...names].sort(newestFirst);
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { partialName } from '../../src/mirror/partial.js';
 import { filesOf, joinRemote, listItems } from '../../src/mirror/remote-tree.js';
-import type { EntryKind, RemoteEntry, RemoteReader } from '../../src/ssh/connection.js';
+import type { EntryKind, RemoteEntry, RemoteReader } from '../../src/ssh/remote-fs.js';
 
 type Node =
   | { kind: 'file'; size: number; mtime: number }

@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { ExecResult, RemoteFs, RemoteLineService } from '../../src/ssh/connection.js';
+import type { ExecResult, RemoteFs, RemoteLineService } from '../../src/ssh/remote-fs.js';
 import { checkOnVessel } from '../../src/push/upload/remote-check.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cm-remote-check-'));

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TransientError, VesselRefusedError } from '../../src/errors.js';
-import type { RemoteFs } from '../../src/ssh/connection.js';
+import type { RemoteFs } from '../../src/ssh/remote-fs.js';
 import {
   SameStorageError, findSameStorage, isStorageMarker, proveSeparateStorage, sameStorageStep, type StoragePair,
 } from '../../src/push/same-storage.js';

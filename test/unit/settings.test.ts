@@ -111,7 +111,17 @@ describe('settingsTable', () => {
     const ids = settingsTable.map((o) => `${o.section}.${o.key}`);
     assert.equal(new Set(ids).size, ids.length);
     assert.deepEqual(settingsTable.filter((o) => o.required).map((o) => o.key), ['Location', 'Address']);
-    assert.ok(settingsTable.every((o) => o.description.length > 0));
+    assert.ok(settingsTable.every((o) => o.help.length > 0 && o.type.length > 0));
+  });
+
+  it('gives every optional key a default (text that parses, or a function), and marks the secrets', () => {
+    const ctx = { base: '/etc/cm', env: {} };
+    for (const o of settingsTable) {
+      if (typeof o.default === 'string') assert.doesNotThrow(() => o.parse(o.default as string, ctx), `${o.key} = ${o.default}`);
+      if (o.required) assert.equal(o.default, undefined, o.key);
+    }
+    assert.deepEqual(settingsTable.filter((o) => o.secret).map((o) => o.key), ['Password', 'Passphrase']);
+    assert.deepEqual(settingsTable.filter((o) => !o.required && o.default === undefined).map((o) => o.key), ['Password', 'Passphrase', 'IdentityFile', 'HostKey']);
   });
 });
 

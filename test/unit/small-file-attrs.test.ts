@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FileError } from '../../src/errors.js';
-import type { RemoteFs, RemoteLineService, RemoteStat } from '../../src/ssh/connection.js';
+import type { RemoteFs, RemoteLineService, RemoteStat } from '../../src/ssh/remote-fs.js';
 import { deliverFile, type DeliveryHooks, type DeliveryJob } from '../../src/push/upload/upload.js';
 
 const PAST = Date.UTC(2001, 1, 3, 4, 5, 6) / 1000;
@@ -133,7 +133,7 @@ async function shoreFile(name: string, content: string, mode: number): Promise<D
 function hooks(refusals: string[]): DeliveryHooks {
   return {
     signal: new AbortController().signal,
-    chunkDone: () => {}, chunksReset: () => {}, sha256Known: () => {}, progress: () => {},
+    sha256Known: () => {}, progress: () => {},
     attrsRefused: (detail) => refusals.push(detail),
   };
 }

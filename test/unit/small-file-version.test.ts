@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, stat, symlink, utimes, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { RemoteFs } from '../../src/ssh/connection.js';
+import type { RemoteFs } from '../../src/ssh/remote-fs.js';
 import { deliverFile, type DeliveryHooks, type DeliveryJob } from '../../src/push/upload/upload.js';
 
 // The small-file way reads the shore file before it asks the vessel anything: a vessel that
@@ -11,7 +11,7 @@ import { deliverFile, type DeliveryHooks, type DeliveryJob } from '../../src/pus
 const untouchable = new Proxy({}, { get: (_t, name) => () => { throw new Error(`vessel asked for ${String(name)}`); } }) as unknown as RemoteFs;
 const hooks: DeliveryHooks = {
   signal: new AbortController().signal,
-  chunkDone: () => {}, chunksReset: () => {}, sha256Known: () => {}, progress: () => {},
+  sha256Known: () => {}, progress: () => {},
 };
 
 let dir: string;

@@ -212,17 +212,70 @@ describe('StateStore summaries for status', () => {
   });
 });
 
-describe('schema version 2', () => {
-  /** A database as version 1 left it: no transfers table. */
-  function versionOneDatabase(): string {
+describe('older schemas', () => {
+  /** The table versions 1 and 2 wrote a row to per chunk uploaded (and never read). */
+  const chunksTable = `CREATE TABLE chunks (
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    vessel TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (file_id, vessel, idx)
+  )`;
+
+  /** A database as version 2 left it: a `chunks` table with rows in it. */
+  function versionTwoDatabase(): string {
     const { store, file } = newStore();
-    store.recordVersion(version('f'), ['s1'], () => {});
+    const v = store.recordVersion(version('f'), ['s1'], () => {});
     store.close();
     store.flush();
+    sql(file, chunksTable);
+    sql(file, 'INSERT INTO chunks (file_id, vessel, idx) VALUES (?, ?, 0), (?, ?, 1)', v.id, 's1', v.id, 's1');
+    sql(file, `UPDATE meta SET value = '2' WHERE key = 'schema_version'`);
+    return file;
+  }
+
+  /** A database as version 1 left it: no transfers table, a chunks table. */
+  function versionOneDatabase(): string {
+    const file = versionTwoDatabase();
     sql(file, 'DROP TABLE transfers');
     sql(file, `UPDATE meta SET value = '1' WHERE key = 'schema_version'`);
     return file;
   }
+
+  function tables(file: string): { version: string; tables: string[] } {
+    const db = new Database(file, { readonly: true });
+    try {
+      const { value } = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string };
+      const names = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
+      return { version: value, tables: names };
+    } finally {
+      db.close();
+    }
+  }
+
+  const current = ['deliveries', 'files', 'host_keys', 'leftovers', 'meta', 'transfers', 'vessel_stats'];
+
+  it('a new database is version 3, without a chunks table', () => {
+    const { store, file } = newStore();
+    store.close();
+    assert.deepEqual(tables(file), { version: '3', tables: current });
+  });
+
+  it('a reader of a version 2 database (an older daemon still running) reads it as usual, chunks and all', () => {
+    const file = versionTwoDatabase();
+    const r = reader(file);
+    assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
+    assert.deepEqual(r.transfers(), []);
+    assert.equal(tables(file).version, '2', 'a reader changes nothing');
+  });
+
+  it('opening a version 2 database for writing drops the chunks table and records version 3, keeping the rest', () => {
+    const file = versionTwoDatabase();
+    const store = new StateStore(file);
+    open.push(store);
+    assert.equal(store.fileByPath('inbox', 'f')!.relpath, 'f');
+    assert.equal(store.deliveries(store.fileByPath('inbox', 'f')!.id).length, 1);
+    assert.deepEqual(tables(file), { version: '3', tables: current });
+  });
 
   it('a reader of a version 1 database (an older daemon still running) sees no transfers, the rest as usual', () => {
     const r = reader(versionOneDatabase());
@@ -230,19 +283,15 @@ describe('schema version 2', () => {
     assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
   });
 
-  it('opening a version 1 database for writing adds the table and records version 2', () => {
+  it('opening a version 1 database for writing adds transfers, drops chunks and records version 3', () => {
     const file = versionOneDatabase();
     const store = new StateStore(file);
     open.push(store);
     const v = store.fileByPath('inbox', 'f')!;
     store.transferStarted(v.id, 's1');
     assert.equal(store.transfers().length, 1);
-    const db = new Database(file, { readonly: true });
-    try {
-      assert.deepEqual(db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get(), { value: '2' });
-    } finally {
-      db.close();
-    }
+    store.flush();
+    assert.deepEqual(tables(file), { version: '3', tables: current });
   });
 
   it('a reader refuses a newer schema too', () => {

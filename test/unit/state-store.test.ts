@@ -72,7 +72,6 @@ describe('StateStore', () => {
     store.setSha256(v.id, 'k1', 'ab'.repeat(32));
     store.markDone(v.id, 'ship1', 100);
     store.markAttemptFailed(v.id, 'ship2', 'permission denied', false);
-    store.addChunk(v.id, 'ship2', 0);
     const before = store.deliveries(v.id);
     const again = store.recordVersion(version('f', 'k1'), ['ship1', 'ship2'], () => assert.fail('superseded'));
     assert.equal(again.id, v.id);
@@ -80,7 +79,6 @@ describe('StateStore', () => {
     assert.deepEqual(store.deliveries(v.id), before);
     assert.equal(store.delivery(v.id, 'ship1')!.state, 'done');
     assert.deepEqual(store.delivery(v.id, 'ship2'), { fileId: v.id, vessel: 'ship2', state: 'pending', attempts: 1, error: 'permission denied' });
-    assert.deepEqual([...store.chunksPresent(v.id, 'ship2')], [0]);
   });
 
   it('a late hash for a replaced version is not stored on the new one', () => {
@@ -93,7 +91,7 @@ describe('StateStore', () => {
     assert.equal(store.file(v1.id)!.sha256, 'ff'.repeat(32));
   });
 
-  it('a new version of the same path resets deliveries, clears chunks and the hash, and reports the old version', () => {
+  it('a new version of the same path resets deliveries and the hash, and reports the old version', () => {
     const { store } = newStore();
     const superseded: Superseded[] = [];
     const onSuperseded = (old: FileVersion, vessels: string[]) => superseded.push({ old, vessels });
@@ -102,9 +100,6 @@ describe('StateStore', () => {
     const old = store.file(v1.id)!;
     store.markDone(v1.id, 'ship1', 100);
     store.markAttemptFailed(v1.id, 'ship2', 'boom', true);
-    store.addChunk(v1.id, 'ship3', 0);
-    store.addChunk(v1.id, 'ship3', 1);
-    store.addChunk(v1.id, 'ship2', 0);
 
     const v2 = store.recordVersion(version('f', 'k2', 250), ['ship1', 'ship2', 'ship3'], onSuperseded);
     assert.equal(v2.id, v1.id, 'the row is reused');
@@ -117,7 +112,6 @@ describe('StateStore', () => {
     for (const d of store.deliveries(v2.id)) {
       assert.deepEqual({ state: d.state, attempts: d.attempts, error: d.error }, { state: 'pending', attempts: 0, error: null }, d.vessel);
     }
-    for (const vessel of ['ship1', 'ship2', 'ship3']) assert.equal(store.chunksPresent(v2.id, vessel).size, 0, vessel);
   });
 
   it('a new version with a different vessel list: onSuperseded gets the old vessels, deliveries follow the new list', () => {
@@ -150,30 +144,15 @@ describe('StateStore', () => {
     assert.deepEqual(states(store, v.id), { a: 'pending' });
   });
 
-  it('markDone marks the delivery done and clears that vessel\'s chunks only', () => {
+  it('markDone marks that vessel\'s delivery done, leaves the others pending and counts it in the vessel\'s stats', () => {
     const { store } = newStore();
     const v = store.recordVersion(version('f', 'k'), ['a', 'b'], () => {});
-    store.addChunk(v.id, 'a', 0);
-    store.addChunk(v.id, 'a', 1);
-    store.addChunk(v.id, 'a', 1); // twice: no error, one row
-    store.addChunk(v.id, 'b', 5);
-    assert.deepEqual([...store.chunksPresent(v.id, 'a')].sort(), [0, 1]);
+    store.markAttemptFailed(v.id, 'a', 'boom', false);
     store.markDone(v.id, 'a', 100);
     assert.equal(store.delivery(v.id, 'a')!.state, 'done');
     assert.equal(store.delivery(v.id, 'a')!.error, null);
-    assert.equal(store.chunksPresent(v.id, 'a').size, 0);
-    assert.deepEqual([...store.chunksPresent(v.id, 'b')], [5]);
     assert.equal(store.delivery(v.id, 'b')!.state, 'pending');
-  });
-
-  it('clearChunks forgets one vessel\'s chunks', () => {
-    const { store } = newStore();
-    const v = store.recordVersion(version('f', 'k'), ['a', 'b'], () => {});
-    store.addChunk(v.id, 'a', 3);
-    store.addChunk(v.id, 'b', 3);
-    store.clearChunks(v.id, 'a');
-    assert.equal(store.chunksPresent(v.id, 'a').size, 0);
-    assert.deepEqual([...store.chunksPresent(v.id, 'b')], [3]);
+    assert.deepEqual(store.vesselStats().map((s) => [s.vessel, s.filesDone, s.bytesDone]), [['a', 1, 100]]);
   });
 
   it('markAttemptFailed counts attempts, keeps the error and marks failed when final', () => {
@@ -243,28 +222,27 @@ describe('StateStore', () => {
     assert.equal(store.hostKey('other:22'), undefined);
   });
 
-  it('deleteFile cascades to deliveries and chunks', () => {
+  it('deleteFile cascades to deliveries and transfers', () => {
     const { store, file } = newStore();
     const v = store.recordVersion(version('f', 'k'), ['a', 'b'], () => {});
     const keep = store.recordVersion(version('g', 'k'), ['a'], () => {});
-    store.addChunk(v.id, 'a', 0);
-    store.addChunk(keep.id, 'a', 0);
+    store.transferStarted(v.id, 'a');
+    store.transferStarted(keep.id, 'a');
     store.deleteFile(v.id);
     assert.equal(store.file(v.id), undefined);
     assert.equal(store.fileByPath('inbox', 'f'), undefined);
     assert.deepEqual(store.deliveries(v.id), []);
-    assert.equal(store.chunksPresent(v.id, 'a').size, 0);
     // Check the tables directly: no orphaned rows.
     store.flush();
     const db = new Database(file, { readonly: true });
     try {
-      assert.deepEqual(db.prepare('SELECT COUNT(*) AS c FROM deliveries WHERE file_id = ?').get(v.id), { c: 0 });
-      assert.deepEqual(db.prepare('SELECT COUNT(*) AS c FROM chunks WHERE file_id = ?').get(v.id), { c: 0 });
-      assert.deepEqual(db.prepare('SELECT COUNT(*) AS c FROM chunks').get(), { c: 1 });
+      for (const table of ['deliveries', 'transfers']) {
+        assert.deepEqual(db.prepare(`SELECT COUNT(*) AS c FROM ${table} WHERE file_id = ?`).get(v.id), { c: 0 }, table);
+        assert.deepEqual(db.prepare(`SELECT COUNT(*) AS c FROM ${table} WHERE file_id = ?`).get(keep.id), { c: 1 }, table);
+      }
     } finally {
       db.close();
     }
-    assert.deepEqual([...store.chunksPresent(keep.id, 'a')], [0]);
   });
 
   it('uses WAL: a second connection sees journal_mode wal', () => {

@@ -5,8 +5,8 @@
  * made in the same turn of the event loop form one batch.
  */
 import { FileError } from '../../errors.js';
-import type { ExecResult, RemoteFs } from '../../ssh/connection.js';
-import { hashFilesScript } from './shell.js';
+import type { ExecResult, RemoteFs } from '../../ssh/remote-fs.js';
+import { hashFilesScript } from './digest-scripts.js';
 
 /** More would make one slow file hold up many. */
 export const MAX_HASH_BATCH = 32;

@@ -8,9 +8,9 @@
  * digests of hash-batch.ts decide.
  */
 import { FileError } from '../../errors.js';
-import type { RemoteFs, RemoteLineService } from '../../ssh/connection.js';
+import type { RemoteFs, RemoteLineService } from '../../ssh/remote-fs.js';
 import { remoteSha256 } from './hash-batch.js';
-import { lineCheckerCommand } from './shell.js';
+import { lineCheckerCommand } from './digest-scripts.js';
 
 interface Checker {
   /** The running checker; undefined until the first question, or after it ended. */

@@ -1,0 +1,246 @@
+/**
+ * Delivers a large file (more than one chunk, or more than SMALL_FILE_MAX) to a vessel:
+ *
+ * 1. If the destination already holds a file of the same size whose SHA-256 is the shore's,
+ *    it is confirmed without sending anything (a lost state file, or a crash after the rename).
+ * 2. Each chunk's present length is read from the vessel (stat); a chunk is resumed from the
+ *    bytes it has. SFTP servers handle the requests of one handle in order and a TCP stream
+ *    delivers a prefix, so whatever a killed upload left is a correct prefix; the whole-file
+ *    check in step 4 is the safety net for anything else.
+ * 3. The shore file is read once, front to back: every byte feeds the SHA-256, and the bytes the
+ *    vessel lacks go out as pipelined SFTP writes (many requests in flight). No file is ever
+ *    held in memory; at most `windowBytes` per transfer are.
+ * 4. A remote command started before the first chunk joins each chunk beside the destination
+ *    as soon as it is complete, hashing in the same pass, so that when the last chunk is in only
+ *    its bytes are left to join; then it checks the size and SHA-256 and renames the result
+ *    into place (see joinScript in join.ts).
+ *
+ * Small files take another way: see small-file.ts.
+ */
+import { createHash } from 'node:crypto';
+import { FileError, StoppedError, TransientError } from '../../errors.js';
+import type { RemoteFs, RemoteProcess } from '../../ssh/remote-fs.js';
+import { isSftpFailure } from '../../ssh/sftp-errors.js';
+import { planChunks, type ChunkPart } from './chunk-plan.js';
+import { checkExistingScript } from './digest-scripts.js';
+import { attrsWords, fileAttrs, parseAttrsFailed, type FileAttrs } from './file-attrs.js';
+import type { HasherName } from './hasher.js';
+import { AssembleExit, joinScript } from './join.js';
+import { forgetHasher, largeFileHasher } from './large-hasher.js';
+import { ProbeExit, tempDirProbeScript } from './probes.js';
+import { execTimeout, firstLine, placed } from './remote-outcome.js';
+import { DEFAULT_WINDOW, openCreatingFolder, readBuffers, writePiece } from './sftp-writes.js';
+import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
+import { LocalChange, checkLocalVersion, hashLocalFile, localError, openLocal, readRange } from './shore-file.js';
+import type { DeliveryHooks, DeliveryJob, DeliveryOutcome, UploadOptions } from './upload.js';
+import { WriteWindow } from './write-window.js';
+
+const STAT_BATCH = 64;
+
+/** A file larger than a chunk (or than SMALL_FILE_MAX): steps 1 to 4 above. */
+export async function deliverLargeFile(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<DeliveryOutcome> {
+  const local = checkLocalVersion(job);
+  const parts = planChunks(job.size, job.chunkSize);
+  // Independent questions go out together: on a link with a 600 ms round trip, each one
+  // asked after the other would cost that much again on every (re)connection.
+  const hasher = largeFileHasher(remote, job.size);
+  const [destination, present] = await Promise.all([remote.stat(job.destination), presentLengths(remote, job, parts)]);
+  const existing = destination?.isFile && destination.size === job.size ? await confirmExisting(remote, job, hooks, options, hasher, fileAttrs(local)) : undefined;
+  if (existing) return existing;
+  const bytesPresent = present.have.reduce((sum, n) => sum + n, 0);
+  hooks.sending?.(bytesPresent);
+  const startJoiner = () => {
+    const spawned = remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination, size: job.size, hasher }));
+    spawned.catch(() => {}); // awaited below; a failure meanwhile is not unhandled
+    return spawned;
+  };
+  // Joining while the chunks go up leaves only the last one to join at the end. But the
+  // joiner of a connection that is cut may wait for input for hours (sshd need not notice a
+  // dead link) while it holds a half-joined copy of every chunk sent so far, and every new
+  // connection starts one more: where connections die before the rest of the file is up, the
+  // join waits for the last chunk. Started without waiting for its session, so the first
+  // chunk goes out meanwhile; each chunk's line reaches it, in order, once that chunk is there.
+  const overlap = bytesPresent < job.size && (options.joinWhileSending?.(job.size - bytesPresent) ?? true);
+  let starting = overlap ? startJoiner() : undefined;
+  let ended = false;
+  try {
+    const { sha256, bytesSent } = await sendChunks(remote, job, parts, present, hooks, options, (index) => {
+      if (starting) void starting.then((j) => j.write(`${index}\n`), () => {});
+    }).catch(async (err: unknown) => { throw await explainTempDirFailure(remote, job, err); });
+    if (!starting) {
+      starting = startJoiner();
+      void starting.then((j) => j.write(parts.map((p) => `${p.index}\n`).join('')), () => {});
+    }
+    const joiner = await starting;
+    // The bytes sent must still be the file's: a writer that came back during the upload
+    // means a new version, which is replicated on its own. Its mode is taken from this
+    // last look (a chmod changes no version), and set before the file is placed.
+    const final = checkLocalVersion(job);
+    hooks.sha256Known(sha256);
+    hooks.stage?.('sent');
+    hooks.joining?.();
+    joiner.write(`end ${sha256} ${attrsWords(fileAttrs(final)).join(' ')}\n`);
+    joiner.end();
+    ended = true;
+    await placed(remote, job, await joiner.result(execTimeout(job.size, options)), sha256, hooks);
+    return { kind: 'done', bytesSent, alreadyThere: false, sha256 };
+  } finally {
+    // Without its end line the joiner removes its half-joined file and places nothing.
+    if (!ended) void starting?.then(abandon, () => {});
+  }
+}
+
+/** Ends a joiner that will get no end line; its exit is of no interest any more. */
+function abandon(joiner: RemoteProcess): void {
+  joiner.end();
+  joiner.result(60_000).catch(() => {});
+}
+
+/** Step 1: a destination of the right size is confirmed as it is if its hash is the shore's. */
+async function confirmExisting(
+  remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions, hasher: HasherName | undefined, attrs: FileAttrs,
+): Promise<DeliveryOutcome | undefined> {
+  const sha256 = job.sha256 ?? await hashLocalFile(job, hooks.signal);
+  hooks.sha256Known(sha256);
+  // The file there becomes this delivery: it gets the shore's mode and time in the same command.
+  const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix, job.size, hasher, attrs), execTimeout(job.size, options));
+  if (result.code === AssembleExit.hash) forgetHasher(remote);
+  if (result.code !== 0) return undefined;
+  if (result.stdout.split('\n', 1)[0]!.trim() !== sha256) return undefined;
+  if (parseAttrsFailed(result.stdout)) hooks.attrsRefused?.(firstLine(result.stderr) || 'chmod or touch failed');
+  return { kind: 'done', bytesSent: 0, alreadyThere: true, sha256 };
+}
+
+/** Step 2: how many bytes of each chunk the vessel already has (0 when too long to trust). */
+async function presentLengths(remote: RemoteFs, job: DeliveryJob, parts: ChunkPart[]): Promise<Present> {
+  const present: Present = { have: [], oversized: new Set() };
+  for (let i = 0; i < parts.length; i += STAT_BATCH) {
+    const batch = parts.slice(i, i + STAT_BATCH);
+    const stats = await Promise.all(batch.map((p) => remote.stat(`${job.chunkPrefix}.${p.index}`)));
+    stats.forEach((st, k) => {
+      const part = batch[k]!;
+      if (st?.isFile && st.size > part.length) present.oversized.add(part.index);
+      present.have.push(st?.isFile && st.size <= part.length ? st.size : 0);
+    });
+  }
+  return present;
+}
+
+/**
+ * What the vessel has of each chunk: `have[i]` bytes of chunk i are kept and resumed from;
+ * a chunk longer than it should be (it cannot be this version's) starts over from empty.
+ */
+interface Present {
+  have: number[];
+  oversized: Set<number>;
+}
+
+/**
+ * Step 3: one front-to-back read of the shore file that hashes everything and sends what is
+ * missing, through one window of pipelined writes for the whole file: the end of a chunk does
+ * not drain it (the next chunk is opened while the last writes of the one before are in flight,
+ * and closed without waiting), which on a long round trip would leave the link idle for three
+ * of them at every chunk. `complete` hears of each chunk once all its bytes are on the vessel,
+ * in chunk order.
+ */
+async function sendChunks(
+  remote: RemoteFs, job: DeliveryJob, parts: ChunkPart[], present: Present, hooks: DeliveryHooks, options: UploadOptions,
+  complete: (index: number) => void,
+): Promise<{ sha256: string; bytesSent: number }> {
+  // With the hash already known, bytes the vessel has need not even be read. A large file is
+  // hashed once for every vessel, in a worker, while this loop only reads and sends.
+  const shared = !job.sha256 && job.size >= WORKER_HASH_MIN_BYTES ? shoreSha256(job) : undefined;
+  shared?.catch(() => {}); // awaited below, after the send; a failure meanwhile is not unhandled
+  const hash = job.sha256 || shared ? undefined : createHash('sha256');
+  const window = new WriteWindow(options.windowBytes ?? DEFAULT_WINDOW);
+  const open = (part: ChunkPart) => {
+    // Never truncated otherwise: every byte at an offset of a version's chunk is the same
+    // whoever writes it, and a late open from a connection that was cut (the vessel may still
+    // be working through what it received) must not empty what this one wrote since.
+    const opening = openCreatingFolder(remote, `${job.chunkPrefix}.${part.index}`, present.oversized.has(part.index) ? 'w' : 'keep');
+    opening.catch(() => {}); // awaited when its chunk's turn comes
+    return opening;
+  };
+  const unsent = parts.filter((p) => present.have[p.index]! < p.length);
+  const handles = new Set<Buffer>();
+  let bytesSent = 0;
+  let inOrder: Promise<void> = Promise.resolve();
+  let opening = unsent[0] ? open(unsent[0]) : undefined;
+  const fh = await openLocal(job);
+  try {
+    for (const part of parts) {
+      const have = present.have[part.index]!;
+      if (hash && have > 0) await readRange(fh, part.offset, have, 1024 * 1024, hooks.signal, (buf) => hash.update(buf));
+      let written: Promise<unknown> = Promise.resolve();
+      if (have < part.length) {
+        const handle = await opening!;
+        handles.add(handle);
+        const next = unsent[unsent.indexOf(part) + 1];
+        opening = undefined;
+        const writes: Promise<void>[] = [];
+        for (let pos = have; pos < part.length;) {
+          if (hooks.signal.aborted) throw new StoppedError('stopping');
+          const n = Math.min(writePiece(remote, options), part.length - pos);
+          await window.room(n);
+          // Back to the pool once the vessel acknowledged it (see buffer-pool.ts).
+          const buf = readBuffers.take(n);
+          const { bytesRead } = await fh.read(buf, 0, n, part.offset + pos);
+          if (bytesRead !== n) throw new LocalChange('changed');
+          hash?.update(buf);
+          const write = window.track(remote.write(handle, buf, pos), n).then(() => {
+            readBuffers.give(buf);
+            hooks.progress(n);
+          });
+          write.catch(() => {}); // the window keeps the failure; the loop may end before `written` awaits this
+          writes.push(write);
+          pos += n;
+        }
+        if (next) opening = open(next);
+        bytesSent += part.length - have;
+        written = Promise.all(writes).then(() => {
+          handles.delete(handle);
+          return remote.close(handle);
+        });
+      }
+      const index = part.index;
+      inOrder = Promise.all([inOrder, written]).then(() => {
+        complete(index);
+      });
+      inOrder.catch(() => {}); // awaited after the loop; a failure meanwhile is not unhandled
+    }
+    await inOrder;
+  } finally {
+    await window.settle();
+    for (const handle of handles) await remote.close(handle).catch(() => {});
+    void opening?.then((h) => remote.close(h)).catch(() => {});
+    await fh.close();
+  }
+  if (shared) {
+    const sha256 = await shared.catch((err: unknown) => {
+      throw err instanceof ShoreFileChanged ? new LocalChange('changed') : localError(job, err);
+    });
+    return { sha256, bytesSent };
+  }
+  return { sha256: hash ? hash.digest('hex') : job.sha256!, bytesSent };
+}
+
+/**
+ * OpenSSH's sftp-server answers a read-only or full filesystem with a bare "Failure". When a
+ * chunk upload fails that way, one remote probe of TempDir says which it is.
+ */
+async function explainTempDirFailure(remote: RemoteFs, job: DeliveryJob, err: unknown): Promise<unknown> {
+  if (!isSftpFailure(err)) return err;
+  const tempDir = job.chunkPrefix.slice(0, job.chunkPrefix.lastIndexOf('/'));
+  const probe = await remote.exec(tempDirProbeScript(tempDir)).catch(() => undefined);
+  if (!probe) return err;
+  const ctx = { vessel: job.vessel, path: job.localPath, cause: err };
+  const detail = probe.stderr.split('\n')[0] ?? '';
+  if (probe.code === ProbeExit.mkdir || probe.code === ProbeExit.create) {
+    return new FileError(`TempDir ${tempDir} on vessel ${job.vessel} is not writable: ${detail}`, ctx);
+  }
+  const available = Number(probe.stdout.trim().split(/\s+/)[3]);
+  if (probe.code === 0 && Number.isFinite(available) && available * 1024 < job.chunkSize) {
+    return new TransientError(`TempDir ${tempDir} on vessel ${job.vessel} is full (${available} KiB free, a chunk needs up to ${Math.ceil(job.chunkSize / 1024)} KiB)`, ctx);
+  }
+  return err;
+}

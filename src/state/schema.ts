@@ -1,0 +1,109 @@
+/**
+ * The state database's tables, and the steps that bring a database written by an older
+ * contentmonster up to them.
+ *
+ * A `files` row is the version of one shore file being replicated (path, size, mtime, and its
+ * SHA-256 once read). A `deliveries` row says, per vessel that should have it, whether it is
+ * pending, done (confirmed on the vessel) or failed. `leftovers` are chunk sets and
+ * half-assembled files on vessels that belong to no live version any more; they are removed
+ * when the vessel is reachable. `transfers` lists the deliveries under way and how far they got,
+ * for `status`. `host_keys` are the fingerprints trusted on first use; `vessel_stats` the
+ * counts and last outcomes per vessel, for `status`. What each vessel already has of a version
+ * is not kept here: a resumed transfer asks the vessel (the sizes of its chunks in TempDir).
+ */
+import type Database from 'better-sqlite3';
+
+/**
+ * 1: files, deliveries, chunks, leftovers, host_keys, vessel_stats. 2 added `transfers`. 3
+ * dropped `chunks`, which was written once per chunk and never read.
+ */
+export const SCHEMA_VERSION = 3;
+
+const tables = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+  id INTEGER PRIMARY KEY,
+  directory TEXT NOT NULL,
+  relpath TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ms REAL NOT NULL,
+  version_key TEXT NOT NULL,
+  sha256 TEXT,
+  queued_at INTEGER NOT NULL,
+  UNIQUE (directory, relpath)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  vessel TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  error TEXT,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (file_id, vessel)
+);
+CREATE TABLE IF NOT EXISTS leftovers (
+  vessel TEXT NOT NULL,
+  chunk_prefix TEXT NOT NULL,
+  assembly_path TEXT NOT NULL,
+  PRIMARY KEY (vessel, chunk_prefix)
+);
+CREATE TABLE IF NOT EXISTS host_keys (
+  host TEXT PRIMARY KEY,
+  fingerprint TEXT NOT NULL,
+  first_seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vessel_stats (
+  vessel TEXT PRIMARY KEY,
+  files_done INTEGER NOT NULL DEFAULT 0,
+  bytes_done INTEGER NOT NULL DEFAULT 0,
+  last_success_at INTEGER,
+  last_error TEXT,
+  last_error_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS transfers (
+  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  vessel TEXT NOT NULL,
+  bytes_sent INTEGER NOT NULL DEFAULT 0,
+  size INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (file_id, vessel)
+);
+`;
+
+/**
+ * What takes a database from the version before to this one, beyond the tables above (which
+ * are created when missing: version 2's `transfers` needs nothing else).
+ */
+const migrations: ReadonlyArray<{ version: number; sql: string }> = [
+  { version: 3, sql: 'DROP TABLE IF EXISTS chunks' },
+];
+
+/** Brings a database opened for writing to SCHEMA_VERSION, in one transaction; a newer one is refused. */
+export function migrate(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec(tables);
+    const stored = schemaVersion(db);
+    for (const step of migrations) {
+      if (step.version > (stored ?? 0)) db.exec(step.sql);
+    }
+    if (stored === undefined) {
+      db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
+    } else if (stored < SCHEMA_VERSION) {
+      db.prepare(`UPDATE meta SET value = ? WHERE key = 'schema_version'`).run(String(SCHEMA_VERSION));
+    }
+  })();
+}
+
+/** The stored schema version (undefined when none is stored yet); a newer one is refused. */
+export function schemaVersion(db: Database.Database): number | undefined {
+  const row = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined;
+  if (row && Number(row.value) > SCHEMA_VERSION) {
+    throw new Error(`state database schema ${row.value} is newer than this contentmonster understands (${SCHEMA_VERSION})`);
+  }
+  return row ? Number(row.value) : undefined;
+}
+
+export function hasTable(db: Database.Database, name: string): boolean {
+  return db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !== undefined;
+}

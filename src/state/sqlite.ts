@@ -1,0 +1,140 @@
+/**
+ * The state store's SQLite connection: opening it (WAL, the schema brought up to date), errors
+ * turned into StateDatabaseErrors, and the grouped commits: every write joins the transaction
+ * of the current turn of the event loop, committed at the next one.
+ */
+import Database from 'better-sqlite3';
+import { dirname } from 'node:path';
+import { StateDatabaseError } from '../errors.js';
+import { makeFolders } from '../shore-fs.js';
+import { hasTable, migrate, schemaVersion } from './schema.js';
+
+export interface StateStoreOptions {
+  /** Opened by `status` and `check` next to a running daemon: nothing is written. */
+  readonly?: boolean;
+  /** How long a statement waits for a lock held by another connection. @default 5000 */
+  busyTimeoutMs?: number;
+  /**
+   * Called once with the first failure to read or write the database after it was opened (disk
+   * full, read-only, I/O error, a lock never released); the failing call also throws it.
+   */
+  onFailure?: (err: StateDatabaseError) => void;
+}
+
+/** A prepared statement whose SQLite errors become StateDatabaseErrors. */
+export interface Statement {
+  run(...params: unknown[]): Database.RunResult;
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+
+export class StateConnection {
+  readonly #db: Database.Database;
+  readonly #file: string;
+  #onFailure: ((err: StateDatabaseError) => void) | undefined;
+  /** A deferred commit that failed (see write()). */
+  #commitError: Error | undefined;
+
+  /** Opens (creating it and its folders unless read-only) and migrates; failures are thrown as they are. */
+  constructor(file: string, options: StateStoreOptions = {}) {
+    this.#file = file;
+    // One level at a time, so that a read-only filesystem is reported as such (not as ENOENT).
+    if (!options.readonly) makeFolders(dirname(file));
+    this.#db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: options.busyTimeoutMs ?? 5000 });
+    // WAL lets `status` read while the daemon writes; NORMAL is durable across process crashes
+    // (the only crash the daemon can cause) and much cheaper than FULL per commit.
+    if (!options.readonly) {
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma('synchronous = NORMAL');
+    }
+    this.#db.pragma('foreign_keys = ON');
+    if (options.readonly) schemaVersion(this.#db);
+    else migrate(this.#db);
+  }
+
+  /** From now on, the first SQLite failure also goes to `onFailure` (once). */
+  reportFailuresTo(onFailure: ((err: StateDatabaseError) => void) | undefined): void {
+    this.#onFailure = onFailure;
+  }
+
+  get open(): boolean {
+    return this.#db.open;
+  }
+
+  hasTable(name: string): boolean {
+    return hasTable(this.#db, name);
+  }
+
+  prepare(sql: string): Statement {
+    const s = this.#db.prepare(sql);
+    return {
+      run: (...params) => this.#sql(() => s.run(...params)),
+      get: (...params) => this.#sql(() => s.get(...params)),
+      all: (...params) => this.#sql(() => s.all(...params)),
+    };
+  }
+
+  /** `fn` in one transaction (a savepoint inside the turn's open one). */
+  transaction<T>(fn: () => T): T {
+    return this.#sql(() => this.#db.transaction(fn)());
+  }
+
+  /**
+   * Called before every write: it joins the transaction of the current turn of the event loop,
+   * committed at the next one: one commit for all the rows a burst of small files touches,
+   * instead of one each. A crash loses at most that turn's rows, which the next start redoes
+   * from what is on the shore and the vessels (a file found at its destination is confirmed,
+   * not sent again).
+   */
+  write(): void {
+    if (this.#commitError) {
+      const err = this.#commitError;
+      this.#commitError = undefined;
+      throw err;
+    }
+    if (this.#db.inTransaction) return;
+    // IMMEDIATE: the write lock is taken here, waiting (busy timeout) for any other writer,
+    // rather than on the first write after a read, where a conflict is an error at once.
+    this.#sql(() => this.#db.exec('BEGIN IMMEDIATE'));
+    setImmediate(() => {
+      try {
+        this.flush();
+      } catch (err) {
+        // SQLite has rolled back; the next write reports it to its caller.
+        this.#commitError = err as Error;
+      }
+    });
+  }
+
+  /** Commits this turn's writes now rather than at the next turn, for a reader that must see them at once. */
+  flush(): void {
+    if (this.#db.open && this.#db.inTransaction) this.#sql(() => this.#db.exec('COMMIT'));
+  }
+
+  close(): void {
+    if (!this.#db.open) return;
+    try {
+      this.flush();
+    } finally {
+      this.#db.close(); // also when the last commit failed: SQLite rolls it back
+    }
+  }
+
+  /** Runs SQLite work; its errors become one StateDatabaseError naming the database (and reach onFailure once). */
+  #sql<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw this.#failure(err);
+    }
+  }
+
+  #failure(err: unknown): unknown {
+    if (!(err instanceof Database.SqliteError)) return err; // ours (StateDatabaseError), or a bug: as it is
+    const failure = new StateDatabaseError(`state database ${this.#file}: ${err.message} (${err.code})`, { cause: err });
+    const notify = this.#onFailure;
+    this.#onFailure = undefined;
+    notify?.(failure);
+    return failure;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The summaries `status` shows, read from the state store (next to a running daemon: each is
+ * one query, and StateStore.snapshot() gives several the same moment). Times are ms since the
+ * epoch.
+ */
+import type { StateConnection, Statement } from './sqlite.js';
+
+/** A file and one vessel it goes to. */
+interface FileRef {
+  vessel: string;
+  directory: string;
+  relpath: string;
+}
+
+export interface Waiting {
+  vessel: string;
+  files: number;
+  bytes: number;
+}
+
+export interface Transfer extends FileRef {
+  bytesSent: number;
+  size: number;
+  startedAt: number;
+  updatedAt: number;
+}
+
+export interface FailedDelivery extends FileRef {
+  error: string | null;
+  attempts: number;
+  updatedAt: number;
+}
+
+export interface OldestWaiting extends FileRef {
+  queuedAt: number;
+}
+
+export interface VesselStats {
+  vessel: string;
+  filesDone: number;
+  bytesDone: number;
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  lastErrorAt: number | null;
+}
+
+export class StatusQueries {
+  readonly #waiting: Statement;
+  readonly #oldestWaiting: Statement;
+  readonly #failed: Statement;
+  readonly #vesselStats: Statement;
+  /** Undefined only when reading a database written before `transfers` existed. */
+  readonly #transfers: Statement | undefined;
+
+  constructor(db: StateConnection) {
+    this.#waiting = db.prepare(`SELECT d.vessel, COUNT(*) AS files, SUM(f.size) AS bytes FROM deliveries d JOIN files f ON f.id = d.file_id
+      WHERE d.state = 'pending' GROUP BY d.vessel ORDER BY d.vessel`);
+    this.#oldestWaiting = db.prepare(`SELECT d.vessel, f.directory, f.relpath, f.queued_at AS queuedAt FROM deliveries d JOIN files f ON f.id = d.file_id
+      WHERE d.state = 'pending' ORDER BY f.queued_at, f.id, d.vessel LIMIT 1`);
+    this.#failed = db.prepare(`SELECT d.vessel, f.directory, f.relpath, d.error, d.attempts, d.updated_at AS updatedAt
+      FROM deliveries d JOIN files f ON f.id = d.file_id WHERE d.state = 'failed' ORDER BY d.vessel, f.directory, f.relpath`);
+    this.#vesselStats = db.prepare(`SELECT vessel, files_done AS filesDone, bytes_done AS bytesDone, last_success_at AS lastSuccessAt,
+      last_error AS lastError, last_error_at AS lastErrorAt FROM vessel_stats ORDER BY vessel`);
+    this.#transfers = db.hasTable('transfers')
+      ? db.prepare(`SELECT t.vessel, f.directory, f.relpath, t.bytes_sent AS bytesSent, t.size, t.started_at AS startedAt, t.updated_at AS updatedAt
+        FROM transfers t JOIN files f ON f.id = t.file_id ORDER BY t.vessel, t.started_at, f.relpath`)
+      : undefined;
+  }
+
+  /** Deliveries under way; empty for a database from before they were recorded. */
+  transfers(): Transfer[] {
+    return (this.#transfers?.all() ?? []) as Transfer[];
+  }
+
+  /** Pending deliveries (those in flight included) per vessel that has any. */
+  waitingByVessel(): Waiting[] {
+    return this.#waiting.all() as Waiting[];
+  }
+
+  /** The pending delivery whose file has been queued longest. */
+  oldestWaiting(): OldestWaiting | undefined {
+    return this.#oldestWaiting.get() as OldestWaiting | undefined;
+  }
+
+  failedDeliveries(): FailedDelivery[] {
+    return this.#failed.all() as FailedDelivery[];
+  }
+
+  vesselStats(): VesselStats[] {
+    return this.#vesselStats.all() as VesselStats[];
+  }
+}
