@@ -95,7 +95,7 @@ export async function benchLatency(options: LatencyBenchOptions): Promise<Latenc
           for (const [i, dir] of destinations.entries()) {
             const names = await readdir(dir).catch(() => [] as string[]);
             const now = performance.now();
-            for (const name of names) if (!seen[i]!.has(name) && contents.has(name)) seen[i]!.set(name, now);
+            for (const name of names) if (!seen[i].has(name) && contents.has(name)) seen[i].set(name, now);
           }
           await sleep(POLL_MS);
         }

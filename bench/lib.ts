@@ -61,7 +61,7 @@ export async function time(t: Timed): Promise<Sample> {
   const [file, ...args] = t.ours ? [process.execPath, ...shebangFlags(cli), '--import', hook, cli, ...t.command] : t.command;
   const env = { ...process.env, ...t.env, ...(t.ours ? { CM_BENCH_RUSAGE: rusageFile } : {}) };
   const started = process.hrtime.bigint();
-  await run(file!, args, env, t.logFile);
+  await run(file, args, env, t.logFile);
   const wallS = Number(process.hrtime.bigint() - started) / 1e9;
   if (!t.ours) return { wallS };
   const usage = JSON.parse(await readFile(rusageFile, 'utf8')) as { maxRssKiB: number; cpuS: number };
@@ -76,7 +76,7 @@ export async function time(t: Timed): Promise<Sample> {
 export async function timeParallel(ts: Timed[]): Promise<Sample> {
   if (ts.some((t) => t.ours)) throw new Error('timeParallel: only for other tools (no rusage hook)');
   const started = process.hrtime.bigint();
-  const results = await Promise.allSettled(ts.map((t) => run(t.command[0]!, t.command.slice(1), { ...process.env, ...t.env })));
+  const results = await Promise.allSettled(ts.map((t) => run(t.command[0], t.command.slice(1), { ...process.env, ...t.env })));
   const wallS = Number(process.hrtime.bigint() - started) / 1e9;
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
@@ -123,13 +123,13 @@ export async function writePushSettings(file: string, o: PushSettings): Promise<
 /** Nearest-rank percentile (p in 0..100) of a non-empty list. */
 export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 export interface Summary {

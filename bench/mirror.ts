@@ -26,7 +26,7 @@ export async function benchMirror(options: MirrorBenchOptions): Promise<Record<s
   const farm = await startVesselFarm({ count: 1, tmpfsTmp: false });
   const results: Record<string, Summary[]> = {};
   try {
-    const server = farm.vessels[0]!;
+    const server = farm.vessels[0];
     // An empty home for every client: no ~/.ssh/config, agent or default key takes part.
     const home = await mkdtemp(join(farm.root, 'bench-home-'));
     const dest = join(farm.root, 'bench-dest');

@@ -144,7 +144,7 @@ class PushBench {
     const key = `push ${set.id}: ${set.name} → ${n} vessel${n > 1 ? 's' : ''}`;
     const rate = n > 1 ? `, aggregate rate = ${n} × ${set.perFile ? 'files' : 'payload'} / wall` : '';
     printCase(`${key}, ${rounds} round(s)${rate}`, rows, OURS);
-    const rss = rows[0]!.peakRssMiB!;
+    const rss = rows[0].peakRssMiB!;
     console.log(`  our peak RSS ${rss.toFixed(1)} MiB: ${rss <= RSS_TARGET_MIB ? 'within' : 'OVER'} the ${RSS_TARGET_MIB} MiB target`);
     return { [key]: rows };
   }

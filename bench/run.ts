@@ -29,7 +29,7 @@ const { values, positionals } = parseArgs({
     cap: { type: 'string', default: '600' },
   },
 });
-const quick = values.quick!;
+const quick = values.quick;
 const parts = ['mirror', 'push', 'latency', 'wan'];
 const only = values.only ?? positionals[0];
 const rounds = Number(values.rounds ?? (quick || only === 'wan' ? 1 : 3));

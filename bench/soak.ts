@@ -59,13 +59,13 @@ function trend(samples: MemorySample[], key: 'rss' | 'heapUsed', window: number)
   const end = samples.at(-1)!.at;
   const xs = samples.filter((s) => s.at >= end - window);
   if (xs.length < 2) return 'not enough samples';
-  const t0 = xs[0]!.at;
+  const t0 = xs[0].at;
   const n = xs.length;
   const mx = xs.reduce((a, s) => a + (s.at - t0), 0) / n;
   const my = xs.reduce((a, s) => a + s[key], 0) / n;
   const slope = xs.reduce((a, s) => a + (s.at - t0 - mx) * (s[key] - my), 0) / xs.reduce((a, s) => a + (s.at - t0 - mx) ** 2, 0);
   const values = xs.map((s) => s[key]);
-  return `${mib(values[0]!)} -> ${mib(values.at(-1)!)} MiB (min ${mib(Math.min(...values))}, max ${mib(Math.max(...values))}), slope ${(slope * 600_000 / MiB).toFixed(2)} MiB per 10 min`;
+  return `${mib(values[0])} -> ${mib(values.at(-1)!)} MiB (min ${mib(Math.min(...values))}, max ${mib(Math.max(...values))}), slope ${(slope * 600_000 / MiB).toFixed(2)} MiB per 10 min`;
 }
 
 const farm = await startVesselFarm({ count: vesselCount });
@@ -73,7 +73,7 @@ const links: Link[] = [];
 const memoryLog = join(tmpdir(), `cm-soak-memory-${process.pid}.jsonl`);
 try {
   for (const [i, v] of farm.vessels.entries()) links.push(await startLink(v.port, { ...profiles.flakyLan, seed: seed * 100 + i }));
-  const settings = await writeSettings(farm, { chunkSize: 4 * MiB, stableTime: 500, portFor: (i) => links[i]!.port, timeout: 2 });
+  const settings = await writeSettings(farm, { chunkSize: 4 * MiB, stableTime: 500, portFor: (i) => links[i].port, timeout: 2 });
   const daemon = startDaemon(['run', '-c', settings], {
     cwd: farm.root,
     env: { NODE_OPTIONS: `--import ${join(repoRoot, 'bench', 'memory-hook.mjs')}`, CM_MEMORY_LOG: memoryLog },

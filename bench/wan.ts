@@ -84,7 +84,7 @@ export async function benchWan(options: WanBenchOptions): Promise<Record<string,
         tool: name, wallS,
         efficiency: wallS === undefined ? undefined : payload / wanProfile.bytesPerSecond! / wallS,
         linkBytesPerPayloadByte: median(rounds.map((x) => x.linkBytes)) / (payload * VESSELS),
-        filesIntact: `${Math.min(...rounds.map((x) => x.intact))}/${rounds[0]!.expected}`,
+        filesIntact: `${Math.min(...rounds.map((x) => x.intact))}/${rounds[0].expected}`,
         rounds,
       });
     }
@@ -106,7 +106,7 @@ function many(n: number, prefix: string, size: number): [string, number][] {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 function printWan(title: string, rows: WanRow[], idealS: number): void {
@@ -151,7 +151,7 @@ class WanBench {
     const until = Date.now() + this.options.capS * 1000;
     let wallS: number | undefined;
     try {
-      await tool.start(this.farm.vessels.map((vessel, i) => ({ vessel, port: links[i]!.port })), until);
+      await tool.start(this.farm.vessels.map((vessel, i) => ({ vessel, port: links[i].port })), until);
       wallS = (performance.now() - started) / 1000;
     } catch (err) {
       console.error(`  ${name}, round ${round + 1}: ${(err as Error).message.split('\n')[0]}`);
@@ -233,7 +233,7 @@ class WanBench {
           await writeFile(batchFile(port), `${lines.join('\n')}\n`);
           const output = await runUntil('sftp', ['-b', batchFile(port), ...sshOptions(this.farm.clientKey, port).map((o) => (o === '-p' ? '-P' : o)), 'root@127.0.0.1'],
             this.#env(), until, this.#log('sftp')).catch((err: Error & { output?: string }) => {
-            const echoed = [...(err.output ?? '').matchAll(/^sftp> -?(?:re)?put \S+ (\S+)$/gm)].map((m) => m[1]!.slice(this.#location.length + 1));
+            const echoed = [...(err.output ?? '').matchAll(/^sftp> -?(?:re)?put \S+ (\S+)$/gm)].map((m) => m[1].slice(this.#location.length + 1));
             const last = echoed.at(-1);
             if (last !== undefined) {
               left.splice(0, left.indexOf(last));

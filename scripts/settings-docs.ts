@@ -29,7 +29,7 @@ function cell(text: string, o: Row): string {
 /** The README block, markers included. */
 export function renderReadmeTable(): string {
   const rows = settingsTable.map((o, i) => {
-    const section = i === 0 || settingsTable[i - 1]!.section !== o.section ? `\`${sectionLabel[o.section]}\`` : '';
+    const section = i === 0 || settingsTable[i - 1].section !== o.section ? `\`${sectionLabel[o.section]}\`` : '';
     // Inside the README, "in the README" goes without saying.
     const cells = [section, `\`${o.key}\``, o.type, defaultText(o), o.help.replaceAll(' in the README', '')].map((c) => cell(c, o));
     return `|${cells.map((c) => (c ? ` ${c} ` : ' ')).join('|')}|`;

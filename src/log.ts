@@ -23,7 +23,7 @@ const hidden = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
 /** `key=value` with the value quoted only when it needs to be. */
 function formatField(key: string, value: unknown): string {
   if (key === 'err' && value && typeof value === 'object' && 'stack' in value) {
-    return `\n${String((value as { stack: unknown }).stack)}`;
+    return `\n${String((value).stack)}`;
   }
   const text = typeof value === 'string' ? value : JSON.stringify(value);
   return `${key}=${/^[^\s"=]*$/.test(text) && text !== '' ? text : JSON.stringify(text)}`;
@@ -38,7 +38,7 @@ export function formatLine(line: string, style: 'text' | 'journal'): string {
   }
   const level = Number(record.level);
   const fields = Object.entries(record).filter(([k]) => !hidden.has(k)).map(([k, v]) => formatField(k, v));
-  const body = [String(record.msg ?? ''), ...fields].join(' ');
+  const body = [typeof record.msg === 'string' ? record.msg : '', ...fields].join(' ');
   if (style === 'journal') {
     // journald takes the prefix of the first line only; continuation lines of a stack trace
     // get their own prefix so they keep the priority.

@@ -13,6 +13,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import type { CheckFlags } from './cli/check.js';
+import type { MirrorFlags } from './cli/mirror.js';
+import type { RunFlags } from './cli/run.js';
+import type { StatusFlags } from './cli/status.js';
 import { ConfigError, ExitCode, describe } from './errors.js';
 import { logLevels, priority, withPriority } from './log.js';
 
@@ -60,7 +64,7 @@ function buildProgram(): Command {
     .addOption(numberOption('--give-up-after <seconds>', 'with --once: give up a vessel that made no progress for this long', 60))
     .addOption(new Option('--log-format <format>', 'log lines: text, journal (text with syslog priority prefixes), json; auto = journal under systemd, else text').choices(['auto', 'text', 'journal', 'json']).default('auto'))
     .addOption(new Option('--log-level <level>', 'overrides LogLevel from the settings').choices([...logLevels]))
-    .action(async (flags) => {
+    .action(async (flags: RunFlags) => {
       const { run } = await import('./cli/run.js');
       process.exitCode = await run(flags);
     });
@@ -84,7 +88,7 @@ function buildProgram(): Command {
     .addOption(numberOption('--give-up-after <seconds>', 'end with exit 1 when the server cannot be reached and no data moved for this long', 300))
     .addOption(new Option('--log-format <format>', 'log lines: text, journal (text with syslog priority prefixes), json; auto = journal under systemd, else text').choices(['auto', 'text', 'journal', 'json']).default('auto'))
     .addOption(new Option('--log-level <level>', 'log level').choices([...logLevels]).default('info'))
-    .action(async (server: string, remotePath: string, localPath: string, flags, command: Command) => {
+    .action(async (server: string, remotePath: string, localPath: string, flags: Omit<MirrorFlags, 'metricsSocketChosen'>, command: Command) => {
       const { mirror } = await import('./cli/mirror.js');
       // The default socket is there only where Telegraf runs: its absence is no news.
       const metricsSocketChosen = command.getOptionValueSource('metricsSocket') !== 'default';
@@ -98,9 +102,9 @@ function buildProgram(): Command {
     .description('what the push daemon is doing (read-only; safe while it runs): per vessel waiting, in flight with %, done, last error and success; the oldest waiting file; failed files with their reasons')
     .option('-c, --config <file>', 'settings file (default: $CONTENTMONSTER_CONFIG, else ./settings.ini)')
     .option('--json', 'the same report as JSON: ISO 8601 times, sizes in bytes')
-    .action(async (flags) => {
+    .action(async (flags: StatusFlags) => {
       const { status } = await import('./cli/status.js');
-      process.exitCode = await status(flags);
+      process.exitCode = status(flags);
     });
 
   program
@@ -110,7 +114,7 @@ function buildProgram(): Command {
     .description('validate the settings; on the shore: every Location a readable, writable folder, the state database folder writable; then per vessel: connect, host key, authentication, commands allowed, TempDir writable, cat, tee and sha256sum working, each RemoteLocation writable and not the shore\'s own storage (records nothing, leaves nothing behind); exit 0 when the shore and every vessel are ready, else 1')
     .option('-c, --config <file>', 'settings file (default: $CONTENTMONSTER_CONFIG, else ./settings.ini)')
     .addOption(new Option('--log-level <level>', 'log on stderr at this level (default: no log lines, only the report)').choices([...logLevels]))
-    .action(async (flags) => {
+    .action(async (flags: CheckFlags) => {
       const { check } = await import('./cli/check.js');
       process.exitCode = await check(flags);
     });

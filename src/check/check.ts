@@ -159,7 +159,7 @@ async function probe(
     why = `the check script did not run on the vessel: ${describe(err)}`;
   }
   if (!found) return { commands: ok(), tempDir: fail(why) };
-  const locations = received.map((d, i) => folderStep(`RemoteLocation ${shown(d.remoteLocation)} of [Directory ${d.name}]`, d.remoteLocation, found.locations[i]!));
+  const locations = received.map((d, i) => folderStep(`RemoteLocation ${shown(d.remoteLocation)} of [Directory ${d.name}]`, d.remoteLocation, found.locations[i]));
   locations.push(await sameStorageStep(connection, received)); // a RemoteLocation that is the shore's own Location
   const remoteLocations = locations.some((l) => l.state === 'fail')
     ? fail(...locations.flatMap((l) => l.problems))
@@ -203,13 +203,13 @@ function ancestor(path: string, levels: number): string {
 
 /** A path as typed, or JSON-quoted when it holds control characters (a newline would break the output). */
 function shown(path: string): string {
-  // eslint-disable-next-line no-control-regex
+   
   return /[\u0000-\u001f\u007f]/.test(path) ? JSON.stringify(path) : path;
 }
 
 /** Remote text on one line, control characters as spaces, at most 200 characters. */
 function oneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex
+   
   const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
   return flat.length > 200 ? `${flat.slice(0, 199)}…` : flat;
 }

@@ -9,7 +9,7 @@ export interface StatusFlags {
   json?: boolean;
 }
 
-export async function status(flags: StatusFlags): Promise<number> {
+export function status(flags: StatusFlags): number {
   const report = readStatus(loadSettings(resolveSettingsPath(flags.config)));
   if (!report.databaseFound) {
     // Exit 1 in both forms; --json still prints a report (every count 0) for the program reading it.

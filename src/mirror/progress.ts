@@ -64,7 +64,7 @@ export class RateMeter {
 
   #prune(now: number): void {
     const start = now - this.#windowMs;
-    while (this.#samples.length > 1 && this.#samples[1]!.at <= start) this.#samples.shift();
+    while (this.#samples.length > 1 && this.#samples[1].at <= start) this.#samples.shift();
   }
 }
 

@@ -21,7 +21,7 @@ export async function proveCommands(remote: RemoteFs, vessel: string): Promise<C
   const r = await remote.exec(commandsProbeScript(token));
   const proof = parseCommandsProbe(r.stdout, token);
   if (proof) return proof;
-  // eslint-disable-next-line no-control-regex
+   
   const said = r.stderr.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim().slice(0, 200);
   throw new CommandsRefusedError(
     `vessel ${vessel} cannot run commands: a test command ended (exit ${r.code ?? r.signal}) without its answer${said ? ` (it said: ${said})` : ''}; an SFTP-only account such as ForceCommand internal-sftp, or a wrapper or login shell that runs something else, does this; contentmonster needs sh, cat, tee and sha256sum there to join and verify files`,

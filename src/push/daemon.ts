@@ -139,7 +139,7 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
     store.retryFailed(); // a new start gives every earlier failure another round
     // Rows of a Location left out stay as they are: a read-only one would have its files sent
     // and then not moved, an unmounted one would have them forgotten as removed.
-    await replicator.replay((d) => shore.isUsable(d));
+    replicator.replay((d) => shore.isUsable(d));
     if (!options.once) {
       // Watch before the first scan, so nothing written during the scan is missed.
       const w = new Watcher(shore.usable().map((d) => ({ directory: d.name, location: d.location })), filter, {

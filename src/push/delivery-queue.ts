@@ -41,7 +41,9 @@ export class DeliveryQueue {
   }
 
   delete(id: number): void {
-    this.#started.delete(id) || this.#fresh.small.delete(id) || this.#fresh.large.delete(id);
+    if (this.#started.delete(id)) return;
+    if (this.#fresh.small.delete(id)) return;
+    this.#fresh.large.delete(id);
   }
 
   /** Removes and returns the next file that `accept` takes, or undefined when it takes none. */

@@ -243,7 +243,7 @@ export class Replicator implements WorkerHost {
    * pending. Rows whose file is gone are forgotten; changed ones are looked at again. Rows of a
    * Directory whose Location cannot be used now are left for when it can (its scan queues them).
    */
-  async replay(usable: (directory: string) => boolean = () => true): Promise<void> {
+  replay(usable: (directory: string) => boolean = () => true): void {
     for (const version of this.#store.allFiles()) {
       if (this.#directories.has(version.directory) && !usable(version.directory)) continue;
       if (!this.#directories.has(version.directory)) {

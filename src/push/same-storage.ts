@@ -91,7 +91,7 @@ export function sameStorageMessage(same: readonly StoragePair[], vessel?: string
 
 /** A path as typed, or JSON-quoted when it holds control characters (a newline would break the line). */
 function shown(path: string): string {
-  // eslint-disable-next-line no-control-regex
+   
   return /[\u0000-\u001f\u007f]/.test(path) ? JSON.stringify(path) : path;
 }
 

@@ -35,7 +35,8 @@ export class Watcher {
     this.#filter = filter;
     this.#events = events;
     this.#log = log;
-    for (const t of targets) this.add(t);
+    // add() never rejects; ready() waits for every watch it started.
+    for (const t of targets) void this.add(t);
   }
 
   /** Watches one more Location (one that appeared after the start); resolves once its watch is in place. */

@@ -30,7 +30,7 @@ function globSource(glob: string): string {
   const chars = Array.from(glob); // code points, so `?` and classes see whole characters
   let out = '';
   for (let i = 0; i < chars.length; i++) {
-    const c = chars[i]!;
+    const c = chars[i];
     if (c === '*') out += '.*';
     else if (c === '?') out += '.';
     else if (c === '[') {
@@ -54,7 +54,7 @@ function classSource(chars: string[], start: number): { source: string; end: num
   if (negate) i++;
   const members: string[] = [];
   for (let first = true; i < chars.length; i++, first = false) {
-    const c = chars[i]!;
+    const c = chars[i];
     if (c === ']' && !first) {
       return { source: `[${negate ? '^' : ''}${classBody(members)}]`, end: i };
     }
@@ -67,7 +67,7 @@ function classSource(chars: string[], start: number): { source: string; end: num
 function classBody(members: string[]): string {
   let out = '';
   for (let i = 0; i < members.length; i++) {
-    const c = members[i]!;
+    const c = members[i];
     const to = members[i + 2];
     if (members[i + 1] === '-' && to !== undefined) {
       if (c.codePointAt(0)! > to.codePointAt(0)!) throw new Error(`reversed range \`${c}-${to}\` in a [...] class`);

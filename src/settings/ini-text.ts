@@ -53,7 +53,7 @@ function scanLines(text: string, file: string, unknownKey: UnknownKey): RawSecti
   const lines = text.split(/\r\n|\n|\r/);
   for (let i = 0; i < lines.length; i++) {
     const at = `${file}:${i + 1}`;
-    const content = stripComment(lines[i]!);
+    const content = stripComment(lines[i]);
     if (content === '') continue;
     if (content.startsWith('[')) {
       current = openSection(content, at, i + 1);

@@ -17,7 +17,7 @@ before(async () => {
   farm = await startVesselFarm({ count: 1 });
   // In the vessel's own mount namespace only: busybox answers as sha256sum and as openssl
   // (an applet it does not have, so openssl fails there).
-  onVessel(farm.vessels[0]!, 'mount --bind /bin/busybox /usr/bin/sha256sum && mount --bind /bin/busybox /usr/bin/openssl');
+  onVessel(farm.vessels[0], 'mount --bind /bin/busybox /usr/bin/sha256sum && mount --bind /bin/busybox /usr/bin/openssl');
 });
 after(async () => {
   await farm?.stop();
@@ -25,7 +25,7 @@ after(async () => {
 
 describe('a vessel with busybox sha256sum', () => {
   it('is told apart once; small files are checked by batched digests; every file verified', async () => {
-    const v = farm.vessels[0]!;
+    const v = farm.vessels[0];
     // The premise: this vessel's sha256sum is busybox's, which refuses --version.
     assert.throws(() => execFileSync('nsenter', ['-t', String(v.pid), '-m', '--', 'sha256sum', '--version'], { stdio: 'pipe' }));
     const expected = new Map<string, string>();
@@ -37,7 +37,7 @@ describe('a vessel with busybox sha256sum', () => {
     const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; checker?: string });
     const chosen = lines.filter((l) => l.checker !== undefined);
     assert.deepEqual(chosen.map((l) => l.checker), ['batch'], 'decided once, for batched digests');
-    assert.match(chosen[0]!.msg, /batched digests/);
+    assert.match(chosen[0].msg, /batched digests/);
     await assertOnVessel(v, farm.viewPath, expected);
     await assertVesselClean(v, farm.viewPath);
     for (const rel of expected.keys()) assert.ok(await exists(join(farm.viewPath, 'processed', rel)), `${rel} moved to processed/`);

@@ -50,11 +50,11 @@ function parseTable(stdout: string): Map<string, Record<string, string>> {
   const start = lines.findIndex((l) => l.startsWith('VESSEL '));
   const rows = new Map<string, Record<string, string>>();
   if (start < 0) return rows;
-  const headers = lines[start]!.split(/ {2,}/);
+  const headers = lines[start].split(/ {2,}/);
   for (const line of lines.slice(start + 1)) {
     if (!line) break;
     const cells = line.split(/ {2,}/);
-    rows.set(cells[0]!, Object.fromEntries(headers.map((h, i) => [h, cells[i] ?? ''])));
+    rows.set(cells[0], Object.fromEntries(headers.map((h, i) => [h, cells[i] ?? ''])));
   }
   return rows;
 }
@@ -66,7 +66,7 @@ function assertRow(r: Checked, vessel: string, expected: Record<string, string> 
   for (const column of columns) {
     const want = expected[column];
     if (want !== undefined) assert.equal(row[column], want, `${vessel} ${column}\n${r.stdout}`);
-    else assert.match(row[column]!, column === 'HOST KEY' ? /^(ok|new)$/ : /^ok$/, `${vessel} ${column}\n${r.stdout}`);
+    else assert.match(row[column], column === 'HOST KEY' ? /^(ok|new)$/ : /^ok$/, `${vessel} ${column}\n${r.stdout}`);
   }
 }
 
@@ -84,7 +84,7 @@ function assertNoSecrets(output: string): void {
 
 /** A read-only view of `path` in the vessel's namespace; undone by umount. */
 function readOnly(i: number, path: string): void {
-  onVessel(farm.vessels[i]!, `mkdir -p '${path}' && mount --bind '${path}' '${path}' && mount -o remount,bind,ro '${path}'`);
+  onVessel(farm.vessels[i], `mkdir -p '${path}' && mount --bind '${path}' '${path}' && mount -o remount,bind,ro '${path}'`);
 }
 
 /** Injects `faults`, runs `body`, and always undoes them (each undo on its own). */
@@ -158,13 +158,13 @@ describe('contentmonster check', () => {
   });
 
   it('TempDir not writable (existing and missing): FAIL with the reason, the other vessel ok', async () => {
-    const settings = await settingsWith({ vesselExtra: (i) => ['TempDir = /tmp/ro/chunks', 'TempDir = /tmp/ro2/missing/chunks', ''][i]! });
+    const settings = await settingsWith({ vesselExtra: (i) => ['TempDir = /tmp/ro/chunks', 'TempDir = /tmp/ro2/missing/chunks', ''][i] });
     await withFaults([
       { inject: () => {
-        onVessel(farm.vessels[0]!, 'mkdir -p /tmp/ro/chunks');
+        onVessel(farm.vessels[0], 'mkdir -p /tmp/ro/chunks');
         readOnly(0, '/tmp/ro');
-      }, heal: () => onVessel(farm.vessels[0]!, 'umount /tmp/ro && rm -r /tmp/ro') },
-      { inject: () => readOnly(1, '/tmp/ro2'), heal: () => onVessel(farm.vessels[1]!, 'umount /tmp/ro2 && rm -r /tmp/ro2') },
+      }, heal: () => onVessel(farm.vessels[0], 'umount /tmp/ro && rm -r /tmp/ro') },
+      { inject: () => readOnly(1, '/tmp/ro2'), heal: () => onVessel(farm.vessels[1], 'umount /tmp/ro2 && rm -r /tmp/ro2') },
     ], async () => {
       const r = await check(settings);
       assert.equal(r.code, 1, r.stdout + r.stderr);
@@ -188,8 +188,8 @@ describe('contentmonster check', () => {
     const broken = await fake('cat', 'echo "cat: Input/output error" >&2; exit 1');
     const settings = await settingsWith();
     await withFaults([
-      { inject: () => onVessel(farm.vessels[0]!, `mount --bind '${missing}' /usr/bin/sha256sum`), heal: () => onVessel(farm.vessels[0]!, 'umount /usr/bin/sha256sum') },
-      { inject: () => onVessel(farm.vessels[1]!, `mount --bind '${broken}' /usr/bin/cat`), heal: () => onVessel(farm.vessels[1]!, 'umount /usr/bin/cat') },
+      { inject: () => onVessel(farm.vessels[0], `mount --bind '${missing}' /usr/bin/sha256sum`), heal: () => onVessel(farm.vessels[0], 'umount /usr/bin/sha256sum') },
+      { inject: () => onVessel(farm.vessels[1], `mount --bind '${broken}' /usr/bin/cat`), heal: () => onVessel(farm.vessels[1], 'umount /usr/bin/cat') },
     ], async () => {
       const r = await check(settings);
       assert.equal(r.code, 1, r.stdout + r.stderr);
@@ -212,7 +212,7 @@ describe('contentmonster check', () => {
       ],
       vesselExtra: (i) => (i === 1 ? 'IgnoreDirs = data' : ''),
     });
-    await withFaults([0, 1].map((i) => ({ inject: () => readOnly(i, farm.viewPath), heal: () => onVessel(farm.vessels[i]!, `umount '${farm.viewPath}'`) })), async () => {
+    await withFaults([0, 1].map((i) => ({ inject: () => readOnly(i, farm.viewPath), heal: () => onVessel(farm.vessels[i], `umount '${farm.viewPath}'`) })), async () => {
       const r = await check(settings);
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assertRow(r, 'v1', { REMOTELOCATIONS: 'FAIL' });
@@ -229,7 +229,7 @@ describe('contentmonster check', () => {
 
   it('credentials: a wrong password or passphrase is an AUTH FAIL; the right ones pass; no secret in any output, even at trace level', async () => {
     const withCredentials = async (lines: string[]) => {
-      const file = await settingsWith({ vesselExtra: (i) => lines[i]! });
+      const file = await settingsWith({ vesselExtra: (i) => lines[i] });
       // writeSettings names the farm's key for every vessel; only these credentials count.
       await writeFile(file, (await readFile(file, 'utf8')).replaceAll(`IdentityFile = ${farm.clientKey}\n`, ''));
       return file;
@@ -282,7 +282,7 @@ describe('contentmonster check', () => {
 
   it('one vessel down (connection refused): CONNECT FAIL, the others still ok, exit 1', async () => {
     const [deadPort] = await freePorts(1);
-    const settings = await settingsWith({ portFor: (i) => (i === 1 ? deadPort! : farm.vessels[i]!.port) });
+    const settings = await settingsWith({ portFor: (i) => (i === 1 ? deadPort : farm.vessels[i].port) });
     const r = await check(settings);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assertRow(r, 'v1');
@@ -298,7 +298,7 @@ describe('contentmonster check', () => {
     assert.equal(r.stdout, '');
     const lines = r.stderr.trim().split('\n');
     assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0]!, /\[Vessel v1\] Concurency.*Concurrency/);
+    assert.match(lines[0], /\[Vessel v1\] Concurency.*Concurrency/);
 
     const missing = await check(join(farm.root, 'no-such-settings.ini'));
     assert.equal(missing.code, 2);

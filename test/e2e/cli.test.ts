@@ -23,7 +23,7 @@ const valid = (extra = '') => `[Directory d]\nLocation = data\n[Vessel v]\nAddre
 function assertOneLine(stderr: string, re: RegExp): void {
   const lines = stderr.split('\n').filter((l) => l.trim() !== '');
   assert.equal(lines.length, 1, `one line expected, got:\n${stderr}`);
-  assert.match(lines[0]!, re);
+  assert.match(lines[0], re);
   assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
 }
 
@@ -58,8 +58,8 @@ describe('cli', () => {
       assert.doesNotMatch(h.stdout, /default: "\d/, 'a number default in quotes');
     }
     const [, run, mirror] = helps;
-    assert.match(run!.stdout, /--give-up-after <seconds>[\s\S]*\(default: 60\)/);
-    for (const d of ['\\(default: 3\\)', '\\(default: 22\\)', '\\(default: 300\\)']) assert.match(mirror!.stdout, new RegExp(d));
+    assert.match(run.stdout, /--give-up-after <seconds>[\s\S]*\(default: 60\)/);
+    for (const d of ['\\(default: 3\\)', '\\(default: 22\\)', '\\(default: 300\\)']) assert.match(mirror.stdout, new RegExp(d));
   });
 
   it('a usage error names the help of the command it happened in (exit 2)', async () => {
@@ -157,7 +157,7 @@ describe('cli', () => {
     assert.equal(r.code, 2);
     const [line, ...more] = allPrefixed(r.stderr, '<3>');
     assert.deepEqual(more, []);
-    assert.match(line!, /^<3>contentmonster: .*Concurency: .*Concurrency/);
+    assert.match(line, /^<3>contentmonster: .*Concurency: .*Concurrency/);
     // The same for status and check, which read the settings the same way.
     for (const command of ['status', 'check']) {
       const c = await runCli([command, '-c', file], { env: journal });

@@ -21,7 +21,7 @@ let lockedKey: string;
 
 before(async () => {
   farm = await startVesselFarm({ count: 1, rootPassword: PASSWORD });
-  proxy = await startLink(farm.vessels[0]!.port);
+  proxy = await startLink(farm.vessels[0].port);
   // An empty home, so that no default key of the machine's root (~/.ssh/id_*) takes part.
   home = await mkdtemp(join(farm.root, 'home-'));
   lockedKey = join(farm.root, 'locked-key');
@@ -60,7 +60,7 @@ describe('credentials', () => {
     const files = await reset();
     const r = await runCli(['run', '-c', await settingsWith(`Password = ${PASSWORD}`), '--once', '--log-level', 'trace'], { cwd: farm.root, env: env() });
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    await assertOnVessel(farm.vessels[0]!, farm.viewPath, files);
+    await assertOnVessel(farm.vessels[0], farm.viewPath, files);
     assertNoSecrets(r.stdout + r.stderr);
   });
 
@@ -68,7 +68,7 @@ describe('credentials', () => {
     const files = await reset();
     const r = await runCli(['run', '-c', await settingsWith(`IdentityFile = ${lockedKey}\nPassphrase = ${PASSPHRASE}`), '--once', '--log-level', 'trace'], { cwd: farm.root, env: env() });
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    await assertOnVessel(farm.vessels[0]!, farm.viewPath, files);
+    await assertOnVessel(farm.vessels[0], farm.viewPath, files);
     assertNoSecrets(r.stdout + r.stderr);
   });
 
@@ -94,7 +94,7 @@ describe('credentials', () => {
       assert.equal(r.code, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
       outputs.push(r.stdout + r.stderr);
     }
-    await assertOnVessel(farm.vessels[0]!, farm.viewPath, files);
+    await assertOnVessel(farm.vessels[0], farm.viewPath, files);
     for (const out of outputs) assertNoSecrets(out);
   });
 

@@ -50,7 +50,7 @@ describe('faults and hostile input', () => {
   beforeEach(() => resetFarm(farm));
 
   it('records a host key on first use, and refuses a vessel whose key changed, naming both fingerprints', async () => {
-    const v1 = farm.vessels[0]!;
+    const v1 = farm.vessels[0];
     const settings = await writeSettings(farm, { vessels: [0] });
     const first = await oneFile('first.bin', 1000);
     assert.equal((await runCli(['run', '-c', settings, '--once'], { cwd: farm.root })).code, 0);
@@ -70,7 +70,7 @@ describe('faults and hostile input', () => {
   });
 
   it('HostKey pins a fingerprint: the right one is accepted, a wrong one refused', async () => {
-    const v1 = farm.vessels[0]!;
+    const v1 = farm.vessels[0];
     const files = await oneFile('pinned.bin', 5000);
     const good = await writeSettings(farm, { vessels: [0], vesselExtra: () => `HostKey = ${v1.hostKeyFingerprint}` });
     assert.equal((await runCli(['run', '-c', good, '--once'], { cwd: farm.root })).code, 0);
@@ -85,7 +85,7 @@ describe('faults and hostile input', () => {
   });
 
   it('tears down a stalled connection after Timeout and resumes the file', async () => {
-    const proxy = await startLink(farm.vessels[0]!.port);
+    const proxy = await startLink(farm.vessels[0].port);
     try {
       const size = 8 * 1024 * 1024;
       const files = await oneFile('stalled.bin', size);
@@ -93,7 +93,7 @@ describe('faults and hostile input', () => {
       proxy.setRateLimit(2 * 1024 * 1024);
       const daemon = startDaemon(['run', '-c', settings, '--once'], { cwd: farm.root });
       try {
-        await waitFor(() => chunkBytes(farm.vessels[0]!) >= 2 * 1024 * 1024, 'two chunks on v1').catch((e) => assert.fail(`${e.message}\n${daemon.output()}`));
+        await waitFor(() => chunkBytes(farm.vessels[0]) >= 2 * 1024 * 1024, 'two chunks on v1').catch((e) => assert.fail(`${e.message}\n${daemon.output()}`));
         proxy.setStalled(true);
         await daemon.waitForOutput(/no answer within 2 s|connection .* closed|transfer interrupted/);
         proxy.setStalled(false);
@@ -103,8 +103,8 @@ describe('faults and hostile input', () => {
       } finally {
         daemon.kill('SIGKILL');
       }
-      await assertOnVessel(farm.vessels[0]!, farm.viewPath, files);
-      await assertVesselClean(farm.vessels[0]!, farm.viewPath);
+      await assertOnVessel(farm.vessels[0], farm.viewPath, files);
+      await assertVesselClean(farm.vessels[0], farm.viewPath);
       assert.ok(proxy.bytesUp < 1.5 * size, `resumed after the stall: ${proxy.bytesUp} bytes up for ${size}`);
     } finally {
       await proxy.stop();
@@ -112,7 +112,7 @@ describe('faults and hostile input', () => {
   });
 
   it('a slow but moving link is not mistaken for a stall (requests queue behind the write window)', async () => {
-    const proxy = await startLink(farm.vessels[0]!.port);
+    const proxy = await startLink(farm.vessels[0].port);
     try {
       const size = 3 * 1024 * 1024;
       const files = await oneFile('slow-link.bin', size);
@@ -122,7 +122,7 @@ describe('faults and hostile input', () => {
       const r = await runCli(['run', '-c', settings, '--once'], { cwd: farm.root });
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.doesNotMatch(r.stdout, /stalled|interrupted/, r.stdout);
-      await assertOnVessel(farm.vessels[0]!, farm.viewPath, files);
+      await assertOnVessel(farm.vessels[0], farm.viewPath, files);
       assert.ok(proxy.bytesUp < 1.1 * size, `sent once: ${proxy.bytesUp} bytes up`);
     } finally {
       await proxy.stop();
@@ -130,25 +130,25 @@ describe('faults and hostile input', () => {
   });
 
   it('a vessel that is down does not hold up the others, and catches up when it returns, without a restart', async () => {
-    const proxy = await startLink(farm.vessels[2]!.port);
+    const proxy = await startLink(farm.vessels[2].port);
     proxy.setRefusing(true);
     try {
-      const settings = await writeSettings(farm, { portFor: (i) => (i === 2 ? proxy.port : farm.vessels[i]!.port) });
+      const settings = await writeSettings(farm, { portFor: (i) => (i === 2 ? proxy.port : farm.vessels[i].port) });
       const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root });
       try {
         await daemon.waitForOutput(/watching for new files/);
         const files = await oneFile('arrives.bin', 300_000);
-        await waitFor(() => exists(join(farm.vessels[0]!.backing, 'arrives.bin')), 'on v1');
-        await waitFor(() => exists(join(farm.vessels[1]!.backing, 'arrives.bin')), 'on v2');
-        await assertOnVessel(farm.vessels[0]!, farm.viewPath, files);
-        await assertOnVessel(farm.vessels[1]!, farm.viewPath, files);
+        await waitFor(() => exists(join(farm.vessels[0].backing, 'arrives.bin')), 'on v1');
+        await waitFor(() => exists(join(farm.vessels[1].backing, 'arrives.bin')), 'on v2');
+        await assertOnVessel(farm.vessels[0], farm.viewPath, files);
+        await assertOnVessel(farm.vessels[1], farm.viewPath, files);
         // The log says which vessel, what failed, and when the next try is.
         await daemon.waitForOutput(/cannot reach vessel; will retry vessel=v3 err=.* retryInSeconds=[\d.]+/);
         assert.ok(await exists(join(farm.viewPath, 'arrives.bin')), 'not processed while v3 lacks it');
 
         proxy.setRefusing(false);
         await waitFor(() => exists(join(farm.viewPath, 'processed', 'arrives.bin')), 'processed once v3 caught up', 120_000);
-        await assertOnVessel(farm.vessels[2]!, farm.viewPath, files);
+        await assertOnVessel(farm.vessels[2], farm.viewPath, files);
         daemon.kill('SIGTERM');
         assert.equal((await daemon.waitForExit(15_000)).code, 0);
       } finally {

@@ -122,7 +122,7 @@ describe('e2e harness', () => {
   });
 
   it('exposes vessel paths on the host through hostPath (f)', async () => {
-    const v = farm.vessels[1]!;
+    const v = farm.vessels[1];
     const { client } = await connectTo(v);
     const name = `cm-e2e-probe-${process.pid}`;
     assert.equal((await exec(client, `echo hello-${v.name} > /tmp/${name}`)).code, 0);
@@ -132,7 +132,7 @@ describe('e2e harness', () => {
   });
 
   it('counts bytes through the proxy and cuts connections (d)', async () => {
-    const v = farm.vessels[0]!;
+    const v = farm.vessels[0];
     const proxy = await startLink(v.port);
     proxies.push(proxy);
     const { client, seenHostKey } = await connectTo(v, proxy.port);
@@ -153,7 +153,7 @@ describe('e2e harness', () => {
   });
 
   it('rate-limits, stalls, refuses and cuts after N bytes', async () => {
-    const v = farm.vessels[2]!;
+    const v = farm.vessels[2];
     const proxy = await startLink(v.port);
     proxies.push(proxy);
 
@@ -198,7 +198,7 @@ describe('e2e harness', () => {
   });
 
   it('stops and restarts a vessel (e)', async () => {
-    const v = farm.vessels[2]!;
+    const v = farm.vessels[2];
     const { client } = await connectTo(v);
     client.on('error', () => undefined);
     const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));

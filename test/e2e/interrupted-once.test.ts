@@ -17,7 +17,7 @@ let link: Link;
 
 before(async () => {
   farm = await startVesselFarm({ count: 1 });
-  link = await startLink(farm.vessels[0]!.port);
+  link = await startLink(farm.vessels[0].port);
 });
 after(async () => {
   await link?.stop();
@@ -39,7 +39,7 @@ describe('run --once', () => {
     link.setRateLimit(256 * 1024); // a few seconds per chunk: both files are in flight when the signal comes
     const once = startDaemon(['run', '-c', settings, '--once'], { cwd: farm.root });
     try {
-      await waitFor(() => chunkBytes(farm.vessels[0]!) >= 1024 * 1024, 'a chunk on v1');
+      await waitFor(() => chunkBytes(farm.vessels[0]) >= 1024 * 1024, 'a chunk on v1');
       once.kill('SIGINT');
       const end = await once.waitForExit();
       assert.deepEqual(end, { code: 1, signal: null }, once.output());
@@ -55,7 +55,7 @@ describe('run --once', () => {
     const again = await runCli(['run', '-c', settings, '--once'], { cwd: farm.root });
     assert.equal(again.code, 0, again.stdout + again.stderr);
     assert.match(again.stdout, /INFO\s+finished: everything processed/);
-    await assertOnVessel(farm.vessels[0]!, farm.viewPath, files);
+    await assertOnVessel(farm.vessels[0], farm.viewPath, files);
   });
 
   it('files unchanged for hours go out at once, whatever StableTime is', async () => {
@@ -69,6 +69,6 @@ describe('run --once', () => {
     const settings = await writeSettings(farm, { stableTime: 3_600_000, chunkSize: 1024 * 1024 });
     const r = await runCli(['run', '-c', settings, '--once'], { cwd: farm.root, timeoutMs: 120_000 });
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    await assertOnVessel(farm.vessels[0]!, farm.viewPath, files);
+    await assertOnVessel(farm.vessels[0], farm.viewPath, files);
   });
 });

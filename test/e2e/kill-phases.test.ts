@@ -17,7 +17,7 @@ let proxy: Link;
 
 before(async () => {
   farm = await startVesselFarm({ count: 2 });
-  proxy = await startLink(farm.vessels[0]!.port);
+  proxy = await startLink(farm.vessels[0].port);
 });
 after(async () => {
   await proxy?.stop();
@@ -25,7 +25,7 @@ after(async () => {
 });
 
 
-const onV1 = (script: string) => onVessel(farm.vessels[0]!, script);
+const onV1 = (script: string) => onVessel(farm.vessels[0], script);
 
 /**
  * Makes a vessel command slow on v1 (it waits until released), so that the daemon can be
@@ -81,7 +81,7 @@ describe('kill -9 at each phase, then restart', () => {
   const size = 3 * 1024 * 1024;
   const start = async (opts: { throttle?: boolean; env?: NodeJS.ProcessEnv; size?: number } = {}) => {
     const files = new Map([['phase.bin', await writeRandomFile(join(farm.viewPath, 'phase.bin'), opts.size ?? size, 31)]]);
-    const settings = await writeSettings(farm, { chunkSize: 1024 * 1024, portFor: (i) => (i === 0 ? proxy.port : farm.vessels[i]!.port) });
+    const settings = await writeSettings(farm, { chunkSize: 1024 * 1024, portFor: (i) => (i === 0 ? proxy.port : farm.vessels[i].port) });
     if (opts.throttle) proxy.setRateLimit(512 * 1024);
     const daemon = startDaemon(['run', '-c', settings, '--once', '--log-level', 'debug'], { cwd: farm.root, env: opts.env });
     return { files, settings, daemon };
@@ -89,7 +89,7 @@ describe('kill -9 at each phase, then restart', () => {
 
   it('during a chunk upload', async () => {
     const { files, settings, daemon } = await start({ throttle: true });
-    await waitFor(() => chunkBytes(farm.vessels[0]!) >= 1024 * 1024, 'a chunk on v1');
+    await waitFor(() => chunkBytes(farm.vessels[0]) >= 1024 * 1024, 'a chunk on v1');
     proxy.setRateLimit(0);
     await killAndRestart(daemon, settings);
     await assertEndState(files);

@@ -164,11 +164,11 @@ async function assertContained(r: RunResult, before: string[]): Promise<void> {
   for (const [quoted, folder] of refused) {
     const lines = warned.filter((l) => l.includes(`refused a name from the server: ${quoted} `));
     assert.equal(lines.length, 1, `one warning for ${quoted}:\n${warned.join('\n')}`);
-    assert.ok(lines[0]!.endsWith(` folder=${folder}`), lines[0]);
+    assert.ok(lines[0].endsWith(` folder=${folder}`), lines[0]);
   }
   const tooLong = warned.filter((l) => l.includes('refused a file from the server: its local path would be'));
   assert.equal(tooLong.length, 1, warned.join('\n'));
-  assert.match(tooLong[0]!, /file=long\/chain\/01d+\/.*\/21d+\/f\.bin$/);
+  assert.match(tooLong[0], /file=long\/chain\/01d+\/.*\/21d+\/f\.bin$/);
   assert.equal(warned.length, refused.length + 1, `no other warning:\n${warned.join('\n')}`);
 
   // The lying sizes: each file fails, named, with what was wrong.

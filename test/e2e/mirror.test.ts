@@ -99,7 +99,7 @@ async function partialBytes(): Promise<number> {
 /** The order in which items were reported downloaded. */
 function downloadOrder(r: RunResult): string[] {
   // The text log quotes a value that has spaces or quotes, JSON style.
-  return [...r.stdout.matchAll(/INFO\s+downloaded item=("(?:[^"\\]|\\.)*"|\S+)/g)].map((m) => (m[1]!.startsWith('"') ? JSON.parse(m[1]!) as string : m[1]!));
+  return [...r.stdout.matchAll(/INFO\s+downloaded item=("(?:[^"\\]|\\.)*"|\S+)/g)].map((m) => (m[1].startsWith('"') ? JSON.parse(m[1]) as string : m[1]));
 }
 
 describe('mirror', () => {

@@ -29,14 +29,14 @@ after(async () => {
 function assertOneLine(r: { stdout: string; stderr: string }, re: RegExp): void {
   const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
   assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
-  assert.match(lines[0]!, re);
+  assert.match(lines[0], re);
   assert.doesNotMatch(r.stderr, /\n\s+at |SqliteError|SQLITE_BUSY/, 'no stack trace, no raw SQLite error');
   assert.equal(r.stdout, '', 'nothing on stdout');
 }
 
 /** The file is on the vessel with the shore's content, and in processed/ on the shore. */
 async function delivered(rel: string, sha: string): Promise<void> {
-  await waitFor(async () => (await sha256File(farm.vessels[0]!.hostPath(join(farm.viewPath, rel))).catch(() => '')) === sha
+  await waitFor(async () => (await sha256File(farm.vessels[0].hostPath(join(farm.viewPath, rel))).catch(() => '')) === sha
     && (await exists(join(farm.viewPath, 'processed', rel))), `${rel} on v1 and in processed/`);
 }
 

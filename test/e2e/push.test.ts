@@ -63,7 +63,7 @@ describe('push: contentmonster run', () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
 
     // The default TempDir is on the vessels' tmpfs /tmp: another filesystem than the destination.
-    const v1 = farm.vessels[0]!;
+    const v1 = farm.vessels[0];
     assert.notEqual((await stat(v1.hostPath('/tmp'))).dev, (await stat(v1.hostPath(farm.viewPath))).dev);
     for (const v of farm.vessels) {
       await assertOnVessel(v, farm.viewPath, files);
@@ -92,9 +92,9 @@ describe('push: contentmonster run', () => {
     const r = await runCli(['run', '-c', settings, '--once'], { cwd: farm.root });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     for (const v of farm.vessels) await assertOnVessel(v, farm.viewPath, a, 'alpha');
-    await assertOnVessel(farm.vessels[0]!, farm.viewPath, b, 'beta');
-    await assertOnVessel(farm.vessels[2]!, farm.viewPath, b, 'beta');
-    assert.deepEqual(await listFiles(join(farm.vessels[1]!.backing, 'beta')), [], 'v2 ignores beta');
+    await assertOnVessel(farm.vessels[0], farm.viewPath, b, 'beta');
+    await assertOnVessel(farm.vessels[2], farm.viewPath, b, 'beta');
+    assert.deepEqual(await listFiles(join(farm.vessels[1].backing, 'beta')), [], 'v2 ignores beta');
     // Both moved: beta needed only v1 and v3.
     assert.ok(await exists(join(beta, 'processed', 'b', 'b.bin')));
     assert.ok(await exists(join(alpha, 'processed', 'a.bin')));
@@ -157,7 +157,7 @@ describe('push: contentmonster run', () => {
   });
 
   it('resumes a half-sent file after kill -9 and after SIGTERM instead of starting over', async () => {
-    const proxy = await startLink(farm.vessels[0]!.port);
+    const proxy = await startLink(farm.vessels[0].port);
     try {
       const size = 16 * 1024 * 1024;
       const files = await makeFiles(farm.viewPath, [['big.bin', size]]);
@@ -166,31 +166,31 @@ describe('push: contentmonster run', () => {
       const first = startDaemon(['run', '-c', settings, '--once'], { cwd: farm.root });
       try {
         // The phase comes from the vessel, not from timing: at least 4 chunks' worth in TempDir.
-        await waitFor(() => chunkBytes(farm.vessels[0]!) >= 4 * 1024 * 1024, 'four chunks on v1');
+        await waitFor(() => chunkBytes(farm.vessels[0]) >= 4 * 1024 * 1024, 'four chunks on v1');
       } finally {
         first.kill('SIGKILL');
       }
       await first.waitForExit();
-      assert.ok(!(await exists(farm.vessels[0]!.hostPath(join(farm.viewPath, 'big.bin')))), 'not yet placed');
+      assert.ok(!(await exists(farm.vessels[0].hostPath(join(farm.viewPath, 'big.bin')))), 'not yet placed');
 
       // Then as a daemon, stopped by SIGTERM in the middle of the file: a clean exit 0.
       const second = startDaemon(['run', '-c', settings], { cwd: farm.root });
       try {
-        await waitFor(() => chunkBytes(farm.vessels[0]!) >= 8 * 1024 * 1024, 'eight chunks on v1');
+        await waitFor(() => chunkBytes(farm.vessels[0]) >= 8 * 1024 * 1024, 'eight chunks on v1');
         second.kill('SIGTERM');
         const exit = await second.waitForExit(15_000);
         assert.equal(exit.code, 0, second.output());
       } finally {
         second.kill('SIGKILL');
       }
-      assert.ok(!(await exists(farm.vessels[0]!.hostPath(join(farm.viewPath, 'big.bin')))), 'still not placed');
+      assert.ok(!(await exists(farm.vessels[0].hostPath(join(farm.viewPath, 'big.bin')))), 'still not placed');
 
       proxy.setRateLimit(0);
       proxy.resetCounters();
       const r = await runCli(['run', '-c', settings, '--once'], { cwd: farm.root });
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      await assertOnVessel(farm.vessels[0]!, farm.viewPath, files);
-      await assertVesselClean(farm.vessels[0]!, farm.viewPath);
+      await assertOnVessel(farm.vessels[0], farm.viewPath, files);
+      await assertVesselClean(farm.vessels[0], farm.viewPath);
       assert.ok(proxy.bytesUp < size - 3 * 1024 * 1024, `resumed: ${proxy.bytesUp} bytes sent again for a ${size}-byte file`);
     } finally {
       await proxy.stop();
@@ -206,13 +206,13 @@ describe('push: contentmonster run', () => {
     await rename(join(farm.viewPath, 'processed', 'again.bin'), join(farm.viewPath, 'again.bin'));
     await rm(join(farm.root, 'state'), { recursive: true, force: true });
 
-    const proxy = await startLink(farm.vessels[0]!.port);
+    const proxy = await startLink(farm.vessels[0].port);
     try {
       const r = await runCli(['run', '-c', await writeSettings(farm, { vessels: [0], portFor: () => proxy.port }), '--once'], { cwd: farm.root });
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /already on vessel/);
       assert.ok(proxy.bytesUp < 256 * 1024, `nothing re-sent: ${proxy.bytesUp} bytes up`);
-      await assertOnVessel(farm.vessels[0]!, farm.viewPath, files);
+      await assertOnVessel(farm.vessels[0], farm.viewPath, files);
       assert.ok(await exists(join(farm.viewPath, 'processed', 'again.bin')));
       assert.ok(await exists(databasePath(farm)), 'a new state file');
     } finally {
@@ -227,7 +227,7 @@ describe('push: contentmonster run', () => {
     const bin = join(farm.root, 'usr-bin-without-sha256sum');
     execFileSync('cp', ['-al', '/usr/bin', bin]);
     await rm(join(bin, 'sha256sum'));
-    const v1 = farm.vessels[0]!;
+    const v1 = farm.vessels[0];
     onVessel(v1, `mount --bind '${bin}' /usr/bin`);
     try {
       const r = await runCli(['run', '-c', await writeSettings(farm), '--once'], { cwd: farm.root });
@@ -244,14 +244,14 @@ describe('push: contentmonster run', () => {
 
   it('--once gives up an unreachable vessel, finishes the others, exits 1 with one line per failure', async () => {
     const files = await makeFiles(farm.viewPath, [['one.bin', 10_000], ['two.bin', 10_000]]);
-    const proxy = await startLink(farm.vessels[2]!.port);
+    const proxy = await startLink(farm.vessels[2].port);
     proxy.setRefusing(true);
     try {
-      const settings = await writeSettings(farm, { portFor: (i) => (i === 2 ? proxy.port : farm.vessels[i]!.port) });
+      const settings = await writeSettings(farm, { portFor: (i) => (i === 2 ? proxy.port : farm.vessels[i].port) });
       const r = await runCli(['run', '-c', settings, '--once', '--give-up-after', '3'], { cwd: farm.root });
       assert.equal(r.code, 1, r.stdout + r.stderr);
-      await assertOnVessel(farm.vessels[0]!, farm.viewPath, files).catch((e) => assert.fail(`${e.message}\n${r.stdout}`));
-      await assertOnVessel(farm.vessels[1]!, farm.viewPath, files);
+      await assertOnVessel(farm.vessels[0], farm.viewPath, files).catch((e) => assert.fail(`${e.message}\n${r.stdout}`));
+      await assertOnVessel(farm.vessels[1], farm.viewPath, files);
       const failureLines = r.stdout.split('\n').filter((l) => /not replicated/.test(l));
       assert.equal(failureLines.length, 2, r.stdout);
       assert.ok(failureLines.every((l) => l.includes('vessel=v3')));

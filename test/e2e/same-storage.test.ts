@@ -30,8 +30,8 @@ before(async () => {
   share = join(farm.root, 'share');
   await mkdir(share);
   const [v1, v2] = farm.vessels;
-  onVessel(v1!, `umount '${farm.viewPath}' && mount --bind '${farm.viewPath}' '${share}'`);
-  onVessel(v2!, `mount --bind '${v2!.backing}' '${share}'`);
+  onVessel(v1, `umount '${farm.viewPath}' && mount --bind '${farm.viewPath}' '${share}'`);
+  onVessel(v2, `mount --bind '${v2.backing}' '${share}'`);
 });
 after(async () => {
   await farm?.stop();
@@ -95,16 +95,16 @@ describe('same storage: a RemoteLocation that is the shore\'s own Location', () 
       assert.equal(r.code, 1, out);
       const lines = refusalLines(out);
       assert.equal(lines.length, 1, `one line says it:\n${out}`);
-      assert.match(lines[0]!, /\bERROR\b/);
+      assert.match(lines[0], /\bERROR\b/);
       const remote = viaShare ? share : farm.viewPath;
-      assert.ok(lines[0]!.includes(`RemoteLocation ${remote} of [Directory data] on vessel v1 is the shore's own Location ${farm.viewPath} (the same storage: this host, or a share both see): refused, nothing is sent, confirmed or moved`), lines[0]);
+      assert.ok(lines[0].includes(`RemoteLocation ${remote} of [Directory data] on vessel v1 is the shore's own Location ${farm.viewPath} (the same storage: this host, or a share both see): refused, nothing is sent, confirmed or moved`), lines[0]);
       if (process.env.SHOW_FAILURE_LINES) console.log(lines[0]);
       assert.doesNotMatch(out, /already on vessel/, 'nothing confirmed');
       assert.doesNotMatch(out, /changed before it was everywhere/);
       await assertShoreUntouched(files);
       assert.equal(doneCount('v1'), 0, 'no delivery recorded for v1');
       // The other vessel got every file, whole.
-      const v2 = farm.vessels[1]!;
+      const v2 = farm.vessels[1];
       assert.equal(doneCount('v2'), files.size);
       await assertOnVessel(v2, viaShare ? share : farm.viewPath, new Map([...files].map(([rel, f]) => [rel, f.sha])));
       await assertVesselClean(v2, viaShare ? share : farm.viewPath);
@@ -140,7 +140,7 @@ describe('same storage: a RemoteLocation that is the shore\'s own Location', () 
     }
     const out = daemon.output();
     assert.equal(refusalLines(out).length, 1, out);
-    assert.match(refusalLines(out)[0]!, /\bERROR\b.*vessel refused; fix the settings or the vessel.*retryInSeconds=300/);
+    assert.match(refusalLines(out)[0], /\bERROR\b.*vessel refused; fix the settings or the vessel.*retryInSeconds=300/);
     if (process.env.SHOW_FAILURE_LINES) console.log(refusalLines(out)[0]);
     assert.equal(doneCount('v1'), 0);
     await assertShoreUntouched(files);

@@ -17,7 +17,7 @@ let proxy: Link;
 
 before(async () => {
   farm = await startVesselFarm({ count: 1 });
-  proxy = await startLink(farm.vessels[0]!.port);
+  proxy = await startLink(farm.vessels[0].port);
 });
 after(async () => {
   await proxy?.stop();
@@ -33,7 +33,7 @@ async function midUpload(rel: string): Promise<Daemon> {
   const settings = await writeSettings(farm, { chunkSize: 1024 * 1024, stableTime: 300, portFor: () => proxy.port });
   proxy.setRateLimit(1024 * 1024);
   const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root });
-  await waitFor(() => chunkBytes(farm.vessels[0]!) >= 1024 * 1024, 'a chunk on v1').catch((e) => assert.fail(`${e.message}\n${daemon.output()}`));
+  await waitFor(() => chunkBytes(farm.vessels[0]) >= 1024 * 1024, 'a chunk on v1').catch((e) => assert.fail(`${e.message}\n${daemon.output()}`));
   return daemon;
 }
 
@@ -43,10 +43,10 @@ async function finish(daemon: Daemon): Promise<void> {
   assert.equal(exit.code, 0, daemon.output());
 }
 
-const vesselFile = (rel: string) => farm.vessels[0]!.hostPath(join(farm.viewPath, rel));
+const vesselFile = (rel: string) => farm.vessels[0].hostPath(join(farm.viewPath, rel));
 
 async function tempDirEmpty(): Promise<boolean> {
-  return (await readdir(farm.vessels[0]!.hostPath('/tmp/.ContentMonster')).catch(() => [])).length === 0;
+  return (await readdir(farm.vessels[0].hostPath('/tmp/.ContentMonster')).catch(() => [])).length === 0;
 }
 
 describe('shore file changed during its upload', () => {
@@ -70,7 +70,7 @@ describe('shore file changed during its upload', () => {
         assert.equal(await sha256File(vesselFile('changing.bin')), finalSha, 'new content on the vessel');
         assert.equal(await sha256File(join(farm.viewPath, 'processed', 'changing.bin')), finalSha);
         await waitFor(tempDirEmpty, 'chunks of the old version removed');
-        await assertVesselClean(farm.vessels[0]!, farm.viewPath);
+        await assertVesselClean(farm.vessels[0], farm.viewPath);
         await finish(daemon);
       } finally {
         daemon.kill('SIGKILL');
@@ -85,8 +85,8 @@ describe('shore file changed during its upload', () => {
       proxy.setRateLimit(0);
       await daemon.waitForOutput(/dropped/);
       await waitFor(tempDirEmpty, 'chunks removed');
-      await assertVesselClean(farm.vessels[0]!, farm.viewPath);
-      assert.deepEqual(await listFiles(farm.vessels[0]!.backing), []);
+      await assertVesselClean(farm.vessels[0], farm.viewPath);
+      assert.deepEqual(await listFiles(farm.vessels[0].backing), []);
       await finish(daemon);
     } finally {
       daemon.kill('SIGKILL');
@@ -104,7 +104,7 @@ describe('shore file changed during its upload', () => {
         .catch((e) => assert.fail(`${e.message}\n${daemon.output()}`));
       assert.equal(await sha256File(vesselFile('shape/inner.bin')), inner);
       await waitFor(tempDirEmpty, 'chunks of the old file removed');
-      assert.deepEqual(await listFiles(farm.vessels[0]!.backing), ['shape/inner.bin']);
+      assert.deepEqual(await listFiles(farm.vessels[0].backing), ['shape/inner.bin']);
       await finish(daemon);
     } finally {
       daemon.kill('SIGKILL');
@@ -120,7 +120,7 @@ describe('shore file changed during its upload', () => {
       await waitFor(() => exists(join(farm.viewPath, 'processed', 'after.bin')), 'the renamed file processed');
       assert.equal(await sha256File(vesselFile('after.bin')), sha);
       await waitFor(tempDirEmpty, 'chunks under the old name removed');
-      assert.deepEqual(await listFiles(farm.vessels[0]!.backing), ['after.bin']);
+      assert.deepEqual(await listFiles(farm.vessels[0].backing), ['after.bin']);
       await finish(daemon);
     } finally {
       daemon.kill('SIGKILL');

@@ -107,8 +107,8 @@ describe('shore problems', () => {
     assert.match(out, new RegExp(`ERROR +Location ${escape(readOnly)} of \\[Directory locked\\] is not writable \\(read-only file system\\): replicated files could not be moved to processed/; nothing is sent from it directory=locked`));
     assert.match(out, /ERROR +finished with failures failures=0 locations=2/);
     assert.doesNotMatch(out, /everything processed/);
-    await assertOnVessel(farm.vessels[0]!, farm.viewPath, new Map([['sent.bin', sent]]));
-    assert.deepEqual(await listFiles(farm.vessels[0]!.hostPath(join(farm.viewPath, 'locked'))), [], 'nothing of the read-only Location on the vessel');
+    await assertOnVessel(farm.vessels[0], farm.viewPath, new Map([['sent.bin', sent]]));
+    assert.deepEqual(await listFiles(farm.vessels[0].hostPath(join(farm.viewPath, 'locked'))), [], 'nothing of the read-only Location on the vessel');
     assert.equal(await sha256File(join(readOnly, 'held.bin')), held, 'its file stays where it is');
   });
 
@@ -133,7 +133,7 @@ describe('shore problems', () => {
     await mkdir(join(farm.root, 'state'), { recursive: true });
     await writeFile(databasePath(farm), 'not a database; '.repeat(300));
     for (const command of [['run', '--once'], ['check'], ['status'], ['status', '--json']]) {
-      const r = await runCli([command[0]!, '-c', settings, ...command.slice(1)], { cwd: farm.root });
+      const r = await runCli([command[0], '-c', settings, ...command.slice(1)], { cwd: farm.root });
       assert.equal(r.code, 2, `${command.join(' ')}: ${r.stdout}${r.stderr}`);
       assert.equal(r.stderr, `contentmonster: ${settings}: [MONSTER] Database: cannot open ${databasePath(farm)}: file is not a database\n`, command.join(' '));
       assert.equal(r.stdout, '', command.join(' '));
@@ -154,10 +154,10 @@ describe('shore problems', () => {
       const first = await writeRandomFile(join(late, 'sub', 'first.bin'), 40_000, 1);
       await daemon.waitForOutput(new RegExp(`INFO +Location ${escape(late)} of \\[Directory late\\] is usable now; watching it`));
       const remote = join(farm.viewPath, 'late');
-      await waitFor(async () => (await sha256File(farm.vessels[0]!.hostPath(join(remote, 'sub', 'first.bin'))).catch(() => '')) === first, 'first.bin on v1');
+      await waitFor(async () => (await sha256File(farm.vessels[0].hostPath(join(remote, 'sub', 'first.bin'))).catch(() => '')) === first, 'first.bin on v1');
       // Watched from now on: a file written later goes out too (no rescan for a day).
       const second = await writeRandomFile(join(late, 'second.bin'), 30_000, 2);
-      await waitFor(async () => (await sha256File(farm.vessels[0]!.hostPath(join(remote, 'second.bin'))).catch(() => '')) === second, 'second.bin on v1');
+      await waitFor(async () => (await sha256File(farm.vessels[0].hostPath(join(remote, 'second.bin'))).catch(() => '')) === second, 'second.bin on v1');
       await waitFor(() => exists(join(late, 'processed', 'second.bin')), 'second.bin moved to processed/');
       assert.deepEqual((await readdir(late)).sort(), ['processed', 'sub']);
     } finally {

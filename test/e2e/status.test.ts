@@ -16,7 +16,7 @@ let proxy: Link;
 
 before(async () => {
   farm = await startVesselFarm({ count: 2 });
-  proxy = await startLink(farm.vessels[1]!.port);
+  proxy = await startLink(farm.vessels[1].port);
 });
 after(async () => {
   await proxy?.stop();
@@ -71,7 +71,7 @@ describe('status', () => {
     const files = new Map<string, string>();
     for (const [rel, size] of sizes) files.set(rel, await writeRandomFile(join(farm.viewPath, rel), size));
     const total = [...sizes.values()].reduce((a, b) => a + b, 0);
-    const settings = await writeSettings(farm, { chunkSize: 1024 * 1024, portFor: (i) => (i === 1 ? proxy.port : farm.vessels[i]!.port) });
+    const settings = await writeSettings(farm, { chunkSize: 1024 * 1024, portFor: (i) => (i === 1 ? proxy.port : farm.vessels[i].port) });
     proxy.setRateLimit(512 * 1024); // v2: about 12 s for big.bin
     const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root });
     try {
@@ -107,7 +107,7 @@ describe('status', () => {
       for (let i = 0; i < 3; i++) {
         const text = await status(settings);
         const lines = text.split('\n');
-        assert.match(lines[0]!, /^VESSEL +WAITING +IN FLIGHT +DONE +LAST SUCCESS +LAST ERROR$/);
+        assert.match(lines[0], /^VESSEL +WAITING +IN FLIGHT +DONE +LAST SUCCESS +LAST ERROR$/);
         assert.match(text, /^v1 +0 files, 0 B +0 +3 files, 6\.4 MiB +\d+s ago +-$/m);
         assert.match(text, /^v2 +\d files?, [\d.]+ (MiB|KiB) +[12] +/m);
         assert.match(text, /^Oldest waiting: \S+ \(for v2\), queued \d+s ago$/m);
@@ -137,7 +137,7 @@ describe('status', () => {
   });
 
   it('lists a file a vessel failed, with its reason; a vessel without any row is shown too', async () => {
-    const v1 = farm.vessels[0]!;
+    const v1 = farm.vessels[0];
     await writeRandomFile(join(farm.viewPath, 'payload.bin'), 200_000, 5);
     // The destination is read-only on v1 (as in vessel-failures.test.ts); v2 is left out of the run.
     onVessel(v1, `mount --bind '${farm.viewPath}' '${farm.viewPath}' && mount -o remount,bind,ro '${farm.viewPath}'`);
@@ -153,11 +153,11 @@ describe('status', () => {
     const report = await statusJson(settings);
     assert.equal(report.failed.length, 1, JSON.stringify(report.failed));
     const [failed] = report.failed;
-    assert.equal(failed!.vessel, 'v1');
-    assert.equal(failed!.path, join(farm.viewPath, 'payload.bin'));
-    assert.match(failed!.reason, /Read-only file system/);
-    assert.equal(failed!.attempts, 3);
-    assert.ok(Date.parse(failed!.at) <= Date.parse(report.generatedAt));
+    assert.equal(failed.vessel, 'v1');
+    assert.equal(failed.path, join(farm.viewPath, 'payload.bin'));
+    assert.match(failed.reason, /Read-only file system/);
+    assert.equal(failed.attempts, 3);
+    assert.ok(Date.parse(failed.at) <= Date.parse(report.generatedAt));
     assert.match(vessel(report, 'v1').lastError?.message ?? '', /Read-only file system/);
     assert.deepEqual(vessel(report, 'v1').waiting, { files: 0, bytes: 0 }, 'a failed file is not waiting');
     assert.deepEqual(vessel(report, 'v2'), {

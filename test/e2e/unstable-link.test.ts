@@ -56,7 +56,7 @@ describe('far and flaky links', () => {
     links = await Promise.all(farm.vessels.map((v, i) => startLink(v.port, {
       faultEvery: [1_000_000, 6_000_000], cutScope: 'link', stallEvery: 4, stallMs: [500, 3000], refuseEvery: 3, refuseMs: 1500, seed: 50 + i,
     })));
-    const settings = await writeSettings(farm, { chunkSize: 2 * MiB, portFor: (i) => links[i]!.port, timeout: 2 });
+    const settings = await writeSettings(farm, { chunkSize: 2 * MiB, portFor: (i) => links[i].port, timeout: 2 });
     const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root });
     const shas = new Map<string, string>();
     let payload = 0;

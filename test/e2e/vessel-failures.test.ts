@@ -21,7 +21,7 @@ after(async () => {
 });
 
 
-const onV1 = (script: string) => onVessel(farm.vessels[0]!, script);
+const onV1 = (script: string) => onVessel(farm.vessels[0], script);
 
 /** A stand-in for a vessel command that fails the way a broken or missing one does. */
 async function failingCommand(name: string, message: string, code: number): Promise<string> {
@@ -92,19 +92,19 @@ describe('a broken vessel', () => {
         assert.equal(r.code, 1, r.stdout + r.stderr);
         const failure = r.stdout.split('\n').filter((l) => /not replicated/.test(l));
         assert.equal(failure.length, 1, r.stdout);
-        assert.match(failure[0]!, /vessel=v1 file=\S*payload\.bin/);
+        assert.match(failure[0], /vessel=v1 file=\S*payload\.bin/);
         // A vessel given up (a full disk is transient, so it is retried until --give-up-after)
         // says why once, in its give-up line; the file's line points there.
-        const why = /reason is logged above/.test(failure[0]!)
+        const why = /reason is logged above/.test(failure[0])
           ? r.stdout.split('\n').filter((l) => /ERROR vessel given up for this run vessel=v1/.test(l))
-          : [failure[0]!];
+          : [failure[0]];
         assert.equal(why.length, 1, r.stdout);
-        assert.match(why[0]!, fault.reason);
+        assert.match(why[0], fault.reason);
         if (process.env.SHOW_FAILURE_LINES) console.log(`${fault.name}: ${failure[0]}`);
-        await assertOnVessel(farm.vessels[1]!, farm.viewPath, files);
-        await assertOnVessel(farm.vessels[2]!, farm.viewPath, files);
+        await assertOnVessel(farm.vessels[1], farm.viewPath, files);
+        await assertOnVessel(farm.vessels[2], farm.viewPath, files);
         assert.ok(await exists(join(farm.viewPath, 'payload.bin')), 'stays on the shore, queued for v1');
-        assert.ok(!(await exists(farm.vessels[0]!.hostPath(join(farm.viewPath, 'payload.bin')))), 'nothing at the destination on v1');
+        assert.ok(!(await exists(farm.vessels[0].hostPath(join(farm.viewPath, 'payload.bin')))), 'nothing at the destination on v1');
 
         await fault.heal();
         healed = true;

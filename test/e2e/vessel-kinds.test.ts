@@ -212,7 +212,7 @@ describe('vessel kinds: push delivers through every login shell and Dropbear', (
 
   for (const [i, user] of shells.entries()) {
     it(`OpenSSH, login shell ${user.shell === ASH ? 'busybox ash' : user.shell}`, async () => {
-      const v = farm.vessels[i]!;
+      const v = farm.vessels[i];
       assert.equal(v.username, user.name);
       await assertDelivers(v, TEST_UID_BASE + i + 1);
     });
@@ -239,7 +239,7 @@ describe('vessel kinds: push refuses a vessel that cannot run commands', () => {
   });
 
   it('the daemon: one ERROR for the SFTP-only vessel, no reconnect loop, the other vessel served meanwhile', async () => {
-    const served = farm.vessels[0]!; // login shell bash
+    const served = farm.vessels[0]; // login shell bash
     const files = await makeFiles();
     const settings = await settingsFor(sftpOnly);
     await appendFile(settings, [
@@ -266,7 +266,7 @@ describe('vessel kinds: push refuses a vessel that cannot run commands', () => {
     const out = daemon.output();
     const errors = out.split('\n').filter((l) => /\bERROR\b/.test(l));
     assert.equal(errors.length, 1, out);
-    assert.match(errors[0]!, new RegExp(`vessel=${sftpOnly.name}.*cannot run commands`));
+    assert.match(errors[0], new RegExp(`vessel=${sftpOnly.name}.*cannot run commands`));
     assert.ok(!new RegExp(`connected vessel=${sftpOnly.name}`).test(out), `never taken as connected\n${out}`);
     assert.ok(!new RegExp(`WARN.*vessel=${sftpOnly.name}`).test(out), `no retries at WARN\n${out}`);
     assert.equal(deliveredCount(), files.size + 1, 'only the other vessel\'s deliveries recorded');

@@ -67,7 +67,7 @@ export async function startDropbearVessel(farm: VesselFarm, opts: DropbearOption
   ];
   const vessel = await startNamespacedServer({
     name,
-    port: port!,
+    port: port,
     backing,
     hostKeyFingerprint: fingerprintOfPublicKeyLine(publicLine),
     script: steps.join(' && '),

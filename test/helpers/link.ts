@@ -154,7 +154,7 @@ class Pipe {
   }
 
   forget(conn: Conn): void {
-    for (let i = this.#ready.length - 1; i >= 0; i--) if (this.#ready[i]!.conn === conn) this.#ready.splice(i, 1);
+    for (let i = this.#ready.length - 1; i >= 0; i--) if (this.#ready[i].conn === conn) this.#ready.splice(i, 1);
   }
 
   pump(): void {
@@ -173,7 +173,7 @@ class Pipe {
       }
       const half = this.#ready.shift()!;
       if (half.conn.closed || half.queue.length === 0) continue;
-      const head = half.queue[0]!;
+      const head = half.queue[0];
       const slice = this.rate > 0 ? Math.max(1024, Math.floor(this.rate / SLICES_PER_SECOND)) : head.length;
       const { take, fault } = this.link.admit(Math.min(slice, head.length));
       const buf = head.subarray(0, take);
@@ -201,7 +201,7 @@ class Pipe {
     this.#deliverTimer = undefined;
     const now = performance.now();
     while (this.#transit.length > 0 && !this.link.stalled) {
-      const item = this.#transit[0]!;
+      const item = this.#transit[0];
       if (item.at > now + 0.5) {
         this.#deliverTimer = setTimeout(() => this.#deliver(), Math.max(1, Math.ceil(item.at - now)));
         return;

@@ -18,7 +18,7 @@ function splitUnescaped(text: string, sep: string, limit = Infinity): string[] {
   let current = '';
   let quoted = false;
   for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
+    const ch = text[i];
     if (ch === '\\' && i + 1 < text.length) {
       current += ch + text[i + 1];
       i++;

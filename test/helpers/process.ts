@@ -55,9 +55,9 @@ function childEnv(env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
  * them when started as a program and from the systemd units, so tests and benchmarks pass them too.
  */
 export function shebangFlags(script: string): string[] {
-  const first = readFileSync(script, 'utf8').split('\n', 1)[0]!;
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0];
   const m = /^#!\/usr\/bin\/env -S node (.+)$/.exec(first);
-  return m ? m[1]!.trim().split(/\s+/) : [];
+  return m ? m[1].trim().split(/\s+/) : [];
 }
 
 /** Node arguments to run `cli`: plain for built JS, through tsx's loader for a .ts source. */
@@ -183,7 +183,7 @@ export function startDaemon(args: string[], opts: SpawnOptions = {}): Daemon {
           v = test();
         } catch (err) {
           finish();
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
           return;
         }
         if (v !== undefined) {
@@ -249,13 +249,13 @@ export async function waitFor<T>(
   for (;;) {
     try {
       const v = await check();
-      if (v) return v as NonNullable<T>;
+      if (v) return v;
       lastError = undefined;
     } catch (err) {
       lastError = err;
     }
     if (Date.now() >= deadline) {
-      const detail = lastError ? `; last error: ${lastError instanceof Error ? lastError.message : String(lastError)}` : '';
+      const detail = lastError ? `; last error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)}` : '';
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
     }
     await new Promise((r) => setTimeout(r, intervalMs));

@@ -132,7 +132,7 @@ export async function startProftpdVessel(farm: VesselFarm, opts: ProftpdOptions 
   ];
   const vessel = await startNamespacedServer({
     name,
-    port: port!,
+    port: port,
     backing,
     hostKeyFingerprint: fingerprint,
     script: steps.join(' && '),

@@ -42,7 +42,7 @@ export async function writeSettings(farm: VesselFarm, o: SettingsOptions = {}): 
     o.monsterExtra ?? '',
     ...dirs.flatMap((d) => [`[Directory ${d.name}]  # comment after a header`, `Location = ${d.location}`, d.extra ?? '']),
     ...indexes.flatMap((i) => {
-      const v = farm.vessels[i]!;
+      const v = farm.vessels[i];
       return [
         `[Vessel ${v.name}]`,
         'Address = 127.0.0.1',

@@ -261,8 +261,8 @@ class VesselImpl implements Vessel {
         resolve();
       });
     });
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (d: string) => {
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => {
       this.stderr = (this.stderr + d).slice(-STDERR_KEEP);
     });
     // A forgotten stop() must not keep the test process alive; the exit hook kills it.
@@ -492,7 +492,7 @@ export async function startVesselFarm(opts: FarmOptions): Promise<VesselFarm> {
       const user = users.find((u) => u.name === o.user?.name);
       if (user) await chown(backing, user.uid, user.uid);
       const passwords = rootPassword !== undefined || users.some((u) => u.password !== undefined);
-      await writeFile(conf, sshdConfig(ports[i - 1]!, hostKey, authorizedKeys, passwords, o.forceCommand));
+      await writeFile(conf, sshdConfig(ports[i - 1], hostKey, authorizedKeys, passwords, o.forceCommand));
       const steps = [
         `mount --bind ${shQuote(backing)} ${shQuote(farm.viewPath)}`,
         `mount --bind ${shQuote(home)} /root`,
@@ -500,7 +500,7 @@ export async function startVesselFarm(opts: FarmOptions): Promise<VesselFarm> {
         ...(tmpfsTmp ? [`mount -t tmpfs -o size=${tmpfsSize} tmpfs /tmp`] : []),
         `exec ${SSHD} -D -e -f ${shQuote(conf)}`,
       ];
-      vessels.push(new VesselImpl(`v${i}`, ports[i - 1]!, backing, fingerprint, steps.join(' && '), user?.name ?? 'root'));
+      vessels.push(new VesselImpl(`v${i}`, ports[i - 1], backing, fingerprint, steps.join(' && '), user?.name ?? 'root'));
     }
     await Promise.all(vessels.map((v) => v.start()));
   } catch (err) {

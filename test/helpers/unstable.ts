@@ -26,7 +26,7 @@ export const mixes: Record<'mixed' | 'small' | 'large', FileSet> = {
 /** `n` files of 1 MiB and under: a few bytes to exactly 1 MiB, most of them between. */
 export function smallFiles(n: number, folder: string): FileSet {
   const sizes = [1 * MiB, 700, 64 * KiB, 300 * KiB, 1 * MiB - 1, 5 * KiB, 900 * KiB, 0, 128 * KiB, 512 * KiB];
-  return Array.from({ length: n }, (_, i) => [`${folder}/f${String(i).padStart(2, '0')}.bin`, sizes[i % sizes.length]!]);
+  return Array.from({ length: n }, (_, i) => [`${folder}/f${String(i).padStart(2, '0')}.bin`, sizes[i % sizes.length]]);
 }
 
 export function payloadOf(files: FileSet): number {
@@ -70,7 +70,7 @@ export async function deliverThrough(
   farm: VesselFarm, links: Link[], shas: Map<string, string>, payload: number,
   settings: SettingsOptions & { maxRatio?: number; giveUpAfterS?: number; timeoutMs?: number } = {},
 ): Promise<Crossing> {
-  const file = await writeSettings(farm, { portFor: (i) => links[i]!.port, ...settings });
+  const file = await writeSettings(farm, { portFor: (i) => links[i].port, ...settings });
   const r = await runCli(['run', '-c', file, '--once', '--give-up-after', String(settings.giveUpAfterS ?? 120)], { cwd: farm.root, timeoutMs: settings.timeoutMs ?? 600_000 });
   assert.equal(r.code, 0, `${r.stdout.slice(-8000)}\n${r.stderr}`);
   assertNoLeakWarning(r.stdout + r.stderr);

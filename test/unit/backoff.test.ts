@@ -59,8 +59,8 @@ describe('nextDelay', () => {
   it('is monotonic in the random value', () => {
     const values: number[] = [];
     for (let r = 0; r <= 1; r += 0.125) values.push(nextDelay(4000, () => r));
-    const up = values.every((v, i) => i === 0 || v >= values[i - 1]!);
-    const down = values.every((v, i) => i === 0 || v <= values[i - 1]!);
+    const up = values.every((v, i) => i === 0 || v >= values[i - 1]);
+    const down = values.every((v, i) => i === 0 || v <= values[i - 1]);
     assert.ok(up || down, values.join(', '));
     assert.notEqual(values[0], values.at(-1), 'the random value matters');
   });
@@ -75,7 +75,7 @@ describe('nextDelay', () => {
       const s = sequence(30, random);
       const capAt = s.findIndex((d) => d >= range(maxDelayMs)[0]);
       assert.ok(capAt > 0, `never got near the cap: ${s.join(', ')}`);
-      for (let i = 1; i <= capAt; i++) assert.ok(s[i]! > s[i - 1]!, `step ${i}: ${s[i - 1]} -> ${s[i]}`);
+      for (let i = 1; i <= capAt; i++) assert.ok(s[i] > s[i - 1], `step ${i}: ${s[i - 1]} -> ${s[i]}`);
     });
   }
 

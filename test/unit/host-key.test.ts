@@ -34,7 +34,7 @@ describe('fingerprint', () => {
       const file = join(dir, `k-${type}`);
       execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', '', '-C', 'test key', '-f', file]);
       const pub = readFileSync(`${file}.pub`, 'utf8').trim().split(/\s+/);
-      const blob = Buffer.from(pub[1]!, 'base64');
+      const blob = Buffer.from(pub[1], 'base64');
       const listed = execFileSync('ssh-keygen', ['-lf', `${file}.pub`], { encoding: 'utf8' });
       const expected = listed.split(/\s+/).find((w) => w.startsWith('SHA256:'));
       assert.ok(expected, `no SHA256 fingerprint in ${listed}`);

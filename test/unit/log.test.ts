@@ -47,7 +47,7 @@ describe('formatLine, journal style', () => {
     const lines = out.slice(0, -1).split('\n');
     assert.equal(lines.length, 4);
     for (const l of lines) assert.ok(l.startsWith('<3>'), `line without prefix: ${JSON.stringify(l)}`);
-    assert.ok(lines[0]!.startsWith('<3>failed'));
+    assert.ok(lines[0].startsWith('<3>failed'));
     assert.equal(lines[1], '<3>Error: connection lost');
     assert.equal(lines[3], '<3>    at second (/app/b.js:2:2)');
   });
@@ -168,7 +168,7 @@ describe('createLogger (child process)', () => {
     `);
     const records = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(records.map((r) => [r.level, r.msg]), [[30, 'shown'], [40, 'careful']]);
-    assert.equal(records[0]!.vessel, 'ship1');
+    assert.equal(records[0].vessel, 'ship1');
   });
 
   it('auto picks journal when JOURNAL_STREAM is set, and an error stack is prefixed on every line', () => {

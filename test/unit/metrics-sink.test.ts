@@ -130,8 +130,8 @@ describe('MetricsSink', () => {
       }
       const warns = log.at('warn');
       assert.equal(warns.length, 1);
-      assert.equal(warns[0]!.msg, `metrics socket ${p} unavailable (ENOENT); metrics are dropped until it comes back`);
-      assert.deepEqual(warns[0]!.obj, { path: p, reason: 'ENOENT' });
+      assert.equal(warns[0].msg, `metrics socket ${p} unavailable (ENOENT); metrics are dropped until it comes back`);
+      assert.deepEqual(warns[0].obj, { path: p, reason: 'ENOENT' });
       assert.deepEqual(log.at('info'), []);
     } finally {
       await sink.close();
@@ -164,10 +164,10 @@ describe('MetricsSink', () => {
       await until(() => log.at('info').length > 0, 'the info line');
 
       assert.equal(log.at('warn').length, 1);
-      assert.match(log.at('warn')[0]!.msg, new RegExp(`^metrics socket ${p} (unavailable|lost) \\((ENOENT|ECONNREFUSED|EPIPE|ECONNRESET)\\); metrics are dropped until it comes back$`));
+      assert.match(log.at('warn')[0].msg, new RegExp(`^metrics socket ${p} (unavailable|lost) \\((ENOENT|ECONNREFUSED|EPIPE|ECONNRESET)\\); metrics are dropped until it comes back$`));
       const infos = log.at('info');
       assert.equal(infos.length, 1);
-      assert.match(infos[0]!.msg, new RegExp(`^metrics socket ${p} is back; \\d+ points were dropped meanwhile$`));
+      assert.match(infos[0].msg, new RegExp(`^metrics socket ${p} is back; \\d+ points were dropped meanwhile$`));
       // Whatever got through is whole lines, in the order sent.
       const sent = range(i).map(line);
       let last = -1;

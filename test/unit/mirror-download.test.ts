@@ -107,7 +107,7 @@ class FakeRemoteFile implements RemoteReader {
 
   /** Some answer came before one requested earlier. */
   get answeredOutOfOrder(): boolean {
-    return this.answered.some((n, i) => i > 0 && n < this.answered[i - 1]!);
+    return this.answered.some((n, i) => i > 0 && n < this.answered[i - 1]);
   }
 }
 

@@ -107,7 +107,7 @@ describe('HostKeyFile', () => {
     writeFileSync(join(dir, 'state'), 'x');
     assert.doesNotThrow(() => keys.recordHostKey('h:22', fpA));
     assert.equal(errors.length, 1);
-    assert.ok(errors[0]!.includes(path), errors[0]);
+    assert.ok(errors[0].includes(path), errors[0]);
     assert.equal(keys.hostKey('h:22'), fpA);
   });
 
@@ -120,7 +120,7 @@ describe('HostKeyFile', () => {
     assert.equal(keys.hostKey('h:22'), undefined);
     assert.doesNotThrow(() => keys.recordHostKey('h:22', fpA));
     assert.equal(errors.length, 1);
-    assert.ok(errors[0]!.includes(path), errors[0]);
+    assert.ok(errors[0].includes(path), errors[0]);
   });
 
   it('reports a key it cannot save when the path itself has become a folder', () => {

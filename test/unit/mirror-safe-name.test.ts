@@ -90,7 +90,7 @@ describe('localPathOf', () => {
   it('refuses any path that leaves the root or names it', () => {
     for (const rel of ['..', '../x', 'a/../../x', 'a/..', '.', 'a/./b', '', 'a//b', '/etc/passwd', 'a/']) {
       const v = localPathOf(root, rel);
-      assert.ok(isRefused(v), `${JSON.stringify(rel)} gave ${String(v)}`);
+      assert.ok(isRefused(v), `${JSON.stringify(rel)} gave ${JSON.stringify(v)}`);
     }
   });
 

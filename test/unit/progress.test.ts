@@ -128,7 +128,7 @@ describe('renderProgress', () => {
   it('gives one line per file and a total line', () => {
     const lines = renderProgress(snapshot([file('a', 1, 2), file('b', 1, 2), file('c', 1, 2)]), noRates, 80);
     assert.equal(lines.length, 4);
-    assert.match(lines[3]!, /^total/);
+    assert.match(lines[3], /^total/);
     assert.equal(renderProgress(snapshot([]), noRates, 80).length, 1);
   });
 
@@ -141,34 +141,34 @@ describe('renderProgress', () => {
 
   it('shows a file with its percent, rate and ETA', () => {
     const [line] = renderProgress(snapshot([file('x.bin', 25 * MiB, 100 * MiB)]), { file: () => MiB, total: 0 }, 100);
-    assert.match(line!, /^x\.bin {2}/);
-    assert.match(line!, /25\.0 MiB \/ 100\.0 MiB/);
-    assert.match(line!, / 25% /);
-    assert.match(line!, /1\.0 MiB\/s/);
-    assert.match(line!, /ETA 1m15s$/);
+    assert.match(line, /^x\.bin {2}/);
+    assert.match(line, /25\.0 MiB \/ 100\.0 MiB/);
+    assert.match(line, / 25% /);
+    assert.match(line, /1\.0 MiB\/s/);
+    assert.match(line, /ETA 1m15s$/);
   });
 
   it('ETA is "--" with no rate, 0s when done; percent is "--" for an unknown size', () => {
     const lines = renderProgress(snapshot([file('slow', 1, 10), file('done', 10, 10)]), noRates, 100);
-    assert.match(lines[0]!, /ETA +--$/);
-    assert.match(lines[1]!, /100%/);
-    assert.match(lines[1]!, /ETA +0s$/);
-    assert.match(lines[2]!, /^total +0 B \/ 0 B {2}-- {2}0 B\/s {2}ETA 0s/);
+    assert.match(lines[0], /ETA +--$/);
+    assert.match(lines[1], /100%/);
+    assert.match(lines[1], /ETA +0s$/);
+    assert.match(lines[2], /^total +0 B \/ 0 B {2}-- {2}0 B\/s {2}ETA 0s/);
   });
 
   it('rounds the percent down, so 100% means finished', () => {
     const [line] = renderProgress(snapshot([file('f', 999, 1000)]), noRates, 100);
-    assert.match(line!, / 99% /);
+    assert.match(line, / 99% /);
   });
 
   it('truncates a long name from the left and keeps the line within the width', () => {
     const long = 'very/deep/remote/directory/tree/that/goes/on/and/on/final-name.tar.gz';
     const lines = renderProgress(snapshot([file(long, 1, 2), file('short', 1, 2)]), noRates, 80);
     for (const line of lines) assert.ok(Array.from(line).length <= 80, `${Array.from(line).length}: ${line}`);
-    assert.match(lines[0]!, /^…/);
-    assert.match(lines[0]!, /final-name\.tar\.gz {2}/);
+    assert.match(lines[0], /^…/);
+    assert.match(lines[0], /final-name\.tar\.gz {2}/);
     // Names are padded to one width, so the figures line up.
-    assert.equal(lines[0]!.indexOf(' / '), lines[1]!.indexOf(' / '));
+    assert.equal(lines[0].indexOf(' / '), lines[1].indexOf(' / '));
   });
 
   it('still fits a very narrow terminal', () => {
@@ -178,8 +178,8 @@ describe('renderProgress', () => {
 
   it('replaces control characters in names, which would move the cursor', () => {
     const [line] = renderProgress(snapshot([file('evil\x1b[2J\nname', 1, 2)]), noRates, 100);
-    assert.doesNotMatch(line!, /[\x00-\x1f]/);
-    assert.match(line!, /^evil\?\[2J\?name/);
+    assert.doesNotMatch(line, /[\x00-\x1f]/);
+    assert.match(line, /^evil\?\[2J\?name/);
   });
 });
 
@@ -202,15 +202,15 @@ describe('TerminalProgress', () => {
     assert.equal(t.writes.length, 0);
     p.start();
     p.stop();
-    assert.match(t.writes[0]!, /^one\.bin .*\ntotal .*files 0\/2\n$/);
-    assert.doesNotMatch(t.writes[0]!, /\x1b/, 'nothing to erase the first time');
+    assert.match(t.writes[0], /^one\.bin .*\ntotal .*files 0\/2\n$/);
+    assert.doesNotMatch(t.writes[0], /\x1b/, 'nothing to erase the first time');
   });
 
   it('writeAbove erases the block, writes the log text, then redraws the block', () => {
     const t = fakeTerminal();
     const p = new TerminalProgress(t.stream, source, { now: () => 0 });
     p.start();
-    const block = t.writes[0]!;
+    const block = t.writes[0];
     p.writeAbove('2024-05-06T07:08:09.123Z INFO  mirrored path=a\n');
     const last = t.writes.at(-1)!;
     assert.equal(last, '\x1b[2A\r\x1b[J' + '2024-05-06T07:08:09.123Z INFO  mirrored path=a\n' + block);
@@ -272,10 +272,10 @@ describe('TerminalProgress', () => {
     const p = new TerminalProgress(t.stream, () => snapshot(many), { now: () => 0 });
     p.start();
     p.stop();
-    const lines = t.writes[0]!.split('\n').filter(Boolean);
+    const lines = t.writes[0].split('\n').filter(Boolean);
     assert.equal(lines.length, 5, 'rows - 1, leaving the cursor line on screen');
     assert.equal(lines[3], '… and 17 more');
-    assert.match(lines[4]!, /^total/);
+    assert.match(lines[4], /^total/);
   });
 
   it('leaves the last column empty', () => {
@@ -283,7 +283,7 @@ describe('TerminalProgress', () => {
     const p = new TerminalProgress(t.stream, () => snapshot([file('x'.repeat(100), 1, 2)], { filesTotal: 123456789 }), { now: () => 0 });
     p.start();
     p.stop();
-    for (const line of t.writes[0]!.split('\n')) assert.ok(Array.from(line).length <= 39, line);
+    for (const line of t.writes[0].split('\n')) assert.ok(Array.from(line).length <= 39, line);
   });
 
   it('never throws when the stream is closed', () => {
@@ -308,6 +308,6 @@ describe('TerminalProgress', () => {
     const p = new TerminalProgress({ write: (s: string) => writes.push(s) }, () => snapshot([file('y'.repeat(200), 1, 2)]), { now: () => 0 });
     p.start();
     p.stop();
-    for (const line of writes[0]!.split('\n')) assert.ok(Array.from(line).length <= 79, line);
+    for (const line of writes[0].split('\n')) assert.ok(Array.from(line).length <= 79, line);
   });
 });

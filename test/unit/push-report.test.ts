@@ -54,8 +54,8 @@ describe('PushReport', () => {
     const report = new PushReport({ send: () => {} }, log, () => waiting, { queueIntervalMs: 60_000, summaryIntervalMs: 20 });
     report.delivered({ vessel: 'v1', directory: 'd', bytes: 100, durationS: 1 });
     await until(() => lines.length > 0);
-    assert.equal(lines[0]!.msg, 'progress in the last 0.02 s');
-    assert.deepEqual(lines[0]!.obj, { vessel: 'v1', waiting: '4 files (400 B)', sent: '1 file (100 B)' });
+    assert.equal(lines[0].msg, 'progress in the last 0.02 s');
+    assert.deepEqual(lines[0].obj, { vessel: 'v1', waiting: '4 files (400 B)', sent: '1 file (100 B)' });
     waiting = [{ vessel: 'v1', files: 0, bytes: 0 }];
     const seen = lines.length;
     // Once idle (nothing waiting, nothing sent since the last line) no line appears; a few

@@ -65,7 +65,7 @@ describe('quote', () => {
 
   for (const [i, s] of hostile.entries()) {
     it(`makes hostile string #${i} ${JSON.stringify(s)} one inert word`, () => {
-      const value = hostile[i]!; // read at run time: one entry is rewritten in before()
+      const value = hostile[i]; // read at run time: one entry is rewritten in before()
       const out = execFileSync('/bin/sh', ['-c', `printf %s ${quote(value)}`], { cwd: root, encoding: 'utf8' });
       assert.equal(out, value);
       assertNoMarker();
@@ -110,7 +110,7 @@ describe('carried: a script reaches sh unchanged whatever the login shell', () =
   for (const [name, argv] of loginShells) {
     it(name, () => {
       const { command, prologue } = carried(script);
-      const r = spawnSync(argv[0]!, [...argv.slice(1), '-c', command], { cwd: root, input: Buffer.concat([prologue, Buffer.from('one\ntwo \\ $x\n')]), encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync(argv[0], [...argv.slice(1), '-c', command], { cwd: root, input: Buffer.concat([prologue, Buffer.from('one\ntwo \\ $x\n')]), encoding: 'utf8', timeout: 30_000 });
       if (r.error) throw r.error;
       assert.equal(r.stdout, `${hostile}|LC_ALL=C\nread:one\nread:two \\ $x\n`, r.stderr);
       assert.equal(r.status, 7, 'the script\'s exit code, not the login shell\'s');

@@ -149,7 +149,7 @@ describe('Scanner.scan', () => {
     await new Scanner(filter, log).scan(join(loc, 'does-not-exist'), (r) => found.push(r));
     assert.deepEqual(found, []);
     assert.equal(calls.length, 1);
-    assert.match(String(calls[0]![1]), /cannot read folder/);
+    assert.match(String(calls[0][1]), /cannot read folder/);
   });
 
   it('stops early when the signal is aborted', async () => {

@@ -199,7 +199,7 @@ describe('every key set', () => {
 
 describe('comments and values', () => {
   it('keep ; and # that follow no white space', () => {
-    const v = parse(minimal, 'Password = pa;ss#word', 'Passphrase = a;b  ;c').vessels[0]!;
+    const v = parse(minimal, 'Password = pa;ss#word', 'Passphrase = a;b  ;c').vessels[0];
     assert.equal(v.password, 'pa;ss#word');
     assert.equal(v.passphrase, 'a;b');
   });
@@ -227,7 +227,7 @@ describe('comments and values', () => {
   });
 
   it('stay strings: true, false, null and quotes are text', () => {
-    const v = parse(minimal, 'Username = true', 'Password = "null"', 'Passphrase = false').vessels[0]!;
+    const v = parse(minimal, 'Username = true', 'Password = "null"', 'Passphrase = false').vessels[0];
     assert.equal(v.username, 'true');
     assert.equal(v.password, '"null"');
     assert.equal(v.passphrase, 'false');
@@ -428,9 +428,9 @@ describe('secrets never reach a message', () => {
 describe('warnings', () => {
   it('a value in quotes keeps them (as configparser does), with a warning that never shows a secret', () => {
     const settings = parse('[Directory d]', "Location = '/srv/in'", '[Vessel v]', 'Address = h', 'Password = "pa;ss"', 'Passphrase = ""');
-    assert.equal(settings.vessels[0]!.password, '"pa;ss"');
-    assert.equal(settings.vessels[0]!.passphrase, '""');
-    assert.equal(settings.directories[0]!.location, "/etc/cm/'/srv/in'");
+    assert.equal(settings.vessels[0].password, '"pa;ss"');
+    assert.equal(settings.vessels[0].passphrase, '""');
+    assert.equal(settings.directories[0].location, "/etc/cm/'/srv/in'");
     assert.deepEqual(settings.warnings, [
       "/etc/cm/settings.ini:2: [Directory d] Location: the value '/srv/in' is in quotes, which are kept as part of it; leave them out unless they belong to it",
       '/etc/cm/settings.ini:5: [Vessel v] Password: the value is in quotes, which are kept as part of it; leave them out unless they belong to it',

@@ -30,7 +30,7 @@ function holder(database: string): Promise<ChildProcess> {
   const script = `const { lockStateDatabase } = await import(${JSON.stringify(lockModule)}); lockStateDatabase(${JSON.stringify(database)}); process.stdout.write('locked\\n'); setInterval(() => {}, 1000);`;
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], cwd: new URL('../..', import.meta.url).pathname });
   return new Promise((resolve, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => d.includes('locked') && resolve(child));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => d.includes('locked') && resolve(child));
     child.once('exit', (code) => reject(new Error(`the holder exited (${code}) before taking the lock`)));
   });
 }

@@ -60,10 +60,10 @@ describe('StateStore transfers', () => {
     const before = Date.now();
     store.transferStarted(v.id, 's1');
     const [t] = store.transfers();
-    assert.deepEqual({ ...t!, startedAt: 0, updatedAt: 0 }, { vessel: 's1', directory: 'inbox', relpath: 'a/big.bin', bytesSent: 0, size: 1000, startedAt: 0, updatedAt: 0 });
-    assert.ok(t!.startedAt >= before && t!.updatedAt === t!.startedAt);
+    assert.deepEqual({ ...t, startedAt: 0, updatedAt: 0 }, { vessel: 's1', directory: 'inbox', relpath: 'a/big.bin', bytesSent: 0, size: 1000, startedAt: 0, updatedAt: 0 });
+    assert.ok(t.startedAt >= before && t.updatedAt === t.startedAt);
     store.transferProgress(v.id, 's1', 400);
-    assert.equal(store.transfers()[0]!.bytesSent, 400);
+    assert.equal(store.transfers()[0].bytesSent, 400);
     store.transferEnded(v.id, 's1');
     assert.deepEqual(store.transfers(), []);
   });
@@ -78,9 +78,9 @@ describe('StateStore transfers', () => {
     store.transferStarted(v.id, 's1');
     store.transferStarted(v.id, 's2');
     const byVessel = Object.fromEntries(store.transfers().map((t) => [t.vessel, t]));
-    assert.equal(byVessel.s1!.startedAt, 5);
-    assert.equal(byVessel.s1!.bytesSent, 300);
-    assert.equal(byVessel.s2!.bytesSent, 0);
+    assert.equal(byVessel.s1.startedAt, 5);
+    assert.equal(byVessel.s1.bytesSent, 300);
+    assert.equal(byVessel.s2.bytesSent, 0);
   });
 
   it('a file forgotten before its transfer starts adds no row; forgetting a file ends its transfers', () => {
@@ -124,21 +124,21 @@ describe('StateStore transfers', () => {
     store.transferStarted(v.id, 's1');
     store.transferProgress(v.id, 's1', 250);
     store.flush();
-    assert.equal(r.transfers()[0]!.bytesSent, 250);
+    assert.equal(r.transfers()[0].bytesSent, 250);
     store.transferProgress(v.id, 's1', 750);
     store.flush();
-    assert.equal(r.transfers()[0]!.bytesSent, 750, 'sees each later commit');
+    assert.equal(r.transfers()[0].bytesSent, 750, 'sees each later commit');
     // The writer is never blocked by the reader, even inside a read snapshot.
     r.snapshot(() => {
-      assert.equal(r.transfers()[0]!.bytesSent, 750);
+      assert.equal(r.transfers()[0].bytesSent, 750);
       store.transferProgress(v.id, 's1', 900);
       store.markDone(v.id, 's1', 1000);
       store.flush();
-      assert.equal(r.transfers()[0]!.bytesSent, 750, 'a snapshot is one moment');
+      assert.equal(r.transfers()[0].bytesSent, 750, 'a snapshot is one moment');
       assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 1000 }]);
     });
     assert.deepEqual(r.waitingByVessel(), []);
-    assert.equal(r.vesselStats()[0]!.filesDone, 1);
+    assert.equal(r.vesselStats()[0].filesDone, 1);
     assert.throws(() => r.transferStarted(v.id, 's1'), /readonly/i);
   });
 });

@@ -107,8 +107,8 @@ describe('StateStore', () => {
     assert.equal(v2.size, 250);
     assert.equal(v2.sha256, null);
     assert.equal(superseded.length, 1);
-    assert.deepEqual(superseded[0]!.old, old);
-    assert.deepEqual([...superseded[0]!.vessels].sort(), ['ship1', 'ship2', 'ship3']);
+    assert.deepEqual(superseded[0].old, old);
+    assert.deepEqual([...superseded[0].vessels].sort(), ['ship1', 'ship2', 'ship3']);
     for (const d of store.deliveries(v2.id)) {
       assert.deepEqual({ state: d.state, attempts: d.attempts, error: d.error }, { state: 'pending', attempts: 0, error: null }, d.vessel);
     }
@@ -119,7 +119,7 @@ describe('StateStore', () => {
     const superseded: Superseded[] = [];
     const v1 = store.recordVersion(version('f', 'k1'), ['ship1', 'ship2'], () => {});
     store.recordVersion(version('f', 'k2'), ['ship2', 'ship3'], (old, vessels) => superseded.push({ old, vessels }));
-    assert.deepEqual([...superseded[0]!.vessels].sort(), ['ship1', 'ship2']);
+    assert.deepEqual([...superseded[0].vessels].sort(), ['ship1', 'ship2']);
     assert.deepEqual(states(store, v1.id), { ship2: 'pending', ship3: 'pending' });
   });
 

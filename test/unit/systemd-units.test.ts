@@ -76,10 +76,10 @@ function parseUnitFile(text: string, name: string): UnitFile {
       body = line.slice(eq + 1).trim();
     }
     if (body.endsWith('\\')) {
-      pending!.value = body.slice(0, -1).trimEnd();
+      pending.value = body.slice(0, -1).trimEnd();
       return;
     }
-    directives.push({ section: section!, key: pending!.key, value: body.trim(), line: pending!.line });
+    directives.push({ section: section!, key: pending.key, value: body.trim(), line: pending.line });
     pending = undefined;
   });
   if (pending) throw new Error(`${name}:${pending.line}: continuation runs past the end of the file`);
@@ -215,7 +215,7 @@ function classify(file: string): Omit<Entry, 'text' | 'parsed'> {
   const base = file.replace(/^user\//, '');
   const manager = managerOf(file);
   const dropIn = /^(.+\.(service|timer))\.d-(.+\.conf)\.example$/.exec(base);
-  if (dropIn) return { file, kind: dropIn[2] as Kind, manager, unit: dropIn[1]!, dropIn: dropIn[3]! };
+  if (dropIn) return { file, kind: dropIn[2] as Kind, manager, unit: dropIn[1], dropIn: dropIn[3] };
   const unit = /\.(service|timer)$/.exec(base);
   if (unit) return { file, kind: unit[1] as Kind, manager, unit: base };
   throw new Error(
@@ -448,7 +448,7 @@ describe('the pull mirror units', () => {
       it('runs `node FLAGS /opt/contentmonster/dist/main.js mirror SERVER REMOTE_PATH LOCAL_PATH`, FLAGS as in the CLI\'s first line', () => {
         const exec = values(p, 'Service', 'ExecStart');
         assert.equal(exec.length, 1);
-        const argv = exec[0]!.split(/\s+/);
+        const argv = exec[0].split(/\s+/);
         const n = nodeFlagList.length;
         assert.deepEqual(argv.slice(0, n + 3), ['/usr/bin/node', ...nodeFlagList, '/opt/contentmonster/dist/main.js', 'mirror']);
         assert.deepEqual(argv.slice(n + 3, n + 6), ['${SFTP_SERVER}', '${SFTP_REMOTE_PATH}', '${SFTP_LOCAL_PATH}']);
@@ -530,7 +530,7 @@ describe('the pull mirror units', () => {
     assert.deepEqual(example.parsed.sections, ['Service']);
     const set = new Set(
       [...values(example.parsed, 'Service', 'Environment'), ...values(byName.get('sftp-mirror.service')!.parsed, 'Service', 'Environment')]
-        .map((v) => v.replace(/^"/, '').split('=')[0]!),
+        .map((v) => v.replace(/^"/, '').split('=')[0]),
     );
     for (const name of ['SFTP_SERVER', 'SFTP_REMOTE_PATH', 'SFTP_LOCAL_PATH', 'SFTP_JOBS', 'SFTP_USERNAME', 'SFTP_PASSWORD']) {
       assert.ok(set.has(name), `${name} is not set`);
@@ -633,10 +633,10 @@ describe('hardening of every service that runs node', () => {
 
 describe('the comments and the README agree', () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-  const headings = new Set([...readme.matchAll(/^#+ (.+)$/gm)].map((m) => m[1]!.trim()));
+  const headings = new Set([...readme.matchAll(/^#+ (.+)$/gm)].map((m) => m[1].trim()));
   for (const e of entries) {
     // README "Heading" or README ... "Heading", within one comment line.
-    const cited = [...e.text.matchAll(/README\b[^"\n]*"([^"\n]+)"/g)].map((m) => m[1]!);
+    const cited = [...e.text.matchAll(/README\b[^"\n]*"([^"\n]+)"/g)].map((m) => m[1]);
     if (cited.length === 0) continue;
     it(`${e.file} cites README headings that exist`, () => {
       for (const heading of cited) assert.ok(headings.has(heading), `README has no heading "${heading}"`);

@@ -53,11 +53,11 @@ class HashBatch {
       // One line per file, in order, only when every file could be read; otherwise the lines
       // no longer line up with the files, and each is asked again on its own.
       if (r.code === 0 && digests.length === batch.length) {
-        batch.forEach((q, i) => q.resolve(digests[i]!));
+        batch.forEach((q, i) => q.resolve(digests[i]));
         return;
       }
       if (batch.length === 1) {
-        batch[0]!.reject(new FileError(r.stderr.split('\n')[0] || `sha256sum exited ${r.code ?? r.signal}`, { path: batch[0]!.path }));
+        batch[0].reject(new FileError(r.stderr.split('\n')[0] || `sha256sum exited ${r.code ?? r.signal}`, { path: batch[0].path }));
         return;
       }
       for (const q of batch) void this.#hashAll([q]);

@@ -121,7 +121,7 @@ export function joinScript(p: JoinPlan): string {
 /** The result line of joinScript for a placed file: its SHA-256 and size, as the vessel saw them. */
 export function parsePlaced(stdout: string): { sha256: string; size: number } | undefined {
   const m = /^placed ([0-9a-f]{64}) (\d+)$/m.exec(stdout);
-  return m ? { sha256: m[1]!, size: Number(m[2]) } : undefined;
+  return m ? { sha256: m[1], size: Number(m[2]) } : undefined;
 }
 
 /** `free <df -P line>` that a failed join prints: the KiB available where it wrote, if it said. */

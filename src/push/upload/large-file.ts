@@ -106,7 +106,7 @@ async function confirmExisting(
   const result = await remote.exec(checkExistingScript(job.destination, sha256, job.chunkPrefix, job.size, hasher, attrs), execTimeout(job.size, options));
   if (result.code === AssembleExit.hash) forgetHasher(remote);
   if (result.code !== 0) return undefined;
-  if (result.stdout.split('\n', 1)[0]!.trim() !== sha256) return undefined;
+  if (result.stdout.split('\n', 1)[0].trim() !== sha256) return undefined;
   if (parseAttrsFailed(result.stdout)) hooks.attrsRefused?.(firstLine(result.stderr) || 'chmod or touch failed');
   return { kind: 'done', bytesSent: 0, alreadyThere: true, sha256 };
 }
@@ -118,7 +118,7 @@ async function presentLengths(remote: RemoteFs, job: DeliveryJob, parts: ChunkPa
     const batch = parts.slice(i, i + STAT_BATCH);
     const stats = await Promise.all(batch.map((p) => remote.stat(`${job.chunkPrefix}.${p.index}`)));
     stats.forEach((st, k) => {
-      const part = batch[k]!;
+      const part = batch[k];
       if (st?.isFile && st.size > part.length) present.oversized.add(part.index);
       present.have.push(st?.isFile && st.size <= part.length ? st.size : 0);
     });
@@ -161,7 +161,7 @@ async function sendChunks(
     opening.catch(() => {}); // awaited when its chunk's turn comes
     return opening;
   };
-  const unsent = parts.filter((p) => present.have[p.index]! < p.length);
+  const unsent = parts.filter((p) => present.have[p.index] < p.length);
   const handles = new Set<Buffer>();
   let bytesSent = 0;
   let inOrder: Promise<void> = Promise.resolve();
@@ -169,7 +169,7 @@ async function sendChunks(
   const fh = await openLocal(job);
   try {
     for (const part of parts) {
-      const have = present.have[part.index]!;
+      const have = present.have[part.index];
       if (hash && have > 0) await readRange(fh, part.offset, have, 1024 * 1024, hooks.signal, (buf) => hash.update(buf));
       let written: Promise<unknown> = Promise.resolve();
       if (have < part.length) {

@@ -144,12 +144,12 @@ export function parseCheckProbe(stdout: string, locationCount: number): CheckPro
     const m = /^(tempdir|loc:\d+) (ok|notdir|unwritable) (\d+)(?: (.*))?$/.exec(line);
     if (m) {
       const missingLevels = Number(m[3]);
-      folders.set(m[1]!, m[2] === 'unwritable' ? { state: 'unwritable', missingLevels, reason: m[4] ?? '' } : { state: m[2] as 'ok' | 'notdir', missingLevels });
+      folders.set(m[1], m[2] === 'unwritable' ? { state: 'unwritable', missingLevels, reason: m[4] ?? '' } : { state: m[2] as 'ok' | 'notdir', missingLevels });
       continue;
     }
     const t = /^(cat|tee|sha256sum) (?:(ok|missing)|exit (\d+) ?(.*)|wrong ?(.*))$/.exec(line);
     if (t) {
-      tools.set(t[1]!, t[2] ? { state: t[2] as 'ok' | 'missing' } : t[3] ? { state: 'exit', code: Number(t[3]), output: t[4] ?? '' } : { state: 'wrong', output: t[5] ?? '' });
+      tools.set(t[1], t[2] ? { state: t[2] as 'ok' | 'missing' } : t[3] ? { state: 'exit', code: Number(t[3]), output: t[4] ?? '' } : { state: 'wrong', output: t[5] ?? '' });
       continue;
     }
     if (line === 'end') ended = true;

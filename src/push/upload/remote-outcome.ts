@@ -68,7 +68,7 @@ export async function placed(remote: RemoteFs, job: DeliveryJob, r: ExecResult, 
 
 /** The first line of a command's stderr, control characters flattened. */
 export function firstLine(text: string): string {
-  // eslint-disable-next-line no-control-regex
+   
   return (text.split('\n', 1)[0] ?? '').replace(/[\u0000-\u001f\u007f]+/g, ' ').trim().slice(0, 300);
 }
 
