@@ -85,7 +85,7 @@ export async function benchLatency(options: LatencyBenchOptions): Promise<Latenc
     const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root, env: { HOME: home, SSH_AUTH_SOCK: '' } });
     let polling = true;
     try {
-      await daemon.waitForOutput(/watching for new files/);
+      await daemon.waitForEvent('ready');
       const destinations = farm.vessels.map((v) => v.hostPath(location));
       const contents = new Map<string, Buffer>();
       const complete = new Map<string, number>();

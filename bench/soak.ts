@@ -78,7 +78,7 @@ try {
     cwd: farm.root,
     env: { NODE_OPTIONS: `--import ${join(repoRoot, 'bench', 'memory-hook.mjs')}`, CM_MEMORY_LOG: memoryLog },
   });
-  await daemon.waitForOutput(/watching for new files/);
+  await daemon.waitForEvent('ready');
 
   const files = new Map<string, string>();
   let bytes = 0;

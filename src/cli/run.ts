@@ -2,6 +2,7 @@
 import { ExitCode, describe } from '../errors.js';
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import { runPush } from '../push/daemon.js';
+import { writeEventsToFd } from '../push/events.js';
 import { secondsFlag } from './flags.js';
 import { stopOnSignals } from './signals.js';
 import { loadSettings, resolveSettingsPath } from '../settings/load.js';
@@ -25,7 +26,9 @@ export async function run(flags: RunFlags): Promise<number> {
     { stopping: 'signal received; stopping', tooLong: 'stop took too long; exiting now (the next start resumes)' },
     once ? ExitCode.failure : ExitCode.ok,
   );
-  const result = await runPush(settings, log, { once, giveUpAfterMs: giveUpAfterS * 1000, signal: stopping });
+  // Tests only: the daemon's events as JSON lines on CONTENTMONSTER_EVENTS_FD (see push/events.ts).
+  const stopEvents = writeEventsToFd();
+  const result = await runPush(settings, log, { once, giveUpAfterMs: giveUpAfterS * 1000, signal: stopping }).finally(stopEvents);
   if (!once) {
     log.info('stopped');
     return ExitCode.ok;

@@ -8,6 +8,7 @@ import { StateDatabaseError, describe } from '../errors.js';
 import { makeIgnoreMatcher } from '../settings/glob.js';
 import type { Logger } from '../log.js';
 import { MetricsSink } from '../metrics/sink.js';
+import { pushEvents } from './events.js';
 import { PushReport, type QueueDepth } from './report.js';
 import { Replicator, type Failure } from './replicator.js';
 import { Scanner } from './scanner.js';
@@ -168,6 +169,7 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
         }, every);
       }
       log.info('watching for new files');
+      pushEvents.emit({ type: 'ready' });
       await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     }
   } finally {
@@ -176,7 +178,10 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
     if (options.once && !settled && !fatal) interrupted = { waiting: unprocessed(store, stabilizer), scanned };
     stabilizer.stop();
     await watcher?.close();
-    if (signal.aborted) log.info('stopping: no new work; transfers in flight keep their chunks for the next start');
+    if (signal.aborted) {
+      log.info('stopping: no new work; transfers in flight keep their chunks for the next start');
+      pushEvents.emit({ type: 'stopping' });
+    }
     await Promise.race([Promise.all(workers.map((w) => w.stop())), sleep(STOP_GRACE_MS)]);
     report.stop();
     try {
@@ -248,6 +253,7 @@ class ShoreLocations {
       if (!p) continue;
       this.#unusable.set(d.name, p.message);
       this.problems.push(p.message);
+      pushEvents.emit({ type: 'locationUnusable', directory: d.name, reason: p.message });
       if (this.#once) this.#log.error({ directory: d.name }, `${p.message}; nothing is sent from it`);
       else if (p.kind === 'missing') this.#log.warn({ directory: d.name }, `${p.message}; it is taken up as soon as it appears`);
       else this.#log.error({ directory: d.name }, `${p.message}; nothing is sent from it until this is fixed`);
@@ -264,10 +270,12 @@ class ShoreLocations {
       if (!p) {
         this.#unusable.delete(d.name);
         this.#log.info({ directory: d.name }, `Location ${d.location} of [Directory ${d.name}] is usable now; watching it`);
+        pushEvents.emit({ type: 'locationUsable', directory: d.name, location: d.location });
         ready.push(d);
       } else if (p.message !== said) {
         this.#unusable.set(d.name, p.message);
         this.#log.error({ directory: d.name }, `${p.message}; nothing is sent from it until this is fixed`);
+        pushEvents.emit({ type: 'locationUnusable', directory: d.name, reason: p.message });
       }
     }
     return ready;

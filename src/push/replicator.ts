@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import { join, posix } from 'node:path';
 import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
+import { pushEvents } from './events.js';
 import type { Delivered } from './report.js';
 import { moveToProcessed } from './processed.js';
 import { lstatOrNone } from '../shore-fs.js';
@@ -82,6 +83,7 @@ export class Replicator implements WorkerHost {
       this.targets(f.directory),
       (old, vessels) => {
         this.#log.info({ file: join(directory.location, f.relpath) }, 'file changed before it was everywhere; replicating the new version');
+        pushEvents.emit({ type: 'changed', file: join(directory.location, f.relpath) });
         this.#recordLeftovers(old, vessels);
         this.#cancelTransfers(old.id);
       },
@@ -107,6 +109,7 @@ export class Replicator implements WorkerHost {
     this.#store.deleteFile(version.id);
     this.#cancelTransfers(version.id);
     this.#log.info({ file: this.#localPath(version) }, why);
+    pushEvents.emit({ type: 'dropped', directory: version.directory, file: this.#localPath(version) });
   }
 
   /**
@@ -184,6 +187,7 @@ export class Replicator implements WorkerHost {
           { vessel, file, bytes: version.size, sent: outcome.bytesSent, seconds: +seconds.toFixed(3), MiBps: mibps, sha256: outcome.sha256 },
           outcome.alreadyThere ? 'already on vessel (same size and SHA-256); confirmed' : 'replicated',
         );
+        pushEvents.emit({ type: 'delivered', vessel, file, bytes: version.size, alreadyThere: outcome.alreadyThere });
         if (this.#store.deliveries(fileId).every((d) => d.state === 'done')) void this.#process(fileId);
         return;
       }
@@ -192,6 +196,7 @@ export class Replicator implements WorkerHost {
         return;
       case 'changed':
         this.#log.info({ vessel, file }, 'file changed during transfer; will replicate the new version once it is stable');
+        pushEvents.emit({ type: 'changed', file, vessel });
         this.onRecheck(version.directory, version.relpath);
     }
   }
@@ -228,6 +233,7 @@ export class Replicator implements WorkerHost {
       const moved = await moveToProcessed(directory.location, version.relpath);
       this.#store.deleteFile(fileId);
       this.#log.info({ file, to: moved.target, ...(moved.keptOlderAs ? { olderKeptAs: moved.keptOlderAs } : {}) }, 'on every vessel; moved to processed');
+      pushEvents.emit({ type: 'processed', directory: version.directory, file, to: moved.target });
     } catch (err) {
       const version = this.#store.file(fileId);
       const file = version ? this.#localPath(version) : String(fileId);

@@ -5,6 +5,7 @@
  * they are dropped.
  */
 import type { Logger } from '../log.js';
+import { pushEvents } from './events.js';
 import type { StateStore } from '../state/store.js';
 import type { QueuedFile } from './delivery-queue.js';
 import type { FlightControl } from './flight-control.js';
@@ -63,6 +64,7 @@ export class TransferHooks {
       joining: () => {
         save(Date.now()); // everything is on the vessel: show 100 % while it is joined and checked
         this.#log.debug({ file: job.localPath, destination: job.destination }, 'joining, verifying and placing on vessel');
+        pushEvents.emit({ type: 'joining', vessel: this.#vessel, file: job.localPath });
       },
       stage: (stage: 'sent' | 'placing') => {
         file.stage = stage;

@@ -21,6 +21,7 @@
  * before anything is written, vessel-proof.ts; removing what cancelled transfers left, leftovers.ts.
  */
 import { DeliveryQueue, type QueuedFile } from './delivery-queue.js';
+import { pushEvents } from './events.js';
 import { failpoint } from './failpoint.js';
 import { FlightControl } from './flight-control.js';
 import { FileError, UnexpectedError, classify, describe } from '../errors.js';
@@ -274,9 +275,11 @@ export class VesselWorker {
     if (attempts < maxAttempts) {
       this.#store.markAttemptFailed(fileId, this.name, describe(err), false);
       this.#log.warn({ file: job.localPath, attempt: attempts, err: describe(err) }, 'delivery failed; trying again');
+      pushEvents.emit({ type: 'failed', vessel: this.name, file: job.localPath, reason: describe(err), attempt: attempts, final: false });
       return true;
     }
     this.#log.error({ file: job.localPath, attempts, err: describe(err) }, 'delivery failed; the file stays queued and is retried at the next rescan');
+    pushEvents.emit({ type: 'failed', vessel: this.name, file: job.localPath, reason: describe(err), attempt: attempts, final: true });
     this.#host.failed(fileId, this.name, describe(err)); // records the final attempt
     return false;
   }
@@ -323,6 +326,7 @@ export class VesselWorker {
       lane.carried = 0;
       this.#link.connected();
       this.#log.info({ address: `${this.#settings.address}:${this.#settings.port}`, ...(this.#lanes.all.length > 1 ? { connection: lane.number } : {}) }, 'connected');
+      pushEvents.emit({ type: 'connected', vessel: this.name, ...(this.#lanes.all.length > 1 ? { connection: lane.number } : {}) });
       connection.onClose((err) => this.#lost(lane, connection, err));
       void this.#leftovers.removeOver(connection);
     } catch (raw) {
@@ -333,7 +337,10 @@ export class VesselWorker {
       if (err instanceof UnexpectedError) this.#log.error({ err: raw }, 'unexpected error while connecting (a bug: please report it)');
       const failure = this.#link.failed(err);
       if (failure.kind !== 'unreachable') this.#refused(failure);
-      else this.#log.warn({ err: describe(err), retryInSeconds: +(failure.delayMs / 1000).toFixed(1) }, 'cannot reach vessel; will retry');
+      else {
+        this.#log.warn({ err: describe(err), retryInSeconds: +(failure.delayMs / 1000).toFixed(1) }, 'cannot reach vessel; will retry');
+        pushEvents.emit({ type: 'unreachable', vessel: this.name, reason: describe(err), retryInMs: failure.delayMs });
+      }
     }
   }
 
@@ -357,6 +364,7 @@ export class VesselWorker {
     const delayMs = this.#link.dropped(lane.carried > 0);
     this.#store.recordVesselError(this.name, describe(err));
     this.#log.warn({ err: describe(err), files: inFlight, carriedBytes: lane.carried, reconnectInSeconds: +(delayMs / 1000).toFixed(2) }, 'transfer interrupted; will resume');
+    pushEvents.emit({ type: 'interrupted', vessel: this.name, files: inFlight, reason: describe(err) });
     this.#dispatchSoon();
   }
 
@@ -365,6 +373,7 @@ export class VesselWorker {
     this.#proof.forget(); // the vessel may have been fixed (or broken) when it is tried again
     if (failure.kind !== 'refused' || failure.repeated) return;
     this.#log.error({ err: failure.reason, retryInSeconds: failure.retryInMs / 1000 }, 'vessel refused; fix the settings or the vessel');
+    pushEvents.emit({ type: 'refused', vessel: this.name, reason: failure.reason, retryInMs: failure.retryInMs });
   }
 
   /** New leftovers were recorded: remove them now if connected. */
@@ -376,6 +385,7 @@ export class VesselWorker {
   /** The link policy gave the vessel up (`--once`): said once; attempts and connections end. */
   #givenUp(reason: string): void {
     this.#log.error({ err: reason }, 'vessel given up for this run');
+    pushEvents.emit({ type: 'gaveUp', vessel: this.name, reason });
     this.#lanes.cut('given up');
     this.#dispatchSoon();
   }

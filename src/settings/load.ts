@@ -7,13 +7,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '../errors.js';
+import { ConfigError, Expected } from '../errors.js';
 import { readSections, type RawEntry, type RawSection } from './ini-text.js';
 import {
   directoryOptions, monsterOptions, settingsTable, vesselOptions,
   type DirectorySettings, type Kind, type MonsterSettings, type Option, type SectionOptions, type VesselSettings,
 } from './table.js';
-import { Expected, type ValueContext } from './values.js';
+import type { ValueContext } from './values.js';
 
 export type { DirectorySettings, MonsterSettings, VesselSettings } from './table.js';
 export { settingsTable } from './table.js';

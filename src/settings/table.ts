@@ -9,9 +9,10 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { Expected } from '../errors.js';
 import { logLevels, type LogLevel } from '../log.js';
 import {
-  Expected, commaList, globList, hostKey, hostName, identityPath, localPath, logLevel, maxTimerMs, maxTimerS, metricsSocket,
+  commaList, globList, hostKey, hostName, identityPath, localPath, logLevel, maxTimerMs, maxTimerS, metricsSocket,
   nonEmpty, positiveSeconds, remotePath, wholeNumber, type Parser, type ValueContext,
 } from './values.js';
 

@@ -6,10 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { globToRegExp } from './glob.js';
 import { logLevels, type LogLevel } from '../log.js';
+import { Expected } from '../errors.js';
 import { fingerprintExpected, parseFingerprint } from '../ssh/host-key.js';
-
-/** Thrown by a value parser (or a default) with what was expected; the loader adds file, line and key. */
-export class Expected extends Error {}
 
 export function invalid(expected: string): never {
   throw new Expected(expected);

@@ -15,11 +15,11 @@
 import type { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Client, ClientChannel, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
-import { CommandsRefusedError, TransientError, classify } from '../errors.js';
+import { CommandsRefusedError, RenameUnsupported, TransientError, classify } from '../errors.js';
 import { connect, type ConnectOptions, type Endpoint } from './connect.js';
 import { carried } from './quote.js';
 import type { EntryKind, ExecResult, OpenFlags, RemoteEntry, RemoteFs, RemoteLineService, RemoteProcess, RemoteReader, RemoteStat } from './remote-fs.js';
-import { RenameUnsupported, describeRequest, isNoSuchFile, requestError } from './sftp-errors.js';
+import { isNoSuchFile, requestError } from './sftp-errors.js';
 import { youngGc } from './young-gc.js';
 
 // OpenSSH allows 10 sessions per connection (MaxSessions); the SFTP session is one of them.
@@ -146,7 +146,7 @@ export class SftpConnection implements RemoteFs, RemoteReader {
       const off = this.onClose(reject);
       start((err, value) => {
         off();
-        if (err) reject(describeRequest(requestError(err, this.vessel, path), what, path));
+        if (err) reject(requestError(err, what, this.vessel, path));
         else resolve(value as T);
       });
     }).finally(() => {

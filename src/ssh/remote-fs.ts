@@ -68,7 +68,7 @@ export interface RemoteFs {
   mkdir(path: string): Promise<void>;
   /** Creates a folder and the parents it lacks, asking about each level first: slow, but says exactly what failed. */
   mkdirp(path: string): Promise<void>;
-  /** Renames over an existing file atomically (posix-rename@openssh.com); rejects with RenameUnsupported (see sftp-errors.ts) without it. */
+  /** Renames over an existing file atomically (posix-rename@openssh.com); rejects with RenameUnsupported (see errors.ts) without it. */
   rename(from: string, to: string): Promise<void>;
   remove(path: string): Promise<void>;
   exec(command: string, timeoutMs?: number): Promise<ExecResult>;

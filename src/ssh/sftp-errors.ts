@@ -1,14 +1,9 @@
 /**
  * What a failed SFTP request says: the status code of the server's answer (ssh2 puts it on the
- * error's `code`, as a number), or no answer at all. The codes are ssh2's own table, not numbers
- * copied here.
+ * error's `code`, as a number, and classify() carries it onto the classified error), or no
+ * answer at all. The codes are ssh2's own table (SftpStatus in errors.ts), not numbers copied here.
  */
-import ssh2 from 'ssh2';
-import { TransientError, classify } from '../errors.js';
-
-const STATUS = ssh2.utils.sftp.STATUS_CODE;
-
-export class RenameUnsupported extends Error {}
+import { RenameUnsupported, SftpStatus, TransientError, classify, type MonsterError } from '../errors.js';
 
 export function isRenameUnsupported(err: unknown): boolean {
   return err instanceof RenameUnsupported || (err as { cause?: unknown }).cause instanceof RenameUnsupported;
@@ -16,8 +11,7 @@ export function isRenameUnsupported(err: unknown): boolean {
 
 /** SFTP status FAILURE: what OpenSSH says for a read-only or full filesystem, among others. */
 export function isSftpFailure(err: unknown): boolean {
-  const cause = (err as { cause?: { code?: unknown } }).cause;
-  return cause?.code === STATUS.FAILURE || (err as { code?: unknown }).code === STATUS.FAILURE;
+  return sftpStatus(err) === SftpStatus.FAILURE;
 }
 
 /**
@@ -30,7 +24,12 @@ export function isSftpStatus(err: unknown): boolean {
 
 /** SFTP status PERMISSION_DENIED. */
 export function isPermissionDenied(err: unknown): boolean {
-  return sftpStatus(err) === STATUS.PERMISSION_DENIED;
+  return sftpStatus(err) === SftpStatus.PERMISSION_DENIED;
+}
+
+/** SFTP status NO_SUCH_FILE. */
+export function isNoSuchFile(err: unknown): boolean {
+  return sftpStatus(err) === SftpStatus.NO_SUCH_FILE;
 }
 
 /** The SFTP status code an error carries, itself or through the errors that wrap it. */
@@ -42,24 +41,16 @@ function sftpStatus(err: unknown): number | undefined {
   return undefined;
 }
 
-/** SFTP status NO_SUCH_FILE. */
-export function isNoSuchFile(err: unknown): boolean {
-  const cause = (err as { cause?: { code?: unknown } }).cause;
-  return cause?.code === STATUS.NO_SUCH_FILE || (err as { code?: unknown }).code === STATUS.NO_SUCH_FILE;
-}
-
-/** Names the request and its path in the message, so that "Failure" says what failed where. */
-export function describeRequest<E extends Error>(err: E, what: string, path: string): E {
-  err.message = `SFTP ${what}${path ? ` ${path}` : ''}: ${err.message}`;
-  return err;
-}
-
 /**
- * A failed SFTP request: the server's answer carries a status code (classify knows them all);
- * without one, no answer came at all (ssh2's "No response from server" when the SFTP channel
- * ends with requests in flight), which is the link's doing, not the file's.
+ * A failed SFTP request, classified, its message naming the request and its path (so that
+ * "Failure" says what failed where); the raw error is its cause and its code is kept. The
+ * server's answer carries a status code (classify knows them all); without one, no answer came
+ * at all (ssh2's "No response from server" when the SFTP channel ends with requests in flight),
+ * which is the link's doing, not the file's.
  */
-export function requestError(err: Error, vessel: string, path: string): Error {
-  if (typeof (err as { code?: unknown }).code === 'number' || err instanceof RenameUnsupported) return classify(err, { vessel, path });
-  return new TransientError(err.message, { vessel, path, cause: err });
+export function requestError(err: Error, what: string, vessel: string, path: string): MonsterError {
+  const request = `SFTP ${what}${path ? ` ${path}` : ''}`;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'number' || err instanceof RenameUnsupported) return classify(err, { vessel, path }, request);
+  return new TransientError(`${request}: ${err.message}`, { vessel, path, cause: err, code: typeof code === 'string' ? code : undefined });
 }

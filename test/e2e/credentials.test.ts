@@ -120,11 +120,14 @@ describe('credentials', () => {
     const before = proxy.connections;
     const daemon = startDaemon(['run', '-c', await settingsWith('Password = wrong-VESSEL-SECRET')], { cwd: farm.root, env: env() });
     try {
-      await daemon.waitForOutput(/vessel refused; fix the settings or the vessel/);
+      const refusal = await daemon.waitForEvent('refused', (e) => e.vessel === 'v1');
+      assert.match(refusal.reason, /authentication as root failed/);
+      assert.match(daemon.output(), /vessel refused; fix the settings or the vessel/);
       await sleep(6000); // the window in which attempts are counted
       const attempts = proxy.connections - before;
       assert.ok(attempts >= 1 && attempts <= 2, `${attempts} connection attempts`);
       assert.equal(daemon.output().match(/vessel refused/g)?.length, 1, 'logged once, not per attempt');
+      assert.equal(daemon.events().filter((e) => e.type === 'refused').length, 1, 'one event, as one line');
       daemon.kill('SIGTERM');
       assert.equal((await daemon.waitForExit(15_000)).code, 0);
       assertNoSecrets(daemon.output());

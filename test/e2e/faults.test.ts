@@ -95,7 +95,7 @@ describe('faults and hostile input', () => {
       try {
         await waitFor(() => chunkBytes(farm.vessels[0]) >= 2 * 1024 * 1024, 'two chunks on v1').catch((e) => assert.fail(`${e.message}\n${daemon.output()}`));
         proxy.setStalled(true);
-        await daemon.waitForOutput(/no answer within 2 s|connection .* closed|transfer interrupted/);
+        await daemon.waitForEvent('interrupted', (e) => e.vessel === 'v1');
         proxy.setStalled(false);
         proxy.setRateLimit(0);
         const exit = await daemon.waitForExit(120_000);
@@ -136,14 +136,15 @@ describe('faults and hostile input', () => {
       const settings = await writeSettings(farm, { portFor: (i) => (i === 2 ? proxy.port : farm.vessels[i].port) });
       const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root });
       try {
-        await daemon.waitForOutput(/watching for new files/);
+        await daemon.waitForEvent('ready');
         const files = await oneFile('arrives.bin', 300_000);
         await waitFor(() => exists(join(farm.vessels[0].backing, 'arrives.bin')), 'on v1');
         await waitFor(() => exists(join(farm.vessels[1].backing, 'arrives.bin')), 'on v2');
         await assertOnVessel(farm.vessels[0], farm.viewPath, files);
         await assertOnVessel(farm.vessels[1], farm.viewPath, files);
+        await daemon.waitForEvent('unreachable', (e) => e.vessel === 'v3');
         // The log says which vessel, what failed, and when the next try is.
-        await daemon.waitForOutput(/cannot reach vessel; will retry vessel=v3 err=.* retryInSeconds=[\d.]+/);
+        assert.match(daemon.output(), /cannot reach vessel; will retry vessel=v3 err=.* retryInSeconds=[\d.]+/);
         assert.ok(await exists(join(farm.viewPath, 'arrives.bin')), 'not processed while v3 lacks it');
 
         proxy.setRefusing(false);

@@ -259,6 +259,41 @@ describe('tree and process helpers', () => {
     assert.deepEqual(await d.waitForExit(), { code: 0, signal: null });
     assert.match(d.output(), /bye/);
 
+    // Events: JSON lines on the descriptor CONTENTMONSTER_EVENTS_FD names (3), in order, each
+    // after the log line that tells of it (the daemon logs, then emits).
+    const emitter = join(farm.root, 'fake-events.mjs');
+    await writeFile(
+      emitter,
+      `import { writeSync } from 'node:fs';
+       const fd = Number(process.env.CONTENTMONSTER_EVENTS_FD);
+       const emit = (e) => writeSync(fd, JSON.stringify(e) + '\\n');
+       const log = (s) => writeSync(1, s + '\\n');
+       log('watching for new files'); emit({ type: 'ready' });
+       for (const v of ['v1', 'v2']) { log('connected vessel=' + v); emit({ type: 'connected', vessel: v }); }
+       setTimeout(() => {
+         log('replicated vessel=v2');
+         // One event written in two pieces: a line is whole before it counts.
+         const line = JSON.stringify({ type: 'delivered', vessel: 'v2', file: '/shore/a.bin', bytes: 5, alreadyThere: false }) + '\\n';
+         writeSync(fd, line.slice(0, 10)); setTimeout(() => { writeSync(fd, line.slice(10)); process.exit(0); }, 50);
+       }, 200);`,
+    );
+    const e = startDaemon([], { cli: emitter });
+    assert.deepEqual(await e.waitForEvent('ready'), { type: 'ready' });
+    assert.match(e.output(), /watching for new files/);
+    const v2 = await e.waitForEvent('connected', (c) => c.vessel === 'v2');
+    assert.equal(v2.vessel, 'v2');
+    assert.match(e.output(), /connected vessel=v2/);
+    const delivered = await e.waitForEvent('delivered');
+    assert.equal(delivered.file, '/shore/a.bin');
+    assert.match(e.output(), /replicated vessel=v2/);
+    assert.deepEqual(e.events().map((x) => x.type), ['ready', 'connected', 'connected', 'delivered']);
+    // An event that never comes: the wait ends when the process does, with what it saw.
+    await assert.rejects(e.waitForEvent('refused'), (err: Error) => /exited \(code 0.*before the event refused/s.test(err.message) && err.message.includes('"type":"delivered"'));
+    // Without the variable, nothing is written there.
+    const quiet = startDaemon([], { cli: emitter, env: { CONTENTMONSTER_EVENTS_FD: undefined } });
+    assert.notEqual((await quiet.waitForExit()).code, 0, 'writeSync(NaN) throws: the variable was taken away');
+    assert.deepEqual(quiet.events(), []);
+
     let n = 0;
     assert.equal(await waitFor(() => ++n >= 3 && n, 'three polls', 5000, 10), 3);
     await assert.rejects(waitFor(() => false, 'never', 200, 20), /never/);

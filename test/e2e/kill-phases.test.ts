@@ -102,7 +102,7 @@ describe('kill -9 at each phase, then restart', () => {
       let healed = false;
       try {
         const { files, settings, daemon } = await start();
-        await daemon.waitForOutput(/joining, verifying and placing on vessel vessel=v1/);
+        await daemon.waitForEvent('joining', (e) => e.vessel === 'v1');
         await waitFor(slow.started, `the remote ${command} running`);
         daemon.kill('SIGKILL');
         await daemon.waitForExit();

@@ -45,7 +45,7 @@ describe('one daemon per state database', () => {
     const settings = await writeSettings(farm);
     const first = startDaemon(['run', '-c', settings], { cwd: farm.root });
     try {
-      await first.waitForOutput(/watching for new files/);
+      await first.waitForEvent('ready');
       await delivered('one.bin', await writeRandomFile(join(farm.viewPath, 'one.bin'), 200_000, 1));
 
       const database = databasePath(farm);

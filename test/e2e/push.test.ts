@@ -114,7 +114,7 @@ describe('push: contentmonster run', () => {
     const settings = await writeSettings(farm, { stableTime: 1000 });
     const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root });
     try {
-      await daemon.waitForOutput(/watching for new files/);
+      await daemon.waitForEvent('ready');
       const added = await makeFiles(farm.viewPath, [['later/new.bin', 300_000]]);
       await waitFor(() => exists(join(farm.viewPath, 'processed', 'later', 'new.bin')), 'new file processed');
       for (const v of farm.vessels) await assertOnVessel(v, farm.viewPath, added);

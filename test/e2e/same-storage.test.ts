@@ -132,7 +132,7 @@ describe('same storage: a RemoteLocation that is the shore\'s own Location', () 
     const settings = await writeSettings(farm, { chunkSize: MiB });
     const daemon = startDaemon(['run', '-c', settings, '--log-format', 'text'], { cwd: farm.root });
     try {
-      await daemon.waitForOutput(REFUSAL, 60_000);
+      await daemon.waitForEvent('refused', (e) => e.vessel === 'v1' && REFUSAL.test(e.reason), 60_000);
       await waitFor(() => doneCount('v2') === files.size, 'v2 to have every file', 60_000);
     } finally {
       daemon.kill('SIGTERM');

@@ -83,7 +83,7 @@ describe('shore file changed during its upload', () => {
     try {
       await rm(join(farm.viewPath, 'doomed.bin'));
       proxy.setRateLimit(0);
-      await daemon.waitForOutput(/dropped/);
+      await daemon.waitForEvent('dropped', (e) => e.file === join(farm.viewPath, 'doomed.bin'));
       await waitFor(tempDirEmpty, 'chunks removed');
       await assertVesselClean(farm.vessels[0], farm.viewPath);
       assert.deepEqual(await listFiles(farm.vessels[0].backing), []);

@@ -148,11 +148,12 @@ describe('shore problems', () => {
     });
     const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root });
     try {
-      await daemon.waitForOutput(/watching for new files/);
+      await daemon.waitForEvent('ready');
       assert.match(daemon.output(), new RegExp(`WARN +Location ${escape(late)} of \\[Directory late\\] does not exist; it is taken up as soon as it appears directory=late`));
       await mkdir(join(late, 'sub'), { recursive: true });
       const first = await writeRandomFile(join(late, 'sub', 'first.bin'), 40_000, 1);
-      await daemon.waitForOutput(new RegExp(`INFO +Location ${escape(late)} of \\[Directory late\\] is usable now; watching it`));
+      await daemon.waitForEvent('locationUsable', (e) => e.directory === 'late');
+      assert.match(daemon.output(), new RegExp(`INFO +Location ${escape(late)} of \\[Directory late\\] is usable now; watching it`));
       const remote = join(farm.viewPath, 'late');
       await waitFor(async () => (await sha256File(farm.vessels[0].hostPath(join(remote, 'sub', 'first.bin'))).catch(() => '')) === first, 'first.bin on v1');
       // Watched from now on: a file written later goes out too (no rescan for a day).

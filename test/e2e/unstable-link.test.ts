@@ -61,7 +61,7 @@ describe('far and flaky links', () => {
     const shas = new Map<string, string>();
     let payload = 0;
     try {
-      await daemon.waitForOutput(/watching for new files/);
+      await daemon.waitForEvent('ready');
       // Written while the daemon runs: small ones in bursts, and a few large ones among them.
       for (let n = 0; n < 36; n++) {
         const rel = `arrivals/batch-${Math.floor(n / 6)}/f${n}.bin`;

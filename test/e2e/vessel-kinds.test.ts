@@ -248,7 +248,7 @@ describe('vessel kinds: push refuses a vessel that cannot run commands', () => {
     ].join('\n'));
     const daemon = startDaemon(['run', '-c', settings, '--log-format', 'text'], { cwd: farm.root, env: cliEnv() });
     try {
-      await daemon.waitForOutput(/cannot run commands/);
+      await daemon.waitForEvent('refused', (e) => e.vessel === sftpOnly.name && /cannot run commands/.test(e.reason));
       await waitFor(async () => {
         await assertOnVessel(served, farm.viewPath, files);
         return true;

@@ -7,10 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { onTestExit } from './cleanup.js';
+import type { PushEvent, PushEventOf, PushEventType } from '../../src/push/events.js';
 
 /** The built CLI of this checkout (wherever it was cloned). */
 export const DEFAULT_CLI = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 const OUTPUT_KEEP = 64 * 1024 * 1024; // a chatty daemon at debug level must not eat all memory
+const EVENTS_KEEP = 200_000; // events kept for events() and waits (a soak delivers many files)
+/** The child's descriptor for its events (src/push/events.ts): startDaemon's fourth pipe. */
+const EVENTS_FD = 3;
 
 export interface RunResult {
   code: number | null;
@@ -68,11 +72,13 @@ function nodeArgs(cli: string, args: string[]): string[] {
   return ['--import', pathToFileURL(loader).href, cli, ...args];
 }
 
-function spawnCli(args: string[], opts: SpawnOptions): ChildProcess {
+/** `events`: a fourth pipe (fd 3) that the daemon writes its events to (CONTENTMONSTER_EVENTS_FD). */
+function spawnCli(args: string[], opts: SpawnOptions, events = false): ChildProcess {
   return tracked(spawn(process.execPath, nodeArgs(opts.cli ?? DEFAULT_CLI, args), {
-    env: childEnv(opts.env),
+    // The caller's env comes last: a test may take the variable away.
+    env: childEnv(events ? { CONTENTMONSTER_EVENTS_FD: String(EVENTS_FD), ...opts.env } : opts.env),
     cwd: opts.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: events ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
   }));
 }
 
@@ -133,8 +139,19 @@ export interface Daemon {
   /** stdout+stderr so far, interleaved in arrival order */
   output(): string;
   /** Resolves when the accumulated output matches; rejects with the output on timeout (default
-   * 60 s) or when the process exits before a match. */
+   * 60 s) or when the process exits before a match. For log text a test asserts on; to wait for
+   * something the daemon did, waitForEvent. */
   waitForOutput(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /**
+   * Resolves with the first event of `type` (since the start, like waitForOutput) that
+   * `predicate` accepts; rejects with the output and the events seen on timeout (default 60 s)
+   * or when the process exits first. By then the output the daemon wrote before the event is in
+   * output() too (it logs synchronously before it emits; the wait ends a turn of the event loop
+   * after the event arrives, when both pipes have been read).
+   */
+  waitForEvent<T extends PushEventType>(type: T, predicate?: (event: PushEventOf<T>) => boolean, timeoutMs?: number): Promise<PushEventOf<T>>;
+  /** Every event seen so far (the last 200,000), in order; a batch just read shows a turn later. */
+  events(): PushEvent[];
   /** Resolves with the exit status (at once if already exited); rejects on timeout (default
    * 60 s) without killing: the test decides what to do next. */
   waitForExit(timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -144,12 +161,18 @@ export interface Daemon {
 
 /** Starts the CLI in the background (typically `run`), for tests that watch it work. */
 export function startDaemon(args: string[], opts: SpawnOptions = {}): Daemon {
-  const child = spawnCli(args, opts);
+  const child = spawnCli(args, opts, true);
+  const eventPipe = child.stdio[EVENTS_FD] as NodeJS.ReadableStream | null;
   // A test that forgets to stop its daemon must not hang the test process; the exit hook above
   // kills it. Every wait below has its own timer, which keeps the loop alive while waiting.
   child.unref();
-  for (const s of [child.stdout, child.stderr]) (s as unknown as { unref?: () => void } | null)?.unref?.();
+  for (const s of [child.stdout, child.stderr, eventPipe]) (s as unknown as { unref?: () => void } | null)?.unref?.();
   let out = '';
+  let events: PushEvent[] = [];
+  let eventsDropped = 0; // events no longer kept: events[i] is event number eventsDropped + i
+  // Events a wait may see: those that arrived before the last turn of the event loop (see below).
+  let eventsVisible = 0;
+  let partialLine = '';
   let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   let spawnError: Error | null = null;
   const listeners = new Set<() => void>(); // woken on every output chunk and on exit
@@ -163,6 +186,32 @@ export function startDaemon(args: string[], opts: SpawnOptions = {}): Daemon {
   };
   child.stdout!.setEncoding('utf8').on('data', onData);
   child.stderr!.setEncoding('utf8').on('data', onData);
+  eventPipe?.setEncoding('utf8');
+  eventPipe?.on('data', (d: string) => {
+    const lines = (partialLine + d).split('\n');
+    partialLine = lines.pop()!;
+    for (const line of lines) {
+      if (line.trim() === '') continue;
+      try {
+        events.push(JSON.parse(line) as PushEvent);
+      } catch {
+        out = append(out, `[test harness: not an event line on fd ${EVENTS_FD}: ${line}]\n`);
+      }
+    }
+    if (events.length > EVENTS_KEEP) {
+      const drop = events.length - EVENTS_KEEP;
+      events = events.slice(drop);
+      eventsDropped += drop;
+    }
+    // The daemon logs (synchronously, on stdout) before it emits: a turn of the event loop
+    // later, what it logged before these events has been read from its pipe too, and a wait
+    // that ends on one of them finds those lines in output().
+    const arrived = eventsDropped + events.length;
+    setImmediate(() => {
+      eventsVisible = Math.max(eventsVisible, arrived);
+      notify();
+    });
+  });
   child.once('error', (err) => {
     spawnError = err;
     exit ??= { code: null, signal: null };
@@ -171,11 +220,18 @@ export function startDaemon(args: string[], opts: SpawnOptions = {}): Daemon {
   // 'close' (pipes drained) rather than 'exit', so waitForOutput sees the last lines.
   child.once('close', (code, signal) => {
     exit = { code, signal };
+    eventsVisible = eventsDropped + events.length;
     notify();
   });
 
-  /** Waits until `test` returns a value, re-checking on each output chunk and on exit. */
-  function until<T>(test: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+  /** The last events, one JSON line each, for an error message. */
+  const eventsText = (): string => events.slice(-200).map((e) => JSON.stringify(e)).join('\n');
+
+  /**
+   * Waits until `test` returns a value, re-checking on each output chunk, each batch of events
+   * and on exit. `more` adds to the timeout's message.
+   */
+  function until<T>(test: () => T | undefined, timeoutMs: number, what: string, more: () => string = () => ''): Promise<T> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
         let v: T | undefined;
@@ -193,7 +249,7 @@ export function startDaemon(args: string[], opts: SpawnOptions = {}): Daemon {
       };
       const timer = setTimeout(() => {
         finish();
-        reject(new Error(`daemon ${child.pid}: timed out after ${timeoutMs} ms waiting for ${what}\noutput:\n${out}`));
+        reject(new Error(`daemon ${child.pid}: timed out after ${timeoutMs} ms waiting for ${what}${more()}\noutput:\n${out}`));
       }, timeoutMs);
       const finish = (): void => {
         clearTimeout(timer);
@@ -223,6 +279,28 @@ export function startDaemon(args: string[], opts: SpawnOptions = {}): Daemon {
         `output matching ${re}`,
       );
     },
+    waitForEvent<T extends PushEventType>(type: T, predicate?: (event: PushEventOf<T>) => boolean, timeoutMs = 60_000) {
+      let next = 0; // the number of the next event to look at: each is looked at once
+      const what = `event ${type}${predicate ? ` matching ${predicate.toString()}` : ''}`;
+      return until(
+        () => {
+          for (let i = Math.max(next, eventsDropped); i < eventsVisible; i++) {
+            const e = events[i - eventsDropped];
+            if (e.type === type && (!predicate || predicate(e as PushEventOf<T>))) return e as PushEventOf<T>;
+          }
+          next = eventsVisible;
+          if (exit) {
+            const how = spawnError ? `failed to start (${spawnError.message})` : `exited (code ${exit.code}, signal ${exit.signal})`;
+            throw new Error(`daemon ${child.pid} ${how} before the ${what}\nevents:\n${eventsText()}\noutput:\n${out}`);
+          }
+          return undefined;
+        },
+        timeoutMs,
+        what,
+        () => `\nevents:\n${eventsText()}`,
+      );
+    },
+    events: () => events.slice(0, Math.max(0, eventsVisible - eventsDropped)),
     waitForExit(timeoutMs = 60_000) {
       return until(() => exit ?? undefined, timeoutMs, 'exit');
     },

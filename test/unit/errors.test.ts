@@ -4,11 +4,13 @@ import {
   ConfigError,
   ExitCode,
   FileError,
+  SftpStatus,
   StoppedError,
   TransientError,
   UnexpectedError,
   VesselRefusedError,
   classify,
+  classifyTable,
   describe,
 } from '../../src/errors.js';
 
@@ -117,6 +119,143 @@ suite('classify', () => {
   });
 });
 
+/**
+ * classify()'s table, cell by cell: every row has its cell here (the first test fails when a row
+ * is added or removed without one), and each cell checks the class, the name, the message, the
+ * cause, the code and the context.
+ */
+suite('classify: the table, cell by cell', () => {
+  /** [key, class, what the message starts with before the raw message ('' for the raw message as it is)] */
+  type Cell<K> = [K, Class, string];
+  const levelCells: Cell<string>[] = [
+    ['client-authentication', VesselRefusedError, 'authentication failed: '],
+    ['agent', VesselRefusedError, 'the SSH agent failed: '],
+    ['client-socket', TransientError, ''],
+    ['client-timeout', TransientError, ''],
+    ['protocol', TransientError, ''],
+    ['handshake', TransientError, ''],
+    ['sftp-protocol', TransientError, ''],
+    ['client-dns', TransientError, ''],
+  ];
+  const codeCells: Cell<string | number>[] = [
+    ['ECONNREFUSED', TransientError, ''],
+    ['ECONNRESET', TransientError, ''],
+    ['ECONNABORTED', TransientError, ''],
+    ['ETIMEDOUT', TransientError, ''],
+    ['EPIPE', TransientError, ''],
+    ['EHOSTUNREACH', TransientError, ''],
+    ['ENETUNREACH', TransientError, ''],
+    ['ENETDOWN', TransientError, ''],
+    ['EHOSTDOWN', TransientError, ''],
+    ['EAI_AGAIN', TransientError, ''],
+    ['ENOTFOUND', TransientError, ''],
+    ['ERR_STREAM_DESTROYED', TransientError, ''],
+    ['ERR_STREAM_WRITE_AFTER_END', TransientError, ''],
+    ['ERR_SOCKET_CLOSED', TransientError, ''],
+    ['ERR_STREAM_PREMATURE_CLOSE', TransientError, ''],
+    ['ABORT_ERR', TransientError, ''],
+    ['EACCES', FileError, ''],
+    ['EPERM', FileError, ''],
+    ['ENOENT', FileError, ''],
+    ['EISDIR', FileError, ''],
+    ['ENOTDIR', FileError, ''],
+    ['ENAMETOOLONG', FileError, ''],
+    ['ELOOP', FileError, ''],
+    ['EIO', FileError, ''],
+    ['ENOSPC', FileError, ''],
+    ['EROFS', FileError, ''],
+    ['EBUSY', FileError, ''],
+    ['ETXTBSY', FileError, ''],
+    [SftpStatus.EOF, FileError, ''],
+    [SftpStatus.NO_SUCH_FILE, FileError, 'no such file: '],
+    [SftpStatus.PERMISSION_DENIED, FileError, 'permission denied: '],
+    // What OpenSSH says for a full or read-only disk, among others: the callers that can tell look closer.
+    [SftpStatus.FAILURE, TransientError, ''],
+    [SftpStatus.BAD_MESSAGE, FileError, ''],
+    [SftpStatus.NO_CONNECTION, TransientError, ''],
+    [SftpStatus.CONNECTION_LOST, TransientError, ''],
+    [SftpStatus.OP_UNSUPPORTED, FileError, ''],
+  ];
+
+  it('every row of the table has a cell here, and every cell a row', () => {
+    assert.deepEqual(new Set(classifyTable.byLevel.keys()), new Set(levelCells.map(([key]) => key)));
+    assert.deepEqual(new Set(classifyTable.byCode.keys()), new Set(codeCells.map(([key]) => key)));
+    assert.equal(levelCells.length, classifyTable.byLevel.size, 'no level twice here');
+    assert.equal(codeCells.length, classifyTable.byCode.size, 'no code twice here');
+  });
+
+  it('the SFTP status codes are the protocol\'s (ssh2\'s table)', () => {
+    assert.deepEqual({ ...SftpStatus }, {
+      OK: 0, EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, BAD_MESSAGE: 5, NO_CONNECTION: 6, CONNECTION_LOST: 7, OP_UNSUPPORTED: 8,
+    });
+  });
+
+  function check(raw: Error, cls: Class, prefix: string, code: string | number | undefined): void {
+    const context = { vessel: 'ship', path: '/p' };
+    const c = classify(raw, context);
+    assert.ok(c instanceof cls, `got ${c.constructor.name}`);
+    assert.equal(c.constructor, cls, 'exactly this class');
+    assert.equal(c.name, cls.name);
+    assert.equal(c.message, `${prefix}${raw.message}`);
+    assert.equal(c.cause, raw);
+    assert.equal(c.code, code);
+    assert.equal(c.vessel, 'ship');
+    assert.equal(c.path, '/p');
+    assert.equal(raw.message, 'the raw message', 'the raw error is not touched');
+    const during = classify(raw, context, 'SFTP open /p');
+    assert.equal(during.constructor, cls);
+    assert.equal(during.message, `SFTP open /p: ${prefix}${raw.message}`);
+    assert.equal(during.cause, raw);
+    assert.equal(during.code, code);
+  }
+
+  for (const [level, cls, prefix] of levelCells) {
+    it(`level ${level} → ${cls.name}`, () => {
+      check(ssh2Error(level, 'the raw message'), cls, prefix, undefined);
+    });
+  }
+
+  for (const [code, cls, prefix] of codeCells) {
+    it(`code ${typeof code === 'number' ? `${code} (SFTP)` : code} → ${cls.name}`, () => {
+      check(Object.assign(new Error('the raw message'), { code }), cls, prefix, code);
+    });
+  }
+
+  it('reason (a channel the server would not open) → TransientError', () => {
+    assert.equal(classifyTable.withReason.as, TransientError);
+    check(Object.assign(new Error('the raw message'), { reason: 2 }), TransientError, '', undefined);
+  });
+
+  it('otherwise → UnexpectedError, "unexpected error: "', () => {
+    assert.equal(classifyTable.otherwise.as, UnexpectedError);
+    check(new Error('the raw message'), UnexpectedError, 'unexpected error: ', undefined);
+    // A code or a level no row has: still unexpected, the code kept.
+    check(Object.assign(new Error('the raw message'), { code: 'EWHATEVER' }), UnexpectedError, 'unexpected error: ', 'EWHATEVER');
+    check(Object.assign(new Error('the raw message'), { code: SftpStatus.OK }), UnexpectedError, 'unexpected error: ', 0);
+    check(Object.assign(new Error('the raw message'), { code: '3' }), UnexpectedError, 'unexpected error: ', '3');
+    check(ssh2Error('some-new-level', 'the raw message'), UnexpectedError, 'unexpected error: ', undefined);
+    // Not an Error at all.
+    assert.equal(classify(42).message, 'unexpected error: 42');
+    assert.equal(classify({ code: {} }).code, undefined, 'a code that is neither a string nor a number is not kept');
+  });
+
+  it('order: level, then reason, then code', () => {
+    const both = (fields: object) => classify(Object.assign(new Error('m'), fields));
+    assert.equal(both({ level: 'client-authentication', reason: 2 }).constructor, VesselRefusedError);
+    assert.equal(both({ reason: 2, code: SftpStatus.PERMISSION_DENIED }).constructor, TransientError);
+    assert.equal(both({ reason: 2, code: 'EACCES' }).constructor, TransientError);
+    // A level no row has falls through to the next lookups.
+    assert.equal(both({ level: 'some-new-level', code: 'EACCES' }).constructor, FileError);
+    assert.equal(both({ level: 'some-new-level', reason: 2 }).constructor, TransientError);
+  });
+
+  it('an already-classified error passes through, `during` or not', () => {
+    const err = new FileError('f', { code: 3 });
+    assert.equal(classify(err, {}, 'SFTP open /p'), err);
+    assert.equal(err.message, 'f');
+  });
+});
+
 suite('error classes', () => {
   it('carry their own name, the context and an optional cause', () => {
     const cause = new Error('inner');
@@ -127,6 +266,8 @@ suite('error classes', () => {
     assert.equal(e.path, '/p');
     assert.equal(e.cause, cause);
     assert.ok(!('cause' in new ConfigError('no cause')), 'no cause property when none was given');
+    assert.equal(e.code, undefined, 'no code unless given');
+    assert.equal(new TransientError('t', { code: 'ECONNRESET' }).code, 'ECONNRESET');
     assert.ok(e.stack?.includes('outer'));
   });
 

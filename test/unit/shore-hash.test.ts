@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ShoreFileChanged, shoreSha256 } from '../../src/push/upload/shore-hash.js';
+import { ShoreFileChanged } from '../../src/errors.js';
+import { shoreSha256 } from '../../src/push/upload/shore-hash.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cm-shore-hash-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

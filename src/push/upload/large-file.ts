@@ -18,7 +18,7 @@
  * Small files take another way: see small-file.ts.
  */
 import { createHash } from 'node:crypto';
-import { FileError, StoppedError, TransientError } from '../../errors.js';
+import { FileError, LocalChange, ShoreFileChanged, StoppedError, TransientError } from '../../errors.js';
 import type { RemoteFs, RemoteProcess } from '../../ssh/remote-fs.js';
 import { isSftpFailure } from '../../ssh/sftp-errors.js';
 import { planChunks, type ChunkPart } from './chunk-plan.js';
@@ -30,8 +30,8 @@ import { forgetHasher, largeFileHasher } from './large-hasher.js';
 import { ProbeExit, tempDirProbeScript } from './probes.js';
 import { execTimeout, firstLine, placed } from './remote-outcome.js';
 import { DEFAULT_WINDOW, openCreatingFolder, readBuffers, writePiece } from './sftp-writes.js';
-import { ShoreFileChanged, WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
-import { LocalChange, checkLocalVersion, hashLocalFile, localError, openLocal, readRange } from './shore-file.js';
+import { WORKER_HASH_MIN_BYTES, shoreSha256 } from './shore-hash.js';
+import { checkLocalVersion, hashLocalFile, localError, openLocal, readRange } from './shore-file.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryOutcome, UploadOptions } from './upload.js';
 import { WriteWindow } from './write-window.js';
 

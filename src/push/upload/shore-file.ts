@@ -6,17 +6,10 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { FileError, StoppedError } from '../../errors.js';
+import { FileError, LocalChange, StoppedError } from '../../errors.js';
 import { fileAttrs, type FileAttrs } from './file-attrs.js';
 import { readBuffers } from './sftp-writes.js';
 import type { DeliveryJob } from './upload.js';
-
-/** Signals that the shore file no longer is the version being sent. */
-export class LocalChange extends Error {
-  constructor(readonly kind: 'gone' | 'changed') {
-    super(kind);
-  }
-}
 
 /** Whether the shore file still is the version being sent (synchronous, see shore-fs.ts); its stat. */
 export function checkLocalVersion(job: DeliveryJob): Stats {

@@ -5,6 +5,7 @@
  * they are sent (a worker costs more than hashing them).
  */
 import { Worker } from 'node:worker_threads';
+import { ShoreFileChanged } from '../../errors.js';
 
 /** From this size on, a file is hashed in a worker. */
 export const WORKER_HASH_MIN_BYTES = 32 * 1024 * 1024;
@@ -41,8 +42,6 @@ export interface HashedFile {
   localPath: string;
   size: number;
 }
-
-export class ShoreFileChanged extends Error {}
 
 const inFlight = new Map<string, Promise<string>>();
 

@@ -5,9 +5,9 @@
  * (small-file.ts). Either way a delivery counts only on the vessel's proof (remote-outcome.ts),
  * and the shore file must still be the version being sent when it does (shore-file.ts).
  */
+import { LocalChange } from '../../errors.js';
 import type { RemoteFs } from '../../ssh/remote-fs.js';
 import { deliverLargeFile } from './large-file.js';
-import { LocalChange } from './shore-file.js';
 import { SMALL_FILE_MAX, deliverSmallFile } from './small-file.js';
 
 /** What one delivery needs to know; the caller builds it from the state row and settings. */
