@@ -19,6 +19,7 @@ import { sameStorageStep } from '../push/same-storage.js';
 import type { HostKeyRecords, HostKeyVerdict } from '../ssh/host-key.js';
 import { probeInput, probeSha256 } from '../push/upload/hasher.js';
 import { checkProbeScript, parseCheckProbe, type CheckProbe, type CommandProbe, type FolderProbe } from '../push/upload/probes.js';
+import { oneLine, shownPath } from '../one-line.js';
 
 /** The columns of the check, in the order they are tried; a step after a failed one is `skipped`. */
 export const checkSteps = ['connect', 'hostKey', 'auth', 'commands', 'tempDir', 'tools', 'remoteLocations'] as const;
@@ -159,7 +160,7 @@ async function probe(
     why = `the check script did not run on the vessel: ${describe(err)}`;
   }
   if (!found) return { commands: ok(), tempDir: fail(why) };
-  const locations = received.map((d, i) => folderStep(`RemoteLocation ${shown(d.remoteLocation)} of [Directory ${d.name}]`, d.remoteLocation, found.locations[i]));
+  const locations = received.map((d, i) => folderStep(`RemoteLocation ${shownPath(d.remoteLocation)} of [Directory ${d.name}]`, d.remoteLocation, found.locations[i]));
   locations.push(await sameStorageStep(connection, received)); // a RemoteLocation that is the shore's own Location
   const remoteLocations = locations.some((l) => l.state === 'fail')
     ? fail(...locations.flatMap((l) => l.problems))
@@ -170,14 +171,14 @@ async function probe(
   const tools = [toolProblem('cat', found.cat, probeInput), toolProblem('tee', found.tee, probeInput), toolProblem('sha256sum', found.sha256sum, probeSha256)].filter((p) => p !== undefined);
   return {
     commands: ok(),
-    tempDir: folderStep(`TempDir ${shown(vessel.tempDir)}`, vessel.tempDir, found.tempDir),
+    tempDir: folderStep(`TempDir ${shownPath(vessel.tempDir)}`, vessel.tempDir, found.tempDir),
     tools: tools.length ? fail(...tools) : ok(),
     remoteLocations,
   };
 }
 
 function folderStep(what: string, path: string, p: FolderProbe): StepResult {
-  const at = shown(ancestor(path, p.missingLevels));
+  const at = shownPath(ancestor(path, p.missingLevels));
   if (p.state === 'ok') return ok(p.missingLevels ? [`${what} does not exist yet; it will be created (${at} is writable)`] : []);
   if (p.state === 'notdir') return fail(p.missingLevels ? `${what} cannot be created: ${at} is not a folder` : `${what} is not a folder`);
   const reason = oneLine(p.reason) || 'cannot create a file there';
@@ -199,19 +200,6 @@ function toolProblem(name: string, p: CommandProbe, expected: string): string | 
 function ancestor(path: string, levels: number): string {
   const parts = path.split('/');
   return parts.slice(0, Math.max(1, parts.length - levels)).join('/') || '/';
-}
-
-/** A path as typed, or JSON-quoted when it holds control characters (a newline would break the output). */
-function shown(path: string): string {
-   
-  return /[\u0000-\u001f\u007f]/.test(path) ? JSON.stringify(path) : path;
-}
-
-/** Remote text on one line, control characters as spaces, at most 200 characters. */
-function oneLine(text: string): string {
-   
-  const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  return flat.length > 200 ? `${flat.slice(0, 199)}…` : flat;
 }
 
 /** Safety net: a secret never reaches the output, whatever message carried it. */

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { CommandsRefusedError } from '../errors.js';
 import type { RemoteFs } from '../ssh/remote-fs.js';
 import { commandsProbeScript, parseCommandsProbe, type CheckerKind } from './upload/probes.js';
+import { oneLine } from '../one-line.js';
 
 export interface CommandsProof {
   /** How small files are checked on this vessel: one `sha256sum -c` per connection, or batched digests. */
@@ -21,8 +22,7 @@ export async function proveCommands(remote: RemoteFs, vessel: string): Promise<C
   const r = await remote.exec(commandsProbeScript(token));
   const proof = parseCommandsProbe(r.stdout, token);
   if (proof) return proof;
-   
-  const said = r.stderr.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim().slice(0, 200);
+  const said = oneLine(r.stderr);
   throw new CommandsRefusedError(
     `vessel ${vessel} cannot run commands: a test command ended (exit ${r.code ?? r.signal}) without its answer${said ? ` (it said: ${said})` : ''}; an SFTP-only account such as ForceCommand internal-sftp, or a wrapper or login shell that runs something else, does this; contentmonster needs sh, cat, tee and sha256sum there to join and verify files`,
     { vessel },

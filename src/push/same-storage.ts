@@ -18,6 +18,7 @@ import { join, posix } from 'node:path';
 import { VesselRefusedError } from '../errors.js';
 import type { RemoteFs } from '../ssh/remote-fs.js';
 import { isSftpStatus } from '../ssh/sftp-errors.js';
+import { shownPath } from '../one-line.js';
 
 /** A Directory as one vessel receives it. */
 export interface StoragePair {
@@ -85,14 +86,8 @@ export async function findSameStorage(remote: RemoteFs, pairs: readonly StorageP
  */
 export function sameStorageMessage(same: readonly StoragePair[], vessel?: string): string {
   const on = vessel === undefined ? '' : ` on vessel ${vessel}`;
-  const what = same.map((p) => `RemoteLocation ${shown(p.remoteLocation)} of [Directory ${p.directory}]${on} is the shore's own Location ${shown(p.location)}`).join('; ');
+  const what = same.map((p) => `RemoteLocation ${shownPath(p.remoteLocation)} of [Directory ${p.directory}]${on} is the shore's own Location ${shownPath(p.location)}`).join('; ');
   return `${what} (the same storage: this host, or a share both see): refused, nothing is sent, confirmed or moved`;
-}
-
-/** A path as typed, or JSON-quoted when it holds control characters (a newline would break the line). */
-function shown(path: string): string {
-   
-  return /[\u0000-\u001f\u007f]/.test(path) ? JSON.stringify(path) : path;
 }
 
 /**
@@ -109,7 +104,7 @@ export async function sameStorageStep(
   } catch (err) {
     return { state: 'fail', problems: [`cannot tell whether a RemoteLocation is the shore's own Location: ${(err as Error).message}`], notes: [] };
   }
-  const notes = findings.unknown.map((u) => `cannot tell whether RemoteLocation ${shown(u.pair.remoteLocation)} of [Directory ${u.pair.directory}] is the shore's own Location: ${u.reason}`);
+  const notes = findings.unknown.map((u) => `cannot tell whether RemoteLocation ${shownPath(u.pair.remoteLocation)} of [Directory ${u.pair.directory}] is the shore's own Location: ${u.reason}`);
   if (findings.same.length === 0) return { state: 'ok', problems: [], notes };
   return { state: 'fail', problems: [sameStorageMessage(findings.same)], notes };
 }

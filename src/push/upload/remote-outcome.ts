@@ -9,6 +9,7 @@ import { parseAttrsFailed } from './file-attrs.js';
 import { AssembleExit, parseFree, parsePlaced, removeChunksCommand } from './join.js';
 import { forgetHasher } from './large-hasher.js';
 import type { DeliveryHooks, DeliveryJob, UploadOptions } from './upload.js';
+import { oneLine } from '../../one-line.js';
 
 const DEFAULT_EXEC_MS_PER_BYTE = 1 / 5_000;
 
@@ -68,8 +69,7 @@ export async function placed(remote: RemoteFs, job: DeliveryJob, r: ExecResult, 
 
 /** The first line of a command's stderr, control characters flattened. */
 export function firstLine(text: string): string {
-   
-  return (text.split('\n', 1)[0] ?? '').replace(/[\u0000-\u001f\u007f]+/g, ' ').trim().slice(0, 300);
+  return oneLine(text.split('\n', 1)[0] ?? '', 300);
 }
 
 /** The last proof before a delivery counts: the file at its destination, of its size, seen over SFTP. */
