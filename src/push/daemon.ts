@@ -152,6 +152,7 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
       // A Location that is not there (or not usable) yet is taken up as soon as it is.
       retryTimer = setInterval(() => {
         for (const d of shore.retry()) {
+          replicator.locationTakenUp(d.name); // proven again on every vessel before its files go out
           void w.add({ directory: d.name, location: d.location }).then(() => (signal.aborted ? undefined : scanOne(d)));
         }
       }, LOCATION_RETRY_MS);

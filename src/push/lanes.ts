@@ -69,11 +69,16 @@ export class Lanes {
     }
   }
 
-  /** Aborts every attempt under way and drops every connection. */
-  cut(reason: string): void {
+  /**
+   * Aborts every attempt under way and drops every connection; `forget`: the lanes let go of
+   * their connections first, so that their ends are not taken for drops of the link.
+   */
+  cut(reason: string, forget = false): void {
     for (const lane of this.all) {
       lane.connecting?.abort();
-      lane.connection?.disconnect(reason);
+      const connection = lane.connection;
+      if (forget) lane.connection = undefined;
+      connection?.disconnect(reason);
     }
   }
 }

@@ -19,8 +19,8 @@ import type { DirectorySettings, Settings } from '../settings/load.js';
 import type { StableFile } from './stabilizer.js';
 import type { FileVersion, StateStore } from '../state/store.js';
 import { isStorageMarker, type StoragePair } from './same-storage.js';
-import type { DeliveryJob, DeliveryOutcome } from './upload/upload.js';
-import type { VesselWorker, WorkerHost } from './vessel-worker.js';
+import type { DeliveryOutcome } from './upload/upload.js';
+import type { VesselWorker, WorkerHost, WorkerJob } from './vessel-worker.js';
 
 export interface Failure {
   vessel: string;
@@ -155,7 +155,12 @@ export class Replicator implements WorkerHost {
       .map((d) => ({ directory: d.name, location: d.location, remoteLocation: d.remoteLocation }));
   }
 
-  jobFor(fileId: number, vessel: string): DeliveryJob | undefined {
+  /** A Location became usable after the start: every vessel proves its RemoteLocation again. */
+  locationTakenUp(directory: string): void {
+    for (const w of this.#workers.values()) w.locationTakenUp(directory);
+  }
+
+  jobFor(fileId: number, vessel: string): WorkerJob | undefined {
     const version = this.#store.file(fileId);
     const delivery = version && this.#store.delivery(fileId, vessel);
     const directory = version && this.#directories.get(version.directory);
@@ -163,6 +168,7 @@ export class Replicator implements WorkerHost {
     if (!version || delivery?.state !== 'pending' || !directory || !v) return undefined;
     return {
       vessel,
+      directory: directory.name,
       versionKey: version.versionKey,
       localPath: join(directory.location, version.relpath),
       size: version.size,

@@ -44,10 +44,15 @@ const MAX_HANDSHAKES = 4;
 
 const maxAttempts = 3;
 
+/** A delivery, and the Directory it belongs to (whose storage is proven before it starts). */
+export interface WorkerJob extends DeliveryJob {
+  directory: string;
+}
+
 /** What the worker asks of the replicator, which owns files and directories. */
 export interface WorkerHost {
   /** The delivery to make now, or undefined when there is none (done, gone, replaced). */
-  jobFor(fileId: number, vessel: string): DeliveryJob | undefined;
+  jobFor(fileId: number, vessel: string): WorkerJob | undefined;
   outcome(fileId: number, vessel: string, versionKey: string, outcome: DeliveryOutcome, seconds: number): void;
   /** The delivery failed for good (for this round): records the attempt and the reason. */
   failed(fileId: number, vessel: string, reason: string): void;
@@ -150,6 +155,11 @@ export class VesselWorker {
     this.#running.get(fileId)?.cancel.abort();
   }
 
+  /** A Location became usable after the start: its RemoteLocation is proven again before its next file. */
+  locationTakenUp(directory: string): void {
+    this.#proof.forgetDirectory(directory);
+  }
+
   /** One dispatch per turn of the event loop, however many files were queued in it. */
   #dispatchSoon(): void {
     if (this.#dispatchQueued) return;
@@ -205,10 +215,11 @@ export class VesselWorker {
   }
 
   /** One attempt at one file on one connection; it never throws. */
-  async #attempt(running: Running, job: DeliveryJob, connection: SftpConnection): Promise<void> {
+  async #attempt(running: Running, job: WorkerJob, connection: SftpConnection): Promise<void> {
     const { file, lane, cancel } = running;
     const started = performance.now();
     try {
+      if (!this.#proof.isProven(job.directory)) await this.#proof.proveDirectory(connection, job.directory);
       const outcome = await deliverFile(
         connection,
         { ...job, resumeFrom: file.stage === 'started' ? undefined : file.stage },
@@ -246,7 +257,14 @@ export class VesselWorker {
         else this.#leave(file.id);
         return;
       }
-      if (isRefusal(err)) this.#refused(this.#link.refused(err));
+      if (isRefusal(err)) {
+        // Refused on a connection (a Directory found to be the shore's own storage): the whole
+        // vessel waits for an operator, so every lane stops, not only this one.
+        this.#refused(this.#link.refused(err));
+        this.#queue.add({ ...file, stage: file.stage ?? 'started' });
+        this.#lanes.cut('refused', true);
+        return;
+      }
       // The link failed (the lane's connection logs it once for all it carried): what the
       // vessel has stays, and the file goes first on the next connection that can take it.
       this.#log.debug({ file: job.localPath, err: describe(err) }, 'transfer interrupted');

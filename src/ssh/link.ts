@@ -57,6 +57,8 @@ export class LinkPolicy {
   readonly #random: () => number;
   #delayMs = 0;
   #nextAttemptAt = 0;
+  /** When the last refusal's wait ends: a drop that follows it never shortens it. */
+  #refusedUntil = 0;
   /** The last attempt failed: until one succeeds, one attempt at a time. */
   #unreachable = false;
   #lastRefusal: string | undefined;
@@ -106,13 +108,15 @@ export class LinkPolicy {
   connected(): void {
     this.#unreachable = false;
     this.#lastRefusal = undefined;
+    this.#refusedUntil = 0;
   }
 
   /** A connection that carried work ended; returns the wait before the next attempt. */
   dropped(movedData: boolean): number {
     this.#delayMs = nextDelay(this.#delayMs, this.#random, movedData);
-    this.#nextAttemptAt = Date.now() + this.#delayMs;
-    return this.#delayMs;
+    // Never sooner than a refusal met on a connection (which is then dropped because of it).
+    this.#nextAttemptAt = Math.max(this.#refusedUntil, Date.now() + this.#delayMs);
+    return this.#nextAttemptAt - Date.now();
   }
 
   /** An attempt failed with `err` (classified). */
@@ -133,7 +137,7 @@ export class LinkPolicy {
     }
     const repeated = reason === this.#lastRefusal;
     this.#lastRefusal = reason;
-    this.#nextAttemptAt = Date.now() + refusedDelayMs;
+    this.#nextAttemptAt = this.#refusedUntil = Date.now() + refusedDelayMs;
     return { kind: 'refused', reason, retryInMs: refusedDelayMs, repeated };
   }
 

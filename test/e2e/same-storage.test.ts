@@ -11,7 +11,7 @@
 // path) and v2 as its own backing.
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
@@ -38,24 +38,24 @@ after(async () => {
 });
 
 /** The set that used to be lost: a 15 MiB file, small ones, one in a folder. */
-async function makeFiles(): Promise<Map<string, { sha: string; mtimeMs: number; ino: number }>> {
+async function makeFiles(location = farm.viewPath): Promise<Map<string, { sha: string; mtimeMs: number; ino: number }>> {
   const files = new Map<string, { sha: string; mtimeMs: number; ino: number }>();
   let seed = 16_100;
   for (const [rel, size] of [['big.bin', 15 * MiB], ['small.txt', 1000], ['tiny', 10], ['empty', 0], ['sub dir/it\'s small.bin', 70_000]] as const) {
-    const sha = await writeRandomFile(join(farm.viewPath, rel), size, seed++);
-    const st = await stat(join(farm.viewPath, rel));
+    const sha = await writeRandomFile(join(location, rel), size, seed++);
+    const st = await stat(join(location, rel));
     files.set(rel, { sha, mtimeMs: st.mtimeMs, ino: st.ino });
   }
   return files;
 }
 
 /** Every file still in Location, the very same file (inode, mtime, content); nothing in processed/, no marker. */
-async function assertShoreUntouched(files: Map<string, { sha: string; mtimeMs: number; ino: number }>): Promise<void> {
-  assert.deepEqual(await listFiles(farm.viewPath), [...files.keys()].sort(), 'every file still in Location; nothing in processed/, no marker, nothing of ours');
-  assert.ok(!(await readdir(farm.viewPath)).includes('processed'), 'no processed/ folder');
+async function assertShoreUntouched(files: Map<string, { sha: string; mtimeMs: number; ino: number }>, location = farm.viewPath): Promise<void> {
+  assert.deepEqual(await listFiles(location), [...files.keys()].sort(), 'every file still in Location; nothing in processed/, no marker, nothing of ours');
+  assert.ok(!(await readdir(location)).includes('processed'), 'no processed/ folder');
   for (const [rel, f] of files) {
-    const st = await stat(join(farm.viewPath, rel));
-    assert.equal(await sha256File(join(farm.viewPath, rel)), f.sha, `${rel} intact`);
+    const st = await stat(join(location, rel));
+    assert.equal(await sha256File(join(location, rel)), f.sha, `${rel} intact`);
     assert.equal(st.ino, f.ino, `${rel} is the same file, not a copy put in its place`);
     assert.equal(st.mtimeMs, f.mtimeMs, `${rel} not rewritten`);
   }
@@ -144,5 +144,46 @@ describe('same storage: a RemoteLocation that is the shore\'s own Location', () 
     if (process.env.SHOW_FAILURE_LINES) console.log(refusalLines(out)[0]);
     assert.equal(doneCount('v1'), 0);
     await assertShoreUntouched(files);
+  });
+
+  it('daemon: a Location made after the vessels connected is proven before its files go out; the same storage is refused and nothing of it moves', async () => {
+    // `data` is proven separate on both vessels at their first connection, while `late` does
+    // not exist yet (nothing can be looked at). `late` is then made on the shore, where v1's
+    // RemoteLocation for it is the shore's own folder (a share mounted after the start does the
+    // same): it must be proven before its first file, not sent on the connections already up.
+    const dataLocation = join(farm.root, 'shore-data');
+    const late = join(farm.viewPath, 'late');
+    await rm(dataLocation, { recursive: true, force: true });
+    const data = new Map<string, string>();
+    for (const [rel, size, seed] of [['a.txt', 2000, 16_201], ['b.bin', 3 * MiB, 16_202]] as const) data.set(rel, await writeRandomFile(join(dataLocation, rel), size, seed));
+    const settings = await writeSettings(farm, {
+      chunkSize: MiB,
+      directories: [
+        { name: 'data', location: dataLocation, extra: `RemoteLocation = ${join(farm.viewPath, 'data')}` },
+        { name: 'late', location: late },
+      ],
+    });
+    const daemon = startDaemon(['run', '-c', settings, '--log-format', 'text'], { cwd: farm.root });
+    let files: Map<string, { sha: string; mtimeMs: number; ino: number }>;
+    try {
+      // Delivered everywhere, then moved to processed/ (and its rows forgotten).
+      await waitFor(async () => (await listFiles(join(dataLocation, 'processed')).catch(() => [])).length === data.size, 'every file of data to be on both vessels and in processed/', 60_000);
+      files = await makeFiles(late);
+      await daemon.waitForEvent('refused', (e) => e.vessel === 'v1' && REFUSAL.test(e.reason), 60_000);
+      await waitFor(() => doneCount('v2') === files.size, 'v2 to have every file of late', 60_000);
+    } finally {
+      daemon.kill('SIGTERM');
+      await daemon.waitForExit(30_000);
+    }
+    const out = daemon.output();
+    const lines = refusalLines(out);
+    assert.equal(lines.length, 1, out);
+    assert.ok(lines[0].includes(`RemoteLocation ${late} of [Directory late] on vessel v1 is the shore's own Location ${late}`), lines[0]);
+    assert.doesNotMatch(out, /already on vessel/, 'nothing confirmed');
+    assert.equal(doneCount('v1'), 0, 'no delivery of late recorded for v1');
+    await assertShoreUntouched(files, late);
+    await assertOnVessel(farm.vessels[1], late, new Map([...files].map(([rel, f]) => [rel, f.sha])));
+    await assertOnVessel(farm.vessels[0], join(farm.viewPath, 'data'), data);
+    await rm(dataLocation, { recursive: true, force: true });
   });
 });

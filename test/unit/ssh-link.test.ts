@@ -105,6 +105,21 @@ describe('LinkPolicy', () => {
     assert.equal(link.gaveUp, undefined);
   });
 
+  it('a connection dropped because it was refused does not shorten the refusal\'s wait', async () => {
+    const link = new LinkPolicy({ refusal: 'retry', random: noJitter });
+    link.connected();
+    link.refused(new VesselRefusedError('RemoteLocation is the shore\'s own Location'));
+    assert.equal(link.dropped(true), refusedDelayMs, 'the drop that follows waits as the refusal does');
+    let waited = false;
+    const wait = link.wait().then(() => { waited = true; });
+    await pass(refusedDelayMs - 1);
+    assert.ok(!waited);
+    await pass(1);
+    await wait;
+    link.connected();
+    assert.equal(link.dropped(true), quickRetryMs, 'once a connection got through, drops retry soon again');
+  });
+
   it('with refusal: give-up, a refusal gives the link up at once, once', async () => {
     const reasons: string[] = [];
     const link = new LinkPolicy({ refusal: 'give-up', onGiveUp: (r) => reasons.push(r) });
