@@ -22,9 +22,16 @@ export interface StatusReport {
   vessels: VesselStatus[];
   /** The file that has waited longest for some vessel; null when nothing waits. */
   oldestWaiting: OldestWaitingFile | null;
-  /** Deliveries given up for this round (retried at the next rescan and at every start). */
+  /**
+   * Deliveries given up for this round (retried at the next rescan and at every start): the
+   * first FAILED_LISTED of them, by vessel; `failedTotal` counts them all.
+   */
   failed: FailedFile[];
+  failedTotal: number;
 }
+
+/** Failed deliveries listed at most (a vessel given up with a million files waiting fails them all). */
+export const FAILED_LISTED = 100;
 
 export interface VesselStatus {
   name: string;
@@ -122,7 +129,8 @@ function summarize(settings: Settings, store: StateStore, at: Date): StatusRepor
       queuedAt: iso(oldest.queuedAt),
       ageSeconds: Math.max(0, Math.round((at.getTime() - oldest.queuedAt) / 1000)),
     } : null,
-    failed: store.failedDeliveries().map((f) => ({
+    failedTotal: store.failedByVessel().reduce((n, v) => n + v.files, 0),
+    failed: store.failedDeliveries(FAILED_LISTED).map((f) => ({
       vessel: f.vessel,
       path: pathOf(f),
       reason: f.error ?? '(no reason recorded)',
@@ -142,6 +150,7 @@ function empty(settings: Settings, at: Date): StatusReport {
     })),
     oldestWaiting: null,
     failed: [],
+    failedTotal: 0,
   };
 }
 

@@ -49,9 +49,11 @@ export async function run(flags: RunFlags): Promise<number> {
     if (givenUp.get(f.vessel) === own) log.warn({ vessel: f.vessel, file: f.file, reason: 'vessel given up (the reason is logged above)' }, 'not replicated');
     else log.error({ vessel: f.vessel, file: f.file, reason: own }, 'not replicated');
   }
+  if (result.failuresNotListed > 0) log.warn({ files: result.failuresNotListed }, `… and ${result.failuresNotListed} more not replicated (contentmonster status lists failed files)`);
   // Shore problems (a Location missing, unreadable or read-only) were said when found.
-  const failed = result.failures.length > 0 || result.gaveUp.length > 0 || result.shoreProblems.length > 0;
-  if (failed) log.error({ failures: result.failures.length, ...(result.shoreProblems.length ? { locations: result.shoreProblems.length } : {}) }, 'finished with failures');
+  const failures = result.failures.length + result.failuresNotListed;
+  const failed = failures > 0 || result.gaveUp.length > 0 || result.shoreProblems.length > 0;
+  if (failed) log.error({ failures, ...(result.shoreProblems.length ? { locations: result.shoreProblems.length } : {}) }, 'finished with failures');
   else log.info({ failures: 0 }, 'finished: everything processed');
   return failed ? ExitCode.failure : ExitCode.ok;
 }

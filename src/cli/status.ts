@@ -54,6 +54,7 @@ export function renderStatus(r: StatusReport): string {
     out.push('Failed (tried again at the next rescan and at every start):', ...table(['VESSEL', 'ATTEMPTS', 'WHEN', 'FILE', 'REASON'], r.failed.map((f) => [
       f.vessel, String(f.attempts), ago(f.at), f.path, f.reason,
     ])));
+    if (r.failedTotal > r.failed.length) out.push(`… and ${r.failedTotal - r.failed.length} more (${r.failedTotal} in all; --json lists the first ${r.failed.length} too)`);
   }
   return `${out.join('\n')}\n`;
 }

@@ -29,7 +29,9 @@ export interface PushOptions {
 }
 
 export interface PushResult {
+  /** `--once`: what was not replicated, the first FAILURES_LISTED of it; `failuresNotListed` counts the rest. */
   failures: Failure[];
+  failuresNotListed: number;
   /** Vessels given up (`--once`), each said once, with its reason, when it happened. */
   gaveUp: { vessel: string; reason: string }[];
   /** Locations nothing could be sent from (missing, not a folder, unreadable, read-only), each logged once when found. */
@@ -140,7 +142,9 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
     store.retryFailed(); // a new start gives every earlier failure another round
     // Rows of a Location left out stay as they are: a read-only one would have its files sent
     // and then not moved, an unmounted one would have them forgotten as removed.
-    replicator.replay((d) => shore.isUsable(d));
+    // Concurrent with everything below: the workers read what waits from the database
+    // themselves, so the first delivery does not wait for a pass over a million rows.
+    void replicator.replay((d) => shore.isUsable(d), signal);
     if (!options.once) {
       // Watch before the first scan, so nothing written during the scan is missed.
       const w = new Watcher(shore.usable().map((d) => ({ directory: d.name, location: d.location })), filter, {
@@ -201,6 +205,7 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
   if (fatal) throw fatal;
   return {
     failures: replicator.failures,
+    failuresNotListed: replicator.failuresNotListed,
     gaveUp: workers.flatMap((w) => (w.gaveUp ? [{ vessel: w.name, reason: w.gaveUp }] : [])),
     shoreProblems: shore.problems,
     ...(interrupted ? { interrupted } : {}),
@@ -209,13 +214,12 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
 
 /** Files found and not processed yet: recorded in the store, or still settling (each counted once). */
 function unprocessed(store: StateStore, stabilizer: Stabilizer): number {
-  const files = new Set(stabilizer.pendingPaths().map(([d, r]) => `${d}\0${r}`));
+  const settling = stabilizer.pendingPaths();
   try {
-    for (const f of store.allFiles()) files.add(`${f.directory}\0${f.relpath}`);
+    return store.fileCount() + settling.filter(([d, r]) => !store.fileByPath(d, r)).length;
   } catch {
-    // The database failed: that is what gets reported.
+    return settling.length; // the database failed: that is what gets reported
   }
-  return files.size;
 }
 
 /**

@@ -29,6 +29,11 @@ export class DeliveryQueue {
     return this.#started.size + this.#fresh.small.size + this.#fresh.large.size;
   }
 
+  /** New files of one kind waiting here. */
+  freshCount(kind: FileKind): number {
+    return this.#fresh[kind].size;
+  }
+
   has(id: number): boolean {
     return this.#started.has(id) || this.#fresh.small.has(id) || this.#fresh.large.has(id);
   }

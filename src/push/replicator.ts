@@ -28,6 +28,11 @@ export interface Failure {
   reason: string;
 }
 
+/** `--once`: failures listed one by one at most; the rest are counted. */
+export const FAILURES_LISTED = 1000;
+/** Files the startup replay looks at between two turns of the event loop. */
+const REPLAY_PAGE = 500;
+
 export class Replicator implements WorkerHost {
   readonly #settings: Settings;
   readonly #store: StateStore;
@@ -39,8 +44,14 @@ export class Replicator implements WorkerHost {
   readonly #moving = new Set<number>();
   /** Called when a file must be looked at again (it changed under a transfer). */
   onRecheck: (directory: string, relpath: string) => void = () => {};
-  /** `--once` only: what did not make it, for the final report (a daemon would grow it forever). */
+  /**
+   * `--once` only: what did not make it, for the final report (a daemon would grow it forever);
+   * the first FAILURES_LISTED, and `failuresNotListed` counts the rest.
+   */
   readonly failures: Failure[] = [];
+  failuresNotListed = 0;
+  /** The startup pass over every recorded file (see replay), while it runs. */
+  #replaying: Promise<void> | undefined;
   readonly #collectFailures: boolean;
   readonly #report: { delivered(d: Delivered): void } | undefined;
 
@@ -59,7 +70,7 @@ export class Replicator implements WorkerHost {
 
   /** True while a processed move or other bookkeeping is under way. */
   get busy(): boolean {
-    return this.#moving.size > 0;
+    return this.#moving.size > 0 || this.#replaying !== undefined;
   }
 
   /** The vessels that should have files of this Directory. */
@@ -94,7 +105,7 @@ export class Replicator implements WorkerHost {
   #queueVersion(version: FileVersion): void {
     const deliveries = this.#store.deliveries(version.id);
     const pending = deliveries.filter((d) => d.state === 'pending');
-    for (const d of pending) this.#workers.get(d.vessel)?.enqueue(version.id);
+    for (const d of pending) this.#workers.get(d.vessel)?.enqueue(version.id, version.size);
     if (pending.length === 0 && deliveries.every((d) => d.state === 'done')) void this.#process(version.id);
   }
 
@@ -211,7 +222,20 @@ export class Replicator implements WorkerHost {
     const version = this.#store.file(fileId);
     if (!version) return;
     this.#store.markAttemptFailed(fileId, vessel, reason, true);
-    if (this.#collectFailures) this.failures.push({ vessel, file: this.#localPath(version), reason });
+    this.#failure({ vessel, file: this.#localPath(version), reason });
+  }
+
+  failedAll(vessel: string, reason: string): void {
+    const { count, listed } = this.#store.failPending(vessel, reason, FAILURES_LISTED);
+    if (!this.#collectFailures) return;
+    for (const f of listed) this.#failure({ vessel, file: this.#localPath(f), reason });
+    this.failuresNotListed += count - listed.length;
+  }
+
+  #failure(f: Failure): void {
+    if (!this.#collectFailures) return;
+    if (this.failures.length < FAILURES_LISTED) this.failures.push(f);
+    else this.failuresNotListed++;
   }
 
   /**
@@ -244,40 +268,61 @@ export class Replicator implements WorkerHost {
       const version = this.#store.file(fileId);
       const file = version ? this.#localPath(version) : String(fileId);
       this.#log.error({ file, err: describe(err) }, 'on every vessel, but cannot move to processed; will try again at the next rescan');
-      if (this.#collectFailures) this.failures.push({ vessel: '(shore)', file, reason: `cannot move to processed: ${describe(err)}` });
+      this.#failure({ vessel: '(shore)', file, reason: `cannot move to processed: ${describe(err)}` });
     } finally {
       this.#moving.delete(fileId);
     }
   }
 
   /**
-   * Startup: bring every row in line with the settings and the shore, then queue what is
-   * pending. Rows whose file is gone are forgotten; changed ones are looked at again. Rows of a
-   * Directory whose Location cannot be used now are left for when it can (its scan queues them).
+   * Startup: bring every row in line with the settings and the shore. The delivery rows follow
+   * the settings first (vessels and Directories added or removed, in a few statements); then
+   * every file is looked at, a page at a time, yielding between pages so that deliveries run
+   * meanwhile (the workers read what waits from the database themselves): rows whose file is
+   * gone are forgotten, changed ones are looked at again, those every vessel has are moved to
+   * processed/. Rows of a Directory whose Location cannot be used now are left for when it can.
+   * Resolves when done; `busy` is true until then.
    */
-  replay(usable: (directory: string) => boolean = () => true): void {
-    for (const version of this.#store.allFiles()) {
-      if (this.#directories.has(version.directory) && !usable(version.directory)) continue;
-      if (!this.#directories.has(version.directory)) {
-        this.#log.warn({ directory: version.directory, file: version.relpath }, 'Directory no longer in the settings; forgetting its queued file');
-        this.#store.deleteFile(version.id);
-        continue;
-      }
-      const st = lstatOrNone(this.#localPath(version));
-      const allDone = this.#store.deliveries(version.id).every((d) => d.state === 'done');
-      if (!st && allDone) this.#store.deleteFile(version.id);
-      else if (!st) this.#forget(version, 'file removed from the shore while stopped; dropped');
-      else if (st.size !== version.size || st.mtimeMs !== version.mtimeMs) this.onRecheck(version.directory, version.relpath);
-      else {
-        this.#store.syncTargets(version.id, this.targets(version.directory));
-        this.#queueVersion(version);
-      }
+  replay(usable: (directory: string) => boolean = () => true, signal?: AbortSignal): Promise<void> {
+    this.#store.syncAllTargets(new Map(this.#settings.directories.map((d) => [d.name, this.targets(d.name)])));
+    for (const w of this.#workers.values()) w.rewind();
+    const replaying = this.#replayPages(usable, signal).finally(() => {
+      this.#replaying = undefined;
+    });
+    this.#replaying = replaying;
+    return replaying;
+  }
+
+  async #replayPages(usable: (directory: string) => boolean, signal: AbortSignal | undefined): Promise<void> {
+    for (let after = 0; !signal?.aborted;) {
+      const page = this.#store.filesAfter(after, REPLAY_PAGE);
+      for (const version of page) this.#replayOne(version, usable);
+      if (page.length < REPLAY_PAGE) return;
+      after = page[page.length - 1].id;
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
-  /** Daemon mode: failed deliveries get another round (the operator may have fixed the cause). */
+  #replayOne(version: FileVersion, usable: (directory: string) => boolean): void {
+    if (this.#moving.has(version.id)) return;
+    if (!this.#directories.has(version.directory)) {
+      this.#log.warn({ directory: version.directory, file: version.relpath }, 'Directory no longer in the settings; forgetting its queued file');
+      this.#store.deleteFile(version.id);
+      return;
+    }
+    if (!usable(version.directory)) return;
+    const st = lstatOrNone(this.#localPath(version));
+    const deliveries = this.#store.deliveries(version.id);
+    const allDone = deliveries.every((d) => d.state === 'done');
+    if (!st && allDone) this.#store.deleteFile(version.id);
+    else if (!st) this.#forget(version, 'file removed from the shore while stopped; dropped');
+    else if (st.size !== version.size || st.mtimeMs !== version.mtimeMs) this.onRecheck(version.directory, version.relpath);
+    else if (allDone) void this.#process(version.id);
+  }
+
+  /** A retry round: every failed delivery is pending again, and every worker reads its queue again. */
   retryFailed(): void {
     if (this.#store.retryFailed() === 0) return;
-    for (const version of this.#store.allFiles()) this.#queueVersion(version);
+    for (const w of this.#workers.values()) w.rewind();
   }
 }

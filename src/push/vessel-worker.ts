@@ -20,7 +20,7 @@
  * lanes.ts; what a transfer records as it goes, transfer-hooks.ts; the proof asked of a vessel
  * before anything is written, vessel-proof.ts; removing what cancelled transfers left, leftovers.ts.
  */
-import { DeliveryQueue, type QueuedFile } from './delivery-queue.js';
+import type { QueuedFile } from './delivery-queue.js';
 import { pushEvents } from './events.js';
 import { failpoint } from './failpoint.js';
 import { FlightControl } from './flight-control.js';
@@ -36,7 +36,8 @@ import { Lanes, SMALL_FILES_PER_LANE, type Lane } from './lanes.js';
 import { LeftoverRemover } from './leftovers.js';
 import type { StoragePair } from './same-storage.js';
 import { TransferHooks } from './transfer-hooks.js';
-import { deliverFile, isSmallFile, type DeliveryJob, type DeliveryOutcome } from './upload/upload.js';
+import { PagedQueue } from './paged-queue.js';
+import { deliverFile, isSmallFile, smallFileMax, type DeliveryJob, type DeliveryOutcome } from './upload/upload.js';
 import { VesselProof } from './vessel-proof.js';
 
 /** Connection attempts under way at once per vessel (see #connectLanes). */
@@ -56,6 +57,8 @@ export interface WorkerHost {
   outcome(fileId: number, vessel: string, versionKey: string, outcome: DeliveryOutcome, seconds: number): void;
   /** The delivery failed for good (for this round): records the attempt and the reason. */
   failed(fileId: number, vessel: string, reason: string): void;
+  /** The vessel was given up: every delivery still waiting for it fails with `reason`. */
+  failedAll(vessel: string, reason: string): void;
   /**
    * The Directories the vessel receives, where they are on the shore and on the vessel: before
    * the first delivery, each RemoteLocation is proven not to be its Location (see same-storage).
@@ -85,8 +88,8 @@ export class VesselWorker {
   readonly #store: StateStore;
   readonly #host: WorkerHost;
   readonly #log: Logger;
-  readonly #options: WorkerOptions;
-  readonly #queue = new DeliveryQueue();
+  /** What waits: a window in memory, the rest in the state database (see PagedQueue). */
+  readonly #queue: PagedQueue;
   readonly #running = new Map<number, Running>();
   /** Files enqueued again while in flight: looked at again when their attempt ends. */
   readonly #again = new Set<number>();
@@ -109,7 +112,12 @@ export class VesselWorker {
     this.#store = store;
     this.#host = host;
     this.#log = log.child({ vessel: settings.name });
-    this.#options = options;
+    const smallMax = smallFileMax(options.chunkSize);
+    this.#queue = new PagedQueue(
+      (kind, afterId, limit) => store.waitingPage(settings.name, kind, smallMax, afterId, limit),
+      (size) => (isSmallFile(size, options.chunkSize) ? 'small' : 'large'),
+      (id) => this.#running.has(id),
+    );
     this.#lanes = new Lanes(settings.concurrency);
     this.#flight = new FlightControl(settings.concurrency * (1 + SMALL_FILES_PER_LANE));
     this.#proof = new VesselProof(settings.name, this.#log, () => host.storagePairs?.(settings.name) ?? []);
@@ -121,6 +129,7 @@ export class VesselWorker {
       giveUpAfterMs: options.giveUpAfterMs,
       onGiveUp: (reason) => this.#givenUp(reason),
     });
+    this.#dispatchSoon(); // what an earlier run left waiting is read from the database
     if (options.once) {
       this.#link.watch(() => this.idle, (quiet) => `no progress for ${Math.round(quiet / 1000)} s${this.#lastError ? ` (last error: ${this.#lastError})` : ''}`);
     }
@@ -134,20 +143,27 @@ export class VesselWorker {
 
   /** Nothing waiting or in flight. */
   get idle(): boolean {
-    return this.#queue.size === 0 && this.#running.size === 0;
+    return this.#queue.empty && this.#running.size === 0;
   }
 
-  /** Queues the delivery of a file; a file in flight is looked at again when its attempt ends. */
-  enqueue(fileId: number): void {
+  /**
+   * A delivery of this file (of `size` bytes) to this vessel is pending: it is queued, or read
+   * from the database later; a file in flight is looked at again when its attempt ends.
+   */
+  enqueue(fileId: number, size: number): void {
     if (this.#stop.signal.aborted) return;
     if (this.#running.has(fileId)) {
       this.#again.add(fileId);
       return;
     }
-    if (this.#queue.has(fileId)) return;
-    const size = this.#store.file(fileId)?.size;
-    if (size === undefined) return;
-    this.#queue.add({ id: fileId, kind: isSmallFile(size, this.#options.chunkSize) ? 'small' : 'large', size });
+    this.#queue.offer(fileId, size);
+    this.#dispatchSoon();
+  }
+
+  /** Deliveries may have become pending anywhere in the database (a retry round, a Location taken up): read it all again. */
+  rewind(): void {
+    if (this.#stop.signal.aborted) return;
+    this.#queue.rewind();
     this.#dispatchSoon();
   }
 
@@ -158,6 +174,7 @@ export class VesselWorker {
   /** A Location became usable after the start: its RemoteLocation is proven again before its next file. */
   locationTakenUp(directory: string): void {
     this.#proof.forgetDirectory(directory);
+    this.rewind(); // its files were passed over while it could not be used
   }
 
   /** One dispatch per turn of the event loop, however many files were queued in it. */
@@ -178,6 +195,7 @@ export class VesselWorker {
       this.#failQueued(gaveUp);
       return;
     }
+    this.#queue.refill();
     if (this.idle) return;
     this.#connectLanes();
     while (this.#running.size < this.#flight.files) {
@@ -209,7 +227,7 @@ export class VesselWorker {
         // The file may already be running again (put back, and taken by another lane first).
         if (this.#running.get(file.id) === running) this.#running.delete(file.id);
         this.#lanes.occupy(lane, file, -1);
-        if (this.#again.delete(file.id)) this.enqueue(file.id);
+        if (this.#again.delete(file.id)) this.#enqueueAgain(file.id);
         this.#dispatchSoon();
       });
   }
@@ -253,7 +271,7 @@ export class VesselWorker {
       this.#lastError = describe(err);
       if (err instanceof UnexpectedError) this.#log.error({ file: job.localPath, err: raw }, 'unexpected error (a bug: please report it); counted against the file');
       if (err instanceof FileError) {
-        if (this.#fileFailed(file.id, job, err)) this.#queue.add({ ...file, stage: 'started' });
+        if (this.#fileFailed(file.id, job, err)) this.#queue.putBack({ ...file, stage: 'started' });
         else this.#leave(file.id);
         return;
       }
@@ -261,16 +279,22 @@ export class VesselWorker {
         // Refused on a connection (a Directory found to be the shore's own storage): the whole
         // vessel waits for an operator, so every lane stops, not only this one.
         this.#refused(this.#link.refused(err));
-        this.#queue.add({ ...file, stage: file.stage ?? 'started' });
+        this.#queue.putBack({ ...file, stage: file.stage ?? 'started' });
         this.#lanes.cut('refused', true);
         return;
       }
       // The link failed (the lane's connection logs it once for all it carried): what the
       // vessel has stays, and the file goes first on the next connection that can take it.
       this.#log.debug({ file: job.localPath, err: describe(err) }, 'transfer interrupted');
-      this.#queue.add({ ...file, stage: file.stage ?? 'started' });
+      this.#queue.putBack({ ...file, stage: file.stage ?? 'started' });
       if (!connection.closed) connection.disconnect(`dropped after: ${describe(err)}`);
     }
+  }
+
+  /** A file enqueued while in flight: queued again if its delivery is still pending. */
+  #enqueueAgain(fileId: number): void {
+    const size = this.#host.jobFor(fileId, this.name)?.size;
+    if (size !== undefined) this.enqueue(fileId, size);
   }
 
   /** The file leaves this worker (delivered, failed, gone or replaced). */
@@ -408,12 +432,14 @@ export class VesselWorker {
     this.#dispatchSoon();
   }
 
-  /** Every queued file fails with `reason` (the vessel was given up). */
+  /** Every waiting file fails with `reason` (the vessel was given up), those only in the database too. */
   #failQueued(reason: string): void {
-    for (const f of this.#queue.drain()) {
+    const inMemory = this.#queue.drain();
+    for (const f of inMemory) {
       if (this.#host.jobFor(f.id, this.name)) this.#host.failed(f.id, this.name, reason);
       this.#leave(f.id);
     }
+    this.#host.failedAll(this.name, reason);
   }
 
   /** Takes no new work, cuts transfers short (the vessel keeps what it has), and waits for them to end. */

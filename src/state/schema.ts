@@ -15,9 +15,10 @@ import type Database from 'better-sqlite3';
 
 /**
  * 1: files, deliveries, chunks, leftovers, host_keys, vessel_stats. 2 added `transfers`. 3
- * dropped `chunks`, which was written once per chunk and never read.
+ * dropped `chunks`, which was written once per chunk and never read. 4 gave `deliveries` the
+ * file's size and the indexes a queue of millions is read through (see below).
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const tables = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,6 +78,17 @@ CREATE TABLE IF NOT EXISTS transfers (
  */
 const migrations: ReadonlyArray<{ version: number; sql: string }> = [
   { version: 3, sql: 'DROP TABLE IF EXISTS chunks' },
+  {
+    // The waiting queue lives here, not in memory: each vessel reads its next files a page at a
+    // time, small and large apart, in the order they came (`deliveries_waiting`, which holds the
+    // size so that neither the pages nor the per-vessel totals of `status` touch `files`: 0.3 s
+    // for 3 million deliveries instead of 1 s); `files_by_age` finds the oldest waiting file.
+    version: 4,
+    sql: `ALTER TABLE deliveries ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+      UPDATE deliveries SET size = (SELECT size FROM files WHERE files.id = deliveries.file_id);
+      CREATE INDEX IF NOT EXISTS deliveries_waiting ON deliveries (state, vessel, file_id, size);
+      CREATE INDEX IF NOT EXISTS files_by_age ON files (queued_at, id);`,
+  },
 ];
 
 /** Brings a database opened for writing to SCHEMA_VERSION, in one transaction; a newer one is refused. */
@@ -106,4 +118,8 @@ export function schemaVersion(db: Database.Database): number | undefined {
 
 export function hasTable(db: Database.Database, name: string): boolean {
   return db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !== undefined;
+}
+
+export function hasColumn(db: Database.Database, table: string, column: string): boolean {
+  return (db.prepare(`SELECT 1 FROM pragma_table_info(?) WHERE name = ?`).get(table, column)) !== undefined;
 }

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
 import { StateDatabaseError } from '../errors.js';
 import { makeFolders } from '../shore-fs.js';
-import { hasTable, migrate, schemaVersion } from './schema.js';
+import { hasColumn, hasTable, migrate, schemaVersion } from './schema.js';
 
 export interface StateStoreOptions {
   /** Opened by `status` and `check` next to a running daemon: nothing is written. */
@@ -59,6 +59,10 @@ export class StateConnection {
 
   get open(): boolean {
     return this.#db.open;
+  }
+
+  hasColumn(table: string, column: string): boolean {
+    return hasColumn(this.#db, table, column);
   }
 
   hasTable(name: string): boolean {

@@ -48,17 +48,24 @@ export class StatusQueries {
   readonly #waiting: Statement;
   readonly #oldestWaiting: Statement;
   readonly #failed: Statement;
+  readonly #failedByVessel: Statement;
   readonly #vesselStats: Statement;
   /** Undefined only when reading a database written before `transfers` existed. */
   readonly #transfers: Statement | undefined;
 
   constructor(db: StateConnection) {
-    this.#waiting = db.prepare(`SELECT d.vessel, COUNT(*) AS files, SUM(f.size) AS bytes FROM deliveries d JOIN files f ON f.id = d.file_id
-      WHERE d.state = 'pending' GROUP BY d.vessel ORDER BY d.vessel`);
-    this.#oldestWaiting = db.prepare(`SELECT d.vessel, f.directory, f.relpath, f.queued_at AS queuedAt FROM deliveries d JOIN files f ON f.id = d.file_id
+    // Schema 4 keeps each delivery's size beside it, indexed: the totals never touch `files`,
+    // which with millions of waiting files is the difference between 0.3 and 1 s. A database
+    // of an older daemon (read-only here) is summed the slow way.
+    this.#waiting = db.hasColumn('deliveries', 'size')
+      ? db.prepare(`SELECT vessel, COUNT(*) AS files, SUM(size) AS bytes FROM deliveries WHERE state = 'pending' GROUP BY vessel ORDER BY vessel`)
+      : db.prepare(`SELECT d.vessel, COUNT(*) AS files, SUM(f.size) AS bytes FROM deliveries d JOIN files f ON f.id = d.file_id
+        WHERE d.state = 'pending' GROUP BY d.vessel ORDER BY d.vessel`);
+    this.#oldestWaiting = db.prepare(`SELECT d.vessel, f.directory, f.relpath, f.queued_at AS queuedAt FROM files f JOIN deliveries d ON d.file_id = f.id
       WHERE d.state = 'pending' ORDER BY f.queued_at, f.id, d.vessel LIMIT 1`);
     this.#failed = db.prepare(`SELECT d.vessel, f.directory, f.relpath, d.error, d.attempts, d.updated_at AS updatedAt
-      FROM deliveries d JOIN files f ON f.id = d.file_id WHERE d.state = 'failed' ORDER BY d.vessel, f.directory, f.relpath`);
+      FROM deliveries d JOIN files f ON f.id = d.file_id WHERE d.state = 'failed' ORDER BY d.vessel, d.file_id LIMIT ?`);
+    this.#failedByVessel = db.prepare(`SELECT vessel, COUNT(*) AS files FROM deliveries WHERE state = 'failed' GROUP BY vessel ORDER BY vessel`);
     this.#vesselStats = db.prepare(`SELECT vessel, files_done AS filesDone, bytes_done AS bytesDone, last_success_at AS lastSuccessAt,
       last_error AS lastError, last_error_at AS lastErrorAt FROM vessel_stats ORDER BY vessel`);
     this.#transfers = db.hasTable('transfers')
@@ -82,8 +89,13 @@ export class StatusQueries {
     return this.#oldestWaiting.get() as OldestWaiting | undefined;
   }
 
-  failedDeliveries(): FailedDelivery[] {
-    return this.#failed.all() as FailedDelivery[];
+  /** The first `limit` failed deliveries, by vessel and in the order their files came. */
+  failedDeliveries(limit: number): FailedDelivery[] {
+    return this.#failed.all(limit) as FailedDelivery[];
+  }
+
+  failedByVessel(): { vessel: string; files: number }[] {
+    return this.#failedByVessel.all() as { vessel: string; files: number }[];
   }
 
   vesselStats(): VesselStats[] {

@@ -56,16 +56,29 @@ function prepare(db: StateConnection) {
   const statements = {
     fileByPath: `SELECT * FROM files WHERE directory = ? AND relpath = ?`,
     fileById: `SELECT * FROM files WHERE id = ?`,
-    allFiles: `SELECT * FROM files ORDER BY id`,
+    filesAfter: `SELECT * FROM files WHERE id > ? ORDER BY id LIMIT ?`,
+    fileCount: `SELECT COUNT(*) AS n FROM files`,
+    waitingSmall: `SELECT file_id AS id, size FROM deliveries WHERE state = 'pending' AND vessel = ? AND file_id > ? AND size <= ? ORDER BY file_id LIMIT ?`,
+    waitingLarge: `SELECT file_id AS id, size FROM deliveries WHERE state = 'pending' AND vessel = ? AND file_id > ? AND size > ? ORDER BY file_id LIMIT ?`,
+    waitingPaths: `SELECT f.directory, f.relpath FROM deliveries d JOIN files f ON f.id = d.file_id WHERE d.state = 'pending' AND d.vessel = ? ORDER BY d.file_id LIMIT ?`,
+    failPending: `UPDATE deliveries SET state = 'failed', error = ?, attempts = attempts + 1, updated_at = ? WHERE state = 'pending' AND vessel = ?`,
     insertFile: `INSERT INTO files (directory, relpath, size, mtime_ms, version_key, queued_at) VALUES (?, ?, ?, ?, ?, ?)`,
     updateFile: `UPDATE files SET size = ?, mtime_ms = ?, version_key = ?, sha256 = NULL, queued_at = ? WHERE id = ?`,
     setSha: `UPDATE files SET sha256 = ? WHERE id = ? AND version_key = ?`,
     deleteFile: `DELETE FROM files WHERE id = ?`,
     deliveries: `SELECT file_id AS fileId, vessel, state, attempts, error FROM deliveries WHERE file_id = ?`,
     delivery: `SELECT file_id AS fileId, vessel, state, attempts, error FROM deliveries WHERE file_id = ? AND vessel = ?`,
-    upsertDelivery: `INSERT INTO deliveries (file_id, vessel, state, updated_at) VALUES (?, ?, 'pending', ?)
+    upsertDelivery: `INSERT INTO deliveries (file_id, vessel, state, updated_at, size) VALUES (?, ?, 'pending', ?, ?)
       ON CONFLICT (file_id, vessel) DO NOTHING`,
-    resetDeliveries: `UPDATE deliveries SET state = 'pending', attempts = 0, error = NULL, updated_at = ? WHERE file_id = ?`,
+    resetDeliveries: `UPDATE deliveries SET state = 'pending', attempts = 0, error = NULL, updated_at = ?, size = ? WHERE file_id = ?`,
+    // The targets of every file of a Directory at once (see syncAllTargets).
+    addTargets: `INSERT INTO deliveries (file_id, vessel, state, updated_at, size)
+      SELECT f.id, v.value, 'pending', ?, f.size FROM files f, json_each(?) v WHERE f.directory = ?
+      ON CONFLICT (file_id, vessel) DO NOTHING`,
+    dropTargets: `DELETE FROM deliveries WHERE file_id IN (SELECT id FROM files WHERE directory = ?)
+      AND vessel NOT IN (SELECT value FROM json_each(?))`,
+    targetsSaid: `SELECT value FROM meta WHERE key = 'targets'`,
+    saveTargets: `INSERT INTO meta (key, value) VALUES ('targets', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     setDelivery: `UPDATE deliveries SET state = ?, error = ?, attempts = attempts + ?, updated_at = ? WHERE file_id = ? AND vessel = ?`,
     deleteDelivery: `DELETE FROM deliveries WHERE file_id = ? AND vessel = ?`,
     retryFailed: `UPDATE deliveries SET state = 'pending', attempts = 0, updated_at = ? WHERE state = 'failed'`,
@@ -80,7 +93,14 @@ function prepare(db: StateConnection) {
     statsError: `INSERT INTO vessel_stats (vessel, last_error, last_error_at) VALUES (?, ?, ?)
       ON CONFLICT (vessel) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at`,
   };
-  return Object.fromEntries(Object.entries(statements).map(([name, sql]) => [name, db.prepare(sql)])) as Record<keyof typeof statements, Statement>;
+  // Each prepared on first use: `status` reading an older daemon's database (schema 3 has no
+  // `deliveries.size`) never prepares what it cannot, and never needs.
+  const prepared = {} as Record<keyof typeof statements, Statement>;
+  for (const [name, sql] of Object.entries(statements)) {
+    let statement: Statement | undefined;
+    Object.defineProperty(prepared, name, { get: () => (statement ??= db.prepare(sql)) });
+  }
+  return prepared;
 }
 
 /** Only the daemon writes them, and a database from before they existed is only ever read. */
@@ -123,8 +143,55 @@ export class StateStore {
     return row && toVersion(row);
   }
 
-  allFiles(): FileVersion[] {
-    return (this.#stmt.allFiles.all() as FileRow[]).map(toVersion);
+  /** Up to `limit` files after id `afterId`, in id order: the whole table, a page at a time. */
+  filesAfter(afterId: number, limit: number): FileVersion[] {
+    return (this.#stmt.filesAfter.all(afterId, limit) as FileRow[]).map(toVersion);
+  }
+
+  /** Files recorded and not yet processed. */
+  fileCount(): number {
+    return (this.#stmt.fileCount.get() as { n: number }).n;
+  }
+
+  /**
+   * The next pending deliveries to `vessel` after file id `afterId`, in the order the files
+   * came: small ones (size ≤ `smallMax`) or large ones, as asked. The queue is read this way, a
+   * page at a time, so that a backlog of millions costs memory only for a page.
+   */
+  waitingPage(vessel: string, kind: 'small' | 'large', smallMax: number, afterId: number, limit: number): { id: number; size: number }[] {
+    return (kind === 'small' ? this.#stmt.waitingSmall : this.#stmt.waitingLarge).all(vessel, afterId, smallMax, limit) as { id: number; size: number }[];
+  }
+
+  /**
+   * Every pending delivery to `vessel` fails with `reason` (the vessel was given up); returns
+   * how many, and the first `list` of them, as [directory, relpath].
+   */
+  failPending(vessel: string, reason: string, list: number): { count: number; listed: { directory: string; relpath: string }[] } {
+    this.#db.write();
+    return this.#db.transaction(() => {
+      const listed = this.#stmt.waitingPaths.all(vessel, list) as { directory: string; relpath: string }[];
+      const count = this.#stmt.failPending.run(reason, Date.now(), vessel).changes;
+      return { count, listed };
+    });
+  }
+
+  /**
+   * Makes every file's delivery rows match the vessels that should have it (`targets`:
+   * Directory -> vessels), in a few statements; a no-op when the targets are those of the last
+   * call, which the database remembers. Settings change between runs, not during one.
+   */
+  syncAllTargets(targets: ReadonlyMap<string, readonly string[]>): void {
+    const said = JSON.stringify([...targets].sort(([a], [b]) => (a < b ? -1 : 1)));
+    if ((this.#stmt.targetsSaid.get() as { value: string } | undefined)?.value === said) return;
+    this.#db.write();
+    this.#db.transaction(() => {
+      const now = Date.now();
+      for (const [directory, vessels] of targets) {
+        this.#stmt.dropTargets.run(directory, JSON.stringify(vessels));
+        this.#stmt.addTargets.run(now, JSON.stringify(vessels), directory);
+      }
+      this.#stmt.saveTargets.run(said);
+    });
   }
 
   /**
@@ -137,6 +204,9 @@ export class StateStore {
     vessels: readonly string[],
     onSuperseded: (old: FileVersion, vesselsWithChunks: string[]) => void,
   ): FileVersion {
+    // The same version seen again (every rescan sees every waiting file): nothing to write.
+    const seen = this.fileByPath(v.directory, v.relpath);
+    if (seen && seen.versionKey === v.versionKey) return seen;
     this.#db.write();
     return this.#db.transaction(() => {
       const now = Date.now();
@@ -148,27 +218,22 @@ export class StateStore {
         id = existing.id;
         onSuperseded(existing, this.deliveries(id).map((d) => d.vessel));
         this.#stmt.updateFile.run(v.size, v.mtimeMs, v.versionKey, now, id);
-        this.#stmt.resetDeliveries.run(now, id);
+        this.#stmt.resetDeliveries.run(now, v.size, id);
       } else {
         id = Number(this.#stmt.insertFile.run(v.directory, v.relpath, v.size, v.mtimeMs, v.versionKey, now).lastInsertRowid);
       }
-      this.#syncTargets(id, vessels, now);
+      this.#syncTargets(id, v.size, vessels, now);
       return this.file(id)!;
     });
   }
 
   /** Makes the delivery rows of a file match the vessels that should have it now. */
-  #syncTargets(fileId: number, vessels: readonly string[], now: number): void {
+  #syncTargets(fileId: number, size: number, vessels: readonly string[], now: number): void {
     const wanted = new Set(vessels);
     for (const d of this.deliveries(fileId)) {
       if (!wanted.has(d.vessel)) this.#stmt.deleteDelivery.run(fileId, d.vessel);
     }
-    for (const vessel of wanted) this.#stmt.upsertDelivery.run(fileId, vessel, now);
-  }
-
-  syncTargets(fileId: number, vessels: readonly string[]): void {
-    this.#db.write();
-    this.#db.transaction(() => this.#syncTargets(fileId, vessels, Date.now()));
+    for (const vessel of wanted) this.#stmt.upsertDelivery.run(fileId, vessel, now, size);
   }
 
   /** Stores the shore hash of a version; a no-op when the row has moved on to another version. */
@@ -292,8 +357,14 @@ export class StateStore {
     return this.#status.oldestWaiting();
   }
 
-  failedDeliveries(): FailedDelivery[] {
-    return this.#status.failedDeliveries();
+  /** The first `limit` failed deliveries, by vessel and in the order their files came. */
+  failedDeliveries(limit: number): FailedDelivery[] {
+    return this.#status.failedDeliveries(limit);
+  }
+
+  /** Failed deliveries per vessel that has any. */
+  failedByVessel(): { vessel: string; files: number }[] {
+    return this.#status.failedByVessel();
   }
 
   vesselStats(): VesselStats[] {

@@ -169,12 +169,15 @@ describe('StateStore summaries for status', () => {
     store.markAttemptFailed(b.id, 's1', 'sha256sum: not found', true);
     store.flush();
     sql(file, 'UPDATE deliveries SET updated_at = 42');
-    assert.deepEqual(store.failedDeliveries(), [
+    assert.deepEqual(store.failedDeliveries(100), [
       { vessel: 's1', directory: 'other', relpath: 'b', error: 'sha256sum: not found', attempts: 1, updatedAt: 42 },
       { vessel: 's2', directory: 'inbox', relpath: 'x/a', error: 'Read-only file system', attempts: 3, updatedAt: 42 },
     ]);
+    assert.deepEqual(store.failedDeliveries(1).map((f) => f.relpath), ['b'], 'at most as many as asked, by vessel');
+    assert.deepEqual(store.failedByVessel(), [{ vessel: 's1', files: 1 }, { vessel: 's2', files: 1 }]);
     store.retryFailed();
-    assert.deepEqual(store.failedDeliveries(), []);
+    assert.deepEqual(store.failedDeliveries(100), []);
+    assert.deepEqual(store.failedByVessel(), []);
   });
 
   it('oldestWaiting is the pending delivery queued first; done files and an empty queue do not count', () => {
@@ -221,12 +224,23 @@ describe('older schemas', () => {
     PRIMARY KEY (file_id, vessel, idx)
   )`;
 
-  /** A database as version 2 left it: a `chunks` table with rows in it. */
-  function versionTwoDatabase(): string {
+  /** A database as version 3 left it: deliveries without their size, no indexes for the queue. */
+  function versionThreeDatabase(): { file: string; id: number } {
     const { store, file } = newStore();
     const v = store.recordVersion(version('f'), ['s1'], () => {});
     store.close();
     store.flush();
+    sql(file, 'DROP INDEX deliveries_waiting');
+    sql(file, 'DROP INDEX files_by_age');
+    sql(file, 'ALTER TABLE deliveries DROP COLUMN size');
+    sql(file, `UPDATE meta SET value = '3' WHERE key = 'schema_version'`);
+    return { file, id: v.id };
+  }
+
+  /** A database as version 2 left it: a `chunks` table with rows in it. */
+  function versionTwoDatabase(): string {
+    const { file, id } = versionThreeDatabase();
+    const v = { id };
     sql(file, chunksTable);
     sql(file, 'INSERT INTO chunks (file_id, vessel, idx) VALUES (?, ?, 0), (?, ?, 1)', v.id, 's1', v.id, 's1');
     sql(file, `UPDATE meta SET value = '2' WHERE key = 'schema_version'`);
@@ -254,10 +268,24 @@ describe('older schemas', () => {
 
   const current = ['deliveries', 'files', 'host_keys', 'leftovers', 'meta', 'transfers', 'vessel_stats'];
 
-  it('a new database is version 3, without a chunks table', () => {
+  it('a new database is version 4, without a chunks table', () => {
     const { store, file } = newStore();
     store.close();
-    assert.deepEqual(tables(file), { version: '3', tables: current });
+    assert.deepEqual(tables(file), { version: '4', tables: current });
+  });
+
+  it('a reader of a version 3 database (an older daemon still running) sums what waits from the files', () => {
+    const r = reader(versionThreeDatabase().file);
+    assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
+  });
+
+  it('opening a version 3 database for writing gives each delivery its file\'s size and records version 4', () => {
+    const { file, id } = versionThreeDatabase();
+    const store = new StateStore(file);
+    open.push(store);
+    assert.deepEqual(store.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
+    assert.deepEqual(store.waitingPage('s1', 'small', 1000, 0, 10), [{ id, size: 100 }]);
+    assert.deepEqual(tables(file), { version: '4', tables: current });
   });
 
   it('a reader of a version 2 database (an older daemon still running) reads it as usual, chunks and all', () => {
@@ -268,13 +296,13 @@ describe('older schemas', () => {
     assert.equal(tables(file).version, '2', 'a reader changes nothing');
   });
 
-  it('opening a version 2 database for writing drops the chunks table and records version 3, keeping the rest', () => {
+  it('opening a version 2 database for writing drops the chunks table and records version 4, keeping the rest', () => {
     const file = versionTwoDatabase();
     const store = new StateStore(file);
     open.push(store);
     assert.equal(store.fileByPath('inbox', 'f')!.relpath, 'f');
     assert.equal(store.deliveries(store.fileByPath('inbox', 'f')!.id).length, 1);
-    assert.deepEqual(tables(file), { version: '3', tables: current });
+    assert.deepEqual(tables(file), { version: '4', tables: current });
   });
 
   it('a reader of a version 1 database (an older daemon still running) sees no transfers, the rest as usual', () => {
@@ -283,7 +311,7 @@ describe('older schemas', () => {
     assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
   });
 
-  it('opening a version 1 database for writing adds transfers, drops chunks and records version 3', () => {
+  it('opening a version 1 database for writing adds transfers, drops chunks and records version 4', () => {
     const file = versionOneDatabase();
     const store = new StateStore(file);
     open.push(store);
@@ -291,7 +319,7 @@ describe('older schemas', () => {
     store.transferStarted(v.id, 's1');
     assert.equal(store.transfers().length, 1);
     store.flush();
-    assert.deepEqual(tables(file), { version: '3', tables: current });
+    assert.deepEqual(tables(file), { version: '4', tables: current });
   });
 
   it('a reader refuses a newer schema too', () => {
@@ -330,6 +358,7 @@ describe('readStatus', () => {
       vessels: [idle('fast'), idle('slow'), idle('idle')],
       oldestWaiting: null,
       failed: [],
+      failedTotal: 0,
     });
     assert.throws(() => reader(database));
   });
@@ -385,6 +414,7 @@ describe('readStatus', () => {
       ],
       oldestWaiting: { path: '/srv/outbox/big.bin', vessel: 'slow', queuedAt: '2025-01-01T00:00:00.000Z', ageSeconds: 120 },
       failed: [{ vessel: 'slow', path: 'removed/x.bin', reason: 'permission denied', attempts: 1, at: '2025-01-01T00:01:40.000Z' }],
+      failedTotal: 1,
     });
   });
 

@@ -47,7 +47,7 @@ describe('StateStore', () => {
     assert.deepEqual(v, { id: v.id, directory: 'inbox', relpath: 'a/b.txt', size: 42, mtimeMs: 1_700_000_000_000.5, versionKey: 'k1', sha256: null });
     assert.deepEqual(store.fileByPath('inbox', 'a/b.txt'), v);
     assert.deepEqual(store.file(v.id), v);
-    assert.deepEqual(store.allFiles(), [v]);
+    assert.deepEqual(store.filesAfter(0, 1000), [v]);
     const deliveries = store.deliveries(v.id).sort((a, b) => a.vessel.localeCompare(b.vessel));
     assert.deepEqual(deliveries, [
       { fileId: v.id, vessel: 'ship1', state: 'pending', attempts: 0, error: null },
@@ -63,7 +63,7 @@ describe('StateStore', () => {
     const a = store.recordVersion(version('x', 'k', 1, 'd1'), ['s'], () => assert.fail('superseded'));
     const b = store.recordVersion(version('x', 'k', 1, 'd2'), ['s'], () => assert.fail('superseded'));
     assert.notEqual(a.id, b.id);
-    assert.equal(store.allFiles().length, 2);
+    assert.equal(store.filesAfter(0, 1000).length, 2);
   });
 
   it('recording the same version again is a no-op: same id, deliveries untouched, done stays done', () => {
@@ -132,16 +132,22 @@ describe('StateStore', () => {
     assert.equal(store.delivery(v1.id, 'ship1')!.state, 'done');
   });
 
-  it('syncTargets adds and removes vessels, keeping the state of the others', () => {
+  it('syncAllTargets adds and removes vessels per Directory, keeping the state of the others, and does nothing for targets it has seen', () => {
     const { store } = newStore();
     const v = store.recordVersion(version('f', 'k'), ['a', 'b'], () => {});
     store.markDone(v.id, 'a', 10);
-    store.syncTargets(v.id, ['a', 'c']);
+    store.syncAllTargets(new Map([['inbox', ['a', 'c']]]));
     assert.deepEqual(states(store, v.id), { a: 'done', c: 'pending' });
-    store.syncTargets(v.id, []);
+    assert.equal(store.delivery(v.id, 'c')!.state, 'pending');
+    store.syncAllTargets(new Map([['inbox', []]]));
     assert.deepEqual(store.deliveries(v.id), []);
-    store.syncTargets(v.id, ['a', 'a']);
+    store.syncAllTargets(new Map([['inbox', ['a']]]));
     assert.deepEqual(states(store, v.id), { a: 'pending' });
+    store.markDone(v.id, 'a', 10);
+    store.syncAllTargets(new Map([['inbox', ['a']]]));
+    assert.deepEqual(states(store, v.id), { a: 'done' }, 'the same targets again: nothing is touched');
+    store.syncAllTargets(new Map([['other', ['z']]]));
+    assert.deepEqual(states(store, v.id), { a: 'done' }, 'another Directory\'s targets leave this one alone');
   });
 
   it('markDone marks that vessel\'s delivery done, leaves the others pending and counts it in the vessel\'s stats', () => {
@@ -262,7 +268,7 @@ describe('StateStore', () => {
     store.flush();
     const reader = new StateStore(file, { readonly: true });
     open.push(reader);
-    assert.deepEqual(reader.allFiles(), [store.file(v.id)]);
+    assert.deepEqual(reader.filesAfter(0, 1000), [store.file(v.id)]);
     assert.equal(reader.hostKey('h'), 'SHA256:x');
     store.markAttemptFailed(v.id, 'a', 'nope', true);
     store.flush();
@@ -276,9 +282,9 @@ describe('StateStore', () => {
     open.push(reader);
     const v = store.recordVersion(version('f', 'k'), ['a'], () => {});
     store.markAttemptFailed(v.id, 'a', 'nope', true);
-    assert.deepEqual(reader.allFiles(), [], 'not committed within the turn');
+    assert.deepEqual(reader.filesAfter(0, 1000), [], 'not committed within the turn');
     await new Promise((r) => setImmediate(r));
-    assert.deepEqual(reader.allFiles(), [store.file(v.id)]);
+    assert.deepEqual(reader.filesAfter(0, 1000), [store.file(v.id)]);
     assert.equal(reader.failures().length, 1);
     store.recordHostKey('h', 'SHA256:x');
     store.close();

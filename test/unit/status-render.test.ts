@@ -35,6 +35,7 @@ const busy: StatusReport = {
   ],
   oldestWaiting: { path: '/srv/outbox/big.bin', vessel: 'far-away', queuedAt: '2025-01-01T11:56:48.000Z', ageSeconds: 192 },
   failed: [{ vessel: 'far-away', path: '/srv/outbox/line\nbreak.txt', reason: 'permission denied', attempts: 3, at: '2025-01-01T11:58:00.000Z' }],
+  failedTotal: 1,
 };
 
 describe('renderStatus', () => {
@@ -58,8 +59,13 @@ describe('renderStatus', () => {
     ].join('\n'));
   });
 
+  it('a long list of failures: the first ones listed, the rest counted', () => {
+    const many: StatusReport = { ...busy, failedTotal: 250_001 };
+    assert.ok(renderStatus(many).endsWith('far-away  3         2m00s ago  /srv/outbox/line\\nbreak.txt  permission denied\n… and 250000 more (250001 in all; --json lists the first 1 too)\n'), renderStatus(many));
+  });
+
   it('says so when nothing waits, moves or failed', () => {
-    const quiet: StatusReport = { ...busy, vessels: [idle('a')], oldestWaiting: null, failed: [] };
+    const quiet: StatusReport = { ...busy, vessels: [idle('a')], oldestWaiting: null, failed: [], failedTotal: 0 };
     assert.equal(renderStatus(quiet), [
       'VESSEL  WAITING       IN FLIGHT  DONE          LAST SUCCESS  LAST ERROR',
       'a       0 files, 0 B  0          0 files, 0 B  -             -',

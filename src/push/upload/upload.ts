@@ -95,7 +95,12 @@ export interface UploadOptions {
 
 /** Whether a file takes the small-file way (deliverSmallFile); the worker queues it by the same rule. */
 export function isSmallFile(size: number, chunkSize: number): boolean {
-  return size <= Math.min(chunkSize, SMALL_FILE_MAX);
+  return size <= smallFileMax(chunkSize);
+}
+
+/** The largest size that takes the small-file way with this ChunkSize. */
+export function smallFileMax(chunkSize: number): number {
+  return Math.min(chunkSize, SMALL_FILE_MAX);
 }
 
 export async function deliverFile(remote: RemoteFs, job: DeliveryJob, hooks: DeliveryHooks, options: UploadOptions): Promise<DeliveryOutcome> {
