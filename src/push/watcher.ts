@@ -1,13 +1,19 @@
 /**
- * chokidar over every Directory's Location, reduced to "look at this path again". Stability,
- * version tracking and deletion handling all happen downstream, so a missed or repeated event
- * costs nothing but a stat; the periodic rescan covers what inotify drops (queue overflow,
- * files created in a new folder before its watch exists, ENOSPC on watches).
+ * Every Directory's Location watched (push/tree-watch.ts: one inotify watch per folder, none
+ * per file), reduced to "look at this path again". Stability, version tracking and deletion
+ * handling all happen downstream, so a missed or repeated event costs nothing but a stat; the
+ * periodic rescan covers what inotify drops (queue overflow, files created in a new folder
+ * before its watch exists, folders left without a watch when watches run out).
+ *
+ * When inotify watches run out (ENOSPC), the folders still to be walked are counted without a
+ * watch, and once every walk under way has ended, one WARNING names fs.inotify.max_user_watches
+ * and the value that would do (push/watch-limit.ts). Never again in the run: a new folder that
+ * finds no watch later is left to the rescan quietly.
  */
-import { watch, type FSWatcher } from 'chokidar';
-import { relative, sep } from 'node:path';
 import type { Logger } from '../log.js';
-import { isExcluded, type ScanFilter } from './scanner.js';
+import type { ScanFilter } from './scanner.js';
+import { TreeWatch, type WatchBudget } from './tree-watch.js';
+import { ranOutMessage, readWatchLimits } from './watch-limit.js';
 
 export interface WatchTarget {
   directory: string;
@@ -25,11 +31,34 @@ export interface WatchEvents {
 }
 
 export class Watcher {
-  readonly #watchers: FSWatcher[] = [];
+  readonly #trees: TreeWatch[] = [];
   readonly #ready: Promise<void>[] = [];
   readonly #filter: ScanFilter;
   readonly #events: WatchEvents;
   readonly #log: Logger;
+  /** The Locations are walked one after the other: the disk is read in one place at a time. */
+  #queue: Promise<void> = Promise.resolve();
+  #closed = false;
+  #watched = 0;
+  #unwatched = 0;
+  #walks = 0;
+  /** The first refusal (ENOSPC): our watches then, and where. */
+  #refused: { watched: number; path: string } | undefined;
+  #warned = false;
+  readonly #budget: WatchBudget = {
+    placed: () => void this.#watched++,
+    released: () => void this.#watched--,
+    refused: (path) => {
+      this.#refused ??= { watched: this.#watched, path };
+      if (this.#warned) this.#log.debug({ path }, 'no inotify watch left for this folder; the periodic rescan covers it');
+    },
+    unwatched: () => void this.#unwatched++,
+    walkStarted: () => void this.#walks++,
+    walkEnded: () => {
+      this.#walks--;
+      this.#warnIfRanOut();
+    },
+  };
 
   constructor(targets: readonly WatchTarget[], filter: ScanFilter, events: WatchEvents, log: Logger) {
     this.#filter = filter;
@@ -39,30 +68,18 @@ export class Watcher {
     for (const t of targets) void this.add(t);
   }
 
-  /** Watches one more Location (one that appeared after the start); resolves once its watch is in place. */
+  /** Watches one more Location (one that appeared after the start); resolves once its watches are in place. */
   add(t: WatchTarget): Promise<void> {
-    const rel = (p: string) => relative(t.location, p).split(sep).join('/');
-    const w = watch(t.location, {
-      ignoreInitial: true,
-      followSymlinks: false,
-      persistent: true,
-      ignored: (p: string) => {
-        const r = rel(p);
-        return r !== '' && isExcluded(r, this.#filter);
-      },
-    });
-    // Taken now: 'ready' is emitted once, and a later once('ready') would wait forever.
-    const ready = new Promise<void>((r) => w.once('ready', () => r()));
-    const touched = (p: string) => this.#events.path(t.directory, rel(p));
-    w.on('add', touched).on('change', touched).on('unlink', touched);
-    w.on('addDir', (p: string) => {
-      const r = rel(p);
-      if (r !== '') this.#events.folder(t.directory, r);
-    });
-    w.on('error', (err) => this.#log.warn({ directory: t.directory, err: (err as Error).message }, 'file watcher error; the periodic rescan covers missed files'));
-    this.#watchers.push(w);
-    this.#ready.push(ready);
-    return ready;
+    if (this.#closed) return Promise.resolve();
+    const tree = new TreeWatch(t, this.#filter, this.#events, this.#budget, this.#log);
+    this.#trees.push(tree);
+    // Counted from now, not from when its turn comes: the warning waits for every Location
+    // given so far, so that it names all of their folders.
+    this.#budget.walkStarted();
+    const walked = this.#queue.then(() => tree.start()).finally(() => this.#budget.walkEnded());
+    this.#queue = walked.catch(() => {}); // a walk never rejects; if one did, the next would still run
+    this.#ready.push(walked);
+    return walked;
   }
 
   /** Resolves once every watch added so far is in place. */
@@ -70,7 +87,21 @@ export class Watcher {
     return Promise.all(this.#ready).then(() => {});
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.#watchers.map((w) => w.close()));
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const t of this.#trees) t.close();
+    return Promise.resolve();
+  }
+
+  #warnIfRanOut(): void {
+    if (this.#walks > 0 || !this.#refused || this.#warned || this.#closed) return;
+    this.#warned = true;
+    const message = ranOutMessage({
+      watched: this.#watched,
+      folders: this.#watched + this.#unwatched,
+      watchedWhenRefused: this.#refused.watched,
+      limits: readWatchLimits(),
+    });
+    this.#log.warn({ folder: this.#refused.path }, message);
   }
 }

@@ -29,6 +29,11 @@ export interface SpawnOptions {
   cwd?: string;
   /** Path of the CLI entry (default dist/main.js). A .ts path runs through tsx. */
   cli?: string;
+  /**
+   * A command to start the CLI under (e.g. `unshare --user ...`), given node and its arguments
+   * after its own: it must exec them in the end, so that the PID and the signals are node's.
+   */
+  prefix?: string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -74,7 +79,8 @@ function nodeArgs(cli: string, args: string[]): string[] {
 
 /** `events`: a fourth pipe (fd 3) that the daemon writes its events to (CONTENTMONSTER_EVENTS_FD). */
 function spawnCli(args: string[], opts: SpawnOptions, events = false): ChildProcess {
-  return tracked(spawn(process.execPath, nodeArgs(opts.cli ?? DEFAULT_CLI, args), {
+  const command = [...(opts.prefix ?? []), process.execPath, ...nodeArgs(opts.cli ?? DEFAULT_CLI, args)];
+  return tracked(spawn(command[0], command.slice(1), {
     // The caller's env comes last: a test may take the variable away.
     env: childEnv(events ? { CONTENTMONSTER_EVENTS_FD: String(EVENTS_FD), ...opts.env } : opts.env),
     cwd: opts.cwd,
