@@ -4,13 +4,14 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { shebangFlags } from '../test/helpers/process.js';
 import type { Vessel } from '../test/helpers/sshd.js';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-export const cli = join(repoRoot, 'dist', 'main.js');
+/** The CLI under measurement: this checkout's build, or another one named by CM_BENCH_CLI (a dist/main.js). */
+export const cli = process.env.CM_BENCH_CLI ? resolve(process.env.CM_BENCH_CLI) : join(repoRoot, 'dist', 'main.js');
 const hook = join(repoRoot, 'bench', 'rusage-hook.mjs');
 
 export interface Sample {
@@ -174,4 +175,75 @@ export function printCase(title: string, rows: Summary[], ours: string): void {
     if (r === mine) continue;
     console.log(`  ratio ${ours} / ${r.tool}: ${(mine.rate / r.rate).toFixed(2)}x`);
   }
+}
+
+/** One event of the daemon (src/push/events.ts), as read from its descriptor 3. */
+export interface OursEvent {
+  type: string;
+  vessel?: string;
+  file?: string;
+  [key: string]: unknown;
+}
+
+export interface OursProcess {
+  pid: number;
+  /** performance.now() when it was spawned: the origin of the times given to onEvent. */
+  startedMs: number;
+  /**
+   * Resolves once it has ended and its pipes are drained, whatever the exit code (the caller
+   * decides what a non-zero one means), with its wall time, peak RSS and CPU.
+   */
+  done: Promise<Sample & { code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends a signal (default SIGTERM); nothing once it has ended. */
+  kill(signal?: NodeJS.Signals): void;
+  /** The last 20,000 characters of its output (stdout and stderr, interleaved). */
+  tail(): string;
+}
+
+/**
+ * Starts our CLI in the background, like time() (the Node flags of its first line, the rusage
+ * hook), with its events on a pipe as descriptor 3 (CONTENTMONSTER_EVENTS_FD): `onEvent` gets
+ * each one with the seconds since the spawn, stamped when its line arrived here.
+ */
+export function spawnOurs(o: Omit<Timed, 'ours'> & { onEvent?: (event: OursEvent, atS: number) => void }): OursProcess {
+  const rusageFile = join(tmpdir(), `cm-bench-rusage-${process.pid}-${seq++}.json`);
+  const env = { ...process.env, ...o.env, CM_BENCH_RUSAGE: rusageFile, CONTENTMONSTER_EVENTS_FD: '3' };
+  const log = o.logFile ? createWriteStream(o.logFile) : undefined;
+  const startedMs = performance.now();
+  const child = spawn(process.execPath, [...shebangFlags(cli), '--import', hook, cli, ...o.command], { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  let text = '';
+  const onData = (d: Buffer) => {
+    text = (text + d.toString()).slice(-20_000);
+    log?.write(d);
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  let partial = '';
+  (child.stdio[3] as NodeJS.ReadableStream).setEncoding('utf8');
+  (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: string) => {
+    const atS = (performance.now() - startedMs) / 1000;
+    const lines = (partial + d).split('\n');
+    partial = lines.pop()!;
+    if (!o.onEvent) return;
+    for (const line of lines) if (line) o.onEvent(JSON.parse(line) as OursEvent, atS);
+  });
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal }));
+  }).then(async ({ code, signal }) => {
+    const wallS = (performance.now() - startedMs) / 1000;
+    if (log) await new Promise((r) => log.end(r));
+    const usage = await readFile(rusageFile, 'utf8').then((t) => JSON.parse(t) as { maxRssKiB: number; cpuS: number }, () => undefined);
+    await rm(rusageFile, { force: true });
+    return { wallS, code, signal, ...(usage ? { maxRssMiB: usage.maxRssKiB / 1024, cpuS: usage.cpuS } : {}) };
+  });
+  return {
+    pid: child.pid ?? 0,
+    startedMs,
+    done,
+    kill: (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+    tail: () => text,
+  };
 }

@@ -173,8 +173,11 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
           void scanAll();
         }, every);
       }
-      log.info('watching for new files');
-      pushEvents.emit({ type: 'ready' });
+      // Not after a stop that cut the first scan short: nothing is being watched any more.
+      if (!signal.aborted) {
+        log.info('watching for new files');
+        pushEvents.emit({ type: 'ready' });
+      }
       await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     }
   } finally {
