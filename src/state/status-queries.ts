@@ -57,12 +57,19 @@ export class StatusQueries {
     // Schema 4 keeps each delivery's size beside it, indexed: the totals never touch `files`,
     // which with millions of waiting files is the difference between 0.3 and 1 s. A database
     // of an older daemon (read-only here) is summed the slow way.
-    this.#waiting = db.hasColumn('deliveries', 'size')
+    const schema4 = db.hasColumn('deliveries', 'size');
+    this.#waiting = schema4
       ? db.prepare(`SELECT vessel, COUNT(*) AS files, SUM(size) AS bytes FROM deliveries WHERE state = 'pending' GROUP BY vessel ORDER BY vessel`)
       : db.prepare(`SELECT d.vessel, COUNT(*) AS files, SUM(f.size) AS bytes FROM deliveries d JOIN files f ON f.id = d.file_id
         WHERE d.state = 'pending' GROUP BY d.vessel ORDER BY d.vessel`);
-    this.#oldestWaiting = db.prepare(`SELECT d.vessel, f.directory, f.relpath, f.queued_at AS queuedAt FROM files f JOIN deliveries d ON d.file_id = f.id
-      WHERE d.state = 'pending' ORDER BY f.queued_at, f.id, d.vessel LIMIT 1`);
+    // Files oldest first through `files_by_age` until one has a pending delivery: the planner,
+    // left to itself, sorted every pending delivery instead (1.3 s for 3 million).
+    this.#oldestWaiting = schema4
+      ? db.prepare(`SELECT (SELECT d.vessel FROM deliveries d WHERE d.file_id = f.id AND d.state = 'pending' ORDER BY d.vessel LIMIT 1) AS vessel,
+        f.directory, f.relpath, f.queued_at AS queuedAt FROM files f INDEXED BY files_by_age
+        WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.file_id = f.id AND d.state = 'pending') ORDER BY f.queued_at, f.id LIMIT 1`)
+      : db.prepare(`SELECT d.vessel, f.directory, f.relpath, f.queued_at AS queuedAt FROM files f JOIN deliveries d ON d.file_id = f.id
+        WHERE d.state = 'pending' ORDER BY f.queued_at, f.id, d.vessel LIMIT 1`);
     this.#failed = db.prepare(`SELECT d.vessel, f.directory, f.relpath, d.error, d.attempts, d.updated_at AS updatedAt
       FROM deliveries d JOIN files f ON f.id = d.file_id WHERE d.state = 'failed' ORDER BY d.vessel, d.file_id LIMIT ?`);
     this.#failedByVessel = db.prepare(`SELECT vessel, COUNT(*) AS files FROM deliveries WHERE state = 'failed' GROUP BY vessel ORDER BY vessel`);
