@@ -34,6 +34,9 @@ const WRITE_CREATE = ssh2.utils.sftp.OPEN_MODE.WRITE | ssh2.utils.sftp.OPEN_MODE
  */
 const CREATE_MODE = 0o600;
 
+/** Bytes of a remote command's stderr kept for its result. */
+const STDERR_KEPT = 64 * 1024;
+
 export class SftpConnection implements RemoteFs, RemoteReader {
   /** The endpoint's name: a vessel's name, or the server when mirroring. */
   readonly vessel: string;
@@ -279,7 +282,9 @@ export class SftpConnection implements RemoteFs, RemoteReader {
   }
 
   async startLineService(command: string): Promise<RemoteLineService> {
-    const { stream, exited } = await this.#start(command);
+    // Its answers are read here as they come: kept by #start as well, they would pile up for
+    // as long as the connection lives (a line per small file, each holding a packet's buffer).
+    const { stream, exited } = await this.#start(command, false);
     const waiting: { resolve(line: string): void; reject(err: unknown): void }[] = [];
     let partial = '';
     let ended: Error | undefined;
@@ -333,7 +338,7 @@ export class SftpConnection implements RemoteFs, RemoteReader {
    * Opens an exec channel for a script (it reaches sh whatever the login shell: see carried);
    * `exited` settles with the exit code once its output has ended.
    */
-  #start(command: string): Promise<{ stream: ClientChannel; exited: Promise<ExecResult> }> {
+  #start(command: string, keepStdout = true): Promise<{ stream: ClientChannel; exited: Promise<ExecResult> }> {
     if (this.#closedError) return Promise.reject(this.#closedError);
     return new Promise((resolve, reject) => {
       const off = this.onClose(reject);
@@ -353,8 +358,14 @@ export class SftpConnection implements RemoteFs, RemoteReader {
             const offExit = this.onClose(fail);
             const out: Buffer[] = [];
             const errOut: Buffer[] = [];
-            stream.on('data', (d: Buffer) => out.push(d));
-            stream.stderr.on('data', (d: Buffer) => errOut.push(d));
+            if (keepStdout) stream.on('data', (d: Buffer) => out.push(d));
+            let errBytes = 0;
+            stream.stderr.on('data', (d: Buffer) => {
+              // The start of what it says is what explains a failure; a chatty command never fills memory.
+              if (errBytes >= STDERR_KEPT) return;
+              errBytes += d.length;
+              errOut.push(Buffer.from(d)); // a copy: the chunk may be a view of a whole packet
+            });
             // The exit code arrives with 'close' (an 'exit' event may come before the output ends).
             stream.on('close', (code: number | null, signal: string | null) => {
               offExit();
