@@ -205,16 +205,14 @@ export class StateStore {
     onSuperseded: (old: FileVersion, vesselsWithChunks: string[]) => void,
   ): FileVersion {
     // The same version seen again (every rescan sees every waiting file): nothing to write.
-    const seen = this.fileByPath(v.directory, v.relpath);
-    if (seen && seen.versionKey === v.versionKey) return seen;
+    // Read once: nothing else writes on this connection between here and the transaction.
+    const existing = this.fileByPath(v.directory, v.relpath);
+    if (existing && existing.versionKey === v.versionKey) return existing;
     this.#db.write();
     return this.#db.transaction(() => {
       const now = Date.now();
-      const existing = this.fileByPath(v.directory, v.relpath);
       let id: number;
-      if (existing && existing.versionKey === v.versionKey) {
-        id = existing.id;
-      } else if (existing) {
+      if (existing) {
         id = existing.id;
         onSuperseded(existing, this.deliveries(id).map((d) => d.vessel));
         this.#stmt.updateFile.run(v.size, v.mtimeMs, v.versionKey, now, id);

@@ -27,6 +27,17 @@ async function pass(ms: number): Promise<void> {
 beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 }));
 afterEach(() => mock.timers.reset());
 
+/** The link's next wait ends after exactly `ms` of fake time, not a millisecond sooner. */
+async function assertWaits(link: LinkPolicy, ms: number): Promise<void> {
+  let waited = false;
+  const wait = link.wait().then(() => { waited = true; });
+  await pass(ms - 1);
+  assert.ok(!waited, `still waiting after ${ms - 1} ms`);
+  await pass(1);
+  await wait;
+  assert.ok(waited);
+}
+
 describe('LinkPolicy', () => {
   it('a failed attempt waits a growing delay, and one attempt at a time goes while unreachable', async () => {
     const link = new LinkPolicy({ refusal: 'retry', maxAttempts: 4, random: noJitter });
@@ -74,13 +85,7 @@ describe('LinkPolicy', () => {
   it('the next attempt waits the delay from the moment of the failure', async () => {
     const link = new LinkPolicy({ refusal: 'retry', random: noJitter });
     link.dropped(true);
-    let waited = false;
-    const wait = link.wait().then(() => { waited = true; });
-    await pass(quickRetryMs - 1);
-    assert.ok(!waited);
-    await pass(1);
-    await wait;
-    assert.ok(waited);
+    await assertWaits(link, quickRetryMs);
   });
 
   it('a refusal is retried slowly, said once until it changes or a connection gets through', async () => {
@@ -96,12 +101,7 @@ describe('LinkPolicy', () => {
     link.connected();
     const again = link.failed(new VesselRefusedError('host key changed'));
     assert.ok(again.kind === 'refused' && !again.repeated, 'said again after a connection got through');
-    let waited = false;
-    const wait = link.wait().then(() => { waited = true; });
-    await pass(refusedDelayMs - 1);
-    assert.ok(!waited);
-    await pass(1);
-    await wait;
+    await assertWaits(link, refusedDelayMs);
     assert.equal(link.gaveUp, undefined);
   });
 
@@ -110,12 +110,7 @@ describe('LinkPolicy', () => {
     link.connected();
     link.refused(new VesselRefusedError('RemoteLocation is the shore\'s own Location'));
     assert.equal(link.dropped(true), refusedDelayMs, 'the drop that follows waits as the refusal does');
-    let waited = false;
-    const wait = link.wait().then(() => { waited = true; });
-    await pass(refusedDelayMs - 1);
-    assert.ok(!waited);
-    await pass(1);
-    await wait;
+    await assertWaits(link, refusedDelayMs);
     link.connected();
     assert.equal(link.dropped(true), quickRetryMs, 'once a connection got through, drops retry soon again');
   });
