@@ -7,10 +7,11 @@
 // `npm run bench -- wan [--rounds N] [--cap SECONDS]`: the far, flaky link of wan.ts alone
 // (rsync, lftp and sftp beside us through the link emulator); not part of a plain run.
 //
-// `npm run bench -- scale [--quick] [--wide] [--million]`: scale.ts alone (backlogs of 10k and
-// 100k small files, 1 to 20 vessels, a dead vessel, start-up with an empty and a full
-// database; about 20 minutes; --wide adds 100k files to 20 vessels, --million 1M files to 3
-// vessels); not part of a plain run.
+// `npm run bench -- scale [--quick] [--wide] [--million | --million-start]`: scale.ts alone
+// (backlogs of 10k and 100k small files, 1 to 20 vessels, a dead vessel, start-up with an empty
+// and a full database; about 25 minutes; --wide adds 100k files to 20 vessels, --million 1M
+// files to 3 vessels, --million-start only the start-up and `status` with 1M files); not part
+// of a plain run.
 //
 // CM_BENCH_CLI=/path/to/dist/main.js measures another build of our CLI (default: this
 // checkout's dist/main.js) in the parts that run it through lib.ts (push, mirror, wan, scale;
@@ -37,9 +38,10 @@ const { values, positionals } = parseArgs({
     'log-dir': { type: 'string' },
     // wan: seconds after which a tool is stopped and shown as unfinished.
     cap: { type: 'string', default: '600' },
-    // scale: 100k files to 20 vessels too; 1M files to 3 vessels too.
+    // scale: 100k files to 20 vessels too; 1M files to 3 vessels too; only the start-up with 1M.
     wide: { type: 'boolean', default: false },
     million: { type: 'boolean', default: false },
+    'million-start': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick;
@@ -47,10 +49,11 @@ const parts = ['mirror', 'push', 'latency', 'wan', 'scale'];
 const only = values.only ?? positionals[0];
 const rounds = Number(values.rounds ?? (quick || only === 'wan' ? 1 : 3));
 const capS = Number(values.cap);
-const scaleFlags = values.wide || values.million;
+const scaleFlags = values.wide || values.million || values['million-start'];
 if (!(Number.isInteger(rounds) && rounds >= 1) || (only !== undefined && !parts.includes(only)) || positionals.length > 1 || !(capS > 0) || (scaleFlags && only !== 'scale')) {
-  console.error(`usage: npm run bench -- [wan|scale] [--quick] [--rounds N] [--only ${parts.join('|')}] [--cap SECONDS] [--wide] [--million] [--out FILE] [--log-dir DIR]\n`
-    + '  wan and scale run only when named; --cap is for wan; --wide (100k files to 20 vessels too) and --million (1M files to 3 vessels too) for scale');
+  console.error(`usage: npm run bench -- [wan|scale] [--quick] [--rounds N] [--only ${parts.join('|')}] [--cap SECONDS] [--wide] [--million | --million-start] [--out FILE] [--log-dir DIR]\n`
+    + '  wan and scale run only when named; --cap is for wan; --wide (100k files to 20 vessels too), --million (1M files to 3 vessels too)\n'
+    + '  and --million-start (only start-up and status with 1M files waiting) for scale');
   process.exit(2);
 }
 // wan and scale run only when asked for: they measure other things (a far, flaky link; big
@@ -74,7 +77,7 @@ if (wanted('mirror')) Object.assign(results, await timed('mirror', () => benchMi
 if (wanted('push')) Object.assign(results, await timed('push', () => benchPush({ quick, rounds, logDir: values['log-dir'] })));
 if (wanted('latency')) latency = await timed('latency', () => benchLatency({ quick, logDir: values['log-dir'] }));
 if (wanted('wan')) Object.assign(results, await timed('wan', () => benchWan({ quick, rounds, capS, logDir: values['log-dir'] })));
-if (wanted('scale')) scale = await timed('scale', () => benchScale({ quick, wide: values.wide, million: values.million, logDir: values['log-dir'] }));
+if (wanted('scale')) scale = await timed('scale', () => benchScale({ quick, wide: values.wide, million: values.million, millionStart: values['million-start'], logDir: values['log-dir'] }));
 
 const out = values.out ?? join(repoRoot, 'bench', 'results', `${started.toISOString().replace(/[:.]/g, '-')}${only === 'scale' ? '-scale' : ''}${quick ? '-quick' : ''}.json`);
 await mkdir(dirname(out), { recursive: true });

@@ -16,9 +16,10 @@ import type Database from 'better-sqlite3';
 /**
  * 1: files, deliveries, chunks, leftovers, host_keys, vessel_stats. 2 added `transfers`. 3
  * dropped `chunks`, which was written once per chunk and never read. 4 gave `deliveries` the
- * file's size and the indexes a queue of millions is read through (see below).
+ * file's size and the indexes a queue of millions is read through (see below). 5 keeps the
+ * per-vessel totals of what waits in `waiting_totals`, maintained by triggers.
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 const tables = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,6 +89,30 @@ const migrations: ReadonlyArray<{ version: number; sql: string }> = [
       UPDATE deliveries SET size = (SELECT size FROM files WHERE files.id = deliveries.file_id);
       CREATE INDEX IF NOT EXISTS deliveries_waiting ON deliveries (state, vessel, file_id, size);
       CREATE INDEX IF NOT EXISTS files_by_age ON files (queued_at, id);`,
+  },
+  {
+    // What waits per vessel, kept up to date by every change to `deliveries` (cascaded deletes
+    // included), so that `status` reads a row per vessel instead of counting: with a million
+    // files to 3 vessels, counting the index took 0.3 s on a quiet machine and seconds on a
+    // busy one. The cost is one small upsert per delivery state change.
+    version: 5,
+    sql: `CREATE TABLE IF NOT EXISTS waiting_totals (vessel TEXT PRIMARY KEY, files INTEGER NOT NULL, bytes INTEGER NOT NULL);
+      DELETE FROM waiting_totals;
+      INSERT INTO waiting_totals (vessel, files, bytes)
+        SELECT vessel, COUNT(*), SUM(size) FROM deliveries WHERE state = 'pending' GROUP BY vessel;
+      CREATE TRIGGER IF NOT EXISTS waiting_added AFTER INSERT ON deliveries WHEN NEW.state = 'pending' BEGIN
+        INSERT INTO waiting_totals (vessel, files, bytes) VALUES (NEW.vessel, 1, NEW.size)
+          ON CONFLICT (vessel) DO UPDATE SET files = files + 1, bytes = bytes + excluded.bytes;
+      END;
+      CREATE TRIGGER IF NOT EXISTS waiting_removed AFTER DELETE ON deliveries WHEN OLD.state = 'pending' BEGIN
+        UPDATE waiting_totals SET files = files - 1, bytes = bytes - OLD.size WHERE vessel = OLD.vessel;
+      END;
+      CREATE TRIGGER IF NOT EXISTS waiting_changed AFTER UPDATE OF state, vessel, size ON deliveries
+        WHEN OLD.state = 'pending' OR NEW.state = 'pending' BEGIN
+        UPDATE waiting_totals SET files = files - 1, bytes = bytes - OLD.size WHERE vessel = OLD.vessel AND OLD.state = 'pending';
+        INSERT INTO waiting_totals (vessel, files, bytes) SELECT NEW.vessel, 1, NEW.size WHERE NEW.state = 'pending'
+          ON CONFLICT (vessel) DO UPDATE SET files = files + 1, bytes = bytes + excluded.bytes;
+      END;`,
   },
 ];
 

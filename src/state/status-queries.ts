@@ -54,14 +54,16 @@ export class StatusQueries {
   readonly #transfers: Statement | undefined;
 
   constructor(db: StateConnection) {
-    // Schema 4 keeps each delivery's size beside it, indexed: the totals never touch `files`,
-    // which with millions of waiting files is the difference between 0.3 and 1 s. A database
-    // of an older daemon (read-only here) is summed the slow way.
+    // Schema 5 keeps the totals per vessel (see schema.ts); schema 4 has each delivery's size
+    // beside it, indexed, so they are counted without touching `files`. A database of an older
+    // daemon (read-only here) is summed the slow way.
     const schema4 = db.hasColumn('deliveries', 'size');
-    this.#waiting = schema4
-      ? db.prepare(`SELECT vessel, COUNT(*) AS files, SUM(size) AS bytes FROM deliveries WHERE state = 'pending' GROUP BY vessel ORDER BY vessel`)
-      : db.prepare(`SELECT d.vessel, COUNT(*) AS files, SUM(f.size) AS bytes FROM deliveries d JOIN files f ON f.id = d.file_id
-        WHERE d.state = 'pending' GROUP BY d.vessel ORDER BY d.vessel`);
+    this.#waiting = db.hasTable('waiting_totals')
+      ? db.prepare(`SELECT vessel, files, bytes FROM waiting_totals WHERE files > 0 ORDER BY vessel`)
+      : schema4
+        ? db.prepare(`SELECT vessel, COUNT(*) AS files, SUM(size) AS bytes FROM deliveries WHERE state = 'pending' GROUP BY vessel ORDER BY vessel`)
+        : db.prepare(`SELECT d.vessel, COUNT(*) AS files, SUM(f.size) AS bytes FROM deliveries d JOIN files f ON f.id = d.file_id
+          WHERE d.state = 'pending' GROUP BY d.vessel ORDER BY d.vessel`);
     // Files oldest first through `files_by_age` until one has a pending delivery: the planner,
     // left to itself, sorted every pending delivery instead (1.3 s for 3 million).
     this.#oldestWaiting = schema4

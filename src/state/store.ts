@@ -167,8 +167,9 @@ export class StateStore {
    * how many, and the first `list` of them, as [directory, relpath].
    */
   failPending(vessel: string, reason: string, list: number): { count: number; listed: { directory: string; relpath: string }[] } {
-    this.#db.write();
-    return this.#db.transaction(() => {
+    // Outside a transaction (see StateConnection.alone): the list is read just before; a file
+    // recorded in between is failed without being listed, which the count still says.
+    return this.#db.alone(() => {
       const listed = this.#stmt.waitingPaths.all(vessel, list) as { directory: string; relpath: string }[];
       const count = this.#stmt.failPending.run(reason, Date.now(), vessel).changes;
       return { count, listed };
@@ -183,8 +184,9 @@ export class StateStore {
   syncAllTargets(targets: ReadonlyMap<string, readonly string[]>): void {
     const said = JSON.stringify([...targets].sort(([a], [b]) => (a < b ? -1 : 1)));
     if ((this.#stmt.targetsSaid.get() as { value: string } | undefined)?.value === said) return;
-    this.#db.write();
-    this.#db.transaction(() => {
+    // Each statement on its own (see StateConnection.alone); the targets are remembered last,
+    // so a crash before that redoes them all at the next start.
+    this.#db.alone(() => {
       const now = Date.now();
       for (const [directory, vessels] of targets) {
         this.#stmt.dropTargets.run(directory, JSON.stringify(vessels));
@@ -280,8 +282,7 @@ export class StateStore {
 
   /** Puts every failed delivery back in line; returns how many. */
   retryFailed(): number {
-    this.#db.write();
-    return this.#stmt.retryFailed.run(Date.now()).changes;
+    return this.#db.alone(() => this.#stmt.retryFailed.run(Date.now()).changes);
   }
 
   failures(): { vessel: string; error: string | null; directory: string; relpath: string }[] {

@@ -159,6 +159,41 @@ describe('StateStore summaries for status', () => {
     assert.deepEqual(store.waitingByVessel(), []);
   });
 
+  it('the totals of what waits follow every change to the deliveries: new, replaced, done, failed, retried, forgotten, retargeted, given up', () => {
+    const { store, file } = newStore();
+    /** What waits, counted from the deliveries themselves (as schema 4 did). */
+    const counted = () => {
+      store.flush();
+      const db = new Database(file, { readonly: true });
+      try {
+        return db.prepare(`SELECT vessel, COUNT(*) AS files, SUM(size) AS bytes FROM deliveries WHERE state = 'pending' GROUP BY vessel ORDER BY vessel`).all();
+      } finally {
+        db.close();
+      }
+    };
+    const same = (step: string) => assert.deepEqual(store.waitingByVessel(), counted(), step);
+    const files = Array.from({ length: 12 }, (_, i) => store.recordVersion(version(`f${i}`, 10 + i, i % 3 ? 'inbox' : 'other'), ['s1', 's2', 's3'], () => {}));
+    same('recorded');
+    store.markDone(files[0].id, 's1', 10);
+    store.markDone(files[1].id, 's2', 11);
+    same('done');
+    store.markAttemptFailed(files[2].id, 's1', 'refused', true);
+    store.markAttemptFailed(files[3].id, 's3', 'hiccup', false);
+    same('failed');
+    store.recordVersion(version('f4', 500), ['s1', 's2', 's3'], () => {});
+    store.recordVersion(version('f1', 7), ['s1', 's2', 's3'], () => {});
+    same('replaced by another version');
+    store.deleteFile(files[5].id);
+    same('forgotten');
+    store.syncAllTargets(new Map([['inbox', ['s1', 's4']], ['other', ['s2']]]));
+    same('retargeted');
+    assert.equal(store.failPending('s4', 'given up', 3).count, 7); // the 8 files of inbox but the one forgotten
+    same('given up');
+    assert.ok(store.retryFailed() > 0);
+    same('retried');
+    assert.ok(store.waitingByVessel().some((w) => w.vessel === 's4' && w.files === 7), 'the given-up vessel waits again');
+  });
+
   it('failedDeliveries lists each failed delivery with its file, reason, attempts and time', () => {
     const { store, file } = newStore();
     const a = store.recordVersion(version('x/a'), ['s1', 's2'], () => {});
@@ -224,12 +259,22 @@ describe('older schemas', () => {
     PRIMARY KEY (file_id, vessel, idx)
   )`;
 
-  /** A database as version 3 left it: deliveries without their size, no indexes for the queue. */
-  function versionThreeDatabase(): { file: string; id: number } {
+  /** A database as version 4 left it: no totals of what waits, nor the triggers that keep them. */
+  function versionFourDatabase(): { file: string; id: number } {
     const { store, file } = newStore();
     const v = store.recordVersion(version('f'), ['s1'], () => {});
     store.close();
     store.flush();
+    for (const trigger of ['waiting_added', 'waiting_removed', 'waiting_changed']) sql(file, `DROP TRIGGER ${trigger}`);
+    sql(file, 'DROP TABLE waiting_totals');
+    sql(file, `UPDATE meta SET value = '4' WHERE key = 'schema_version'`);
+    return { file, id: v.id };
+  }
+
+  /** A database as version 3 left it: deliveries without their size, no indexes for the queue. */
+  function versionThreeDatabase(): { file: string; id: number } {
+    const { file, id } = versionFourDatabase();
+    const v = { id };
     sql(file, 'DROP INDEX deliveries_waiting');
     sql(file, 'DROP INDEX files_by_age');
     sql(file, 'ALTER TABLE deliveries DROP COLUMN size');
@@ -266,12 +311,28 @@ describe('older schemas', () => {
     }
   }
 
-  const current = ['deliveries', 'files', 'host_keys', 'leftovers', 'meta', 'transfers', 'vessel_stats'];
+  const current = ['deliveries', 'files', 'host_keys', 'leftovers', 'meta', 'transfers', 'vessel_stats', 'waiting_totals'];
 
-  it('a new database is version 4, without a chunks table', () => {
+  it('a new database is version 5, without a chunks table', () => {
     const { store, file } = newStore();
     store.close();
-    assert.deepEqual(tables(file), { version: '4', tables: current });
+    assert.deepEqual(tables(file), { version: '5', tables: current });
+  });
+
+  it('a reader of a version 4 database (an older daemon still running) counts what waits', () => {
+    const r = reader(versionFourDatabase().file);
+    assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
+  });
+
+  it('opening a version 4 database for writing totals what waits from its deliveries, and keeps the totals from then on', () => {
+    const { file, id } = versionFourDatabase();
+    const store = new StateStore(file);
+    open.push(store);
+    assert.deepEqual(store.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
+    store.markDone(id, 's1', 100);
+    assert.deepEqual(store.waitingByVessel(), []);
+    store.flush();
+    assert.deepEqual(tables(file), { version: '5', tables: current });
   });
 
   it('a reader of a version 3 database (an older daemon still running) sums what waits from the files', () => {
@@ -279,13 +340,13 @@ describe('older schemas', () => {
     assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
   });
 
-  it('opening a version 3 database for writing gives each delivery its file\'s size and records version 4', () => {
+  it('opening a version 3 database for writing gives each delivery its file\'s size and records version 5', () => {
     const { file, id } = versionThreeDatabase();
     const store = new StateStore(file);
     open.push(store);
     assert.deepEqual(store.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
     assert.deepEqual(store.waitingPage('s1', 'small', 1000, 0, 10), [{ id, size: 100 }]);
-    assert.deepEqual(tables(file), { version: '4', tables: current });
+    assert.deepEqual(tables(file), { version: '5', tables: current });
   });
 
   it('a reader of a version 2 database (an older daemon still running) reads it as usual, chunks and all', () => {
@@ -296,13 +357,13 @@ describe('older schemas', () => {
     assert.equal(tables(file).version, '2', 'a reader changes nothing');
   });
 
-  it('opening a version 2 database for writing drops the chunks table and records version 4, keeping the rest', () => {
+  it('opening a version 2 database for writing drops the chunks table and records version 5, keeping the rest', () => {
     const file = versionTwoDatabase();
     const store = new StateStore(file);
     open.push(store);
     assert.equal(store.fileByPath('inbox', 'f')!.relpath, 'f');
     assert.equal(store.deliveries(store.fileByPath('inbox', 'f')!.id).length, 1);
-    assert.deepEqual(tables(file), { version: '4', tables: current });
+    assert.deepEqual(tables(file), { version: '5', tables: current });
   });
 
   it('a reader of a version 1 database (an older daemon still running) sees no transfers, the rest as usual', () => {
@@ -311,7 +372,7 @@ describe('older schemas', () => {
     assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
   });
 
-  it('opening a version 1 database for writing adds transfers, drops chunks and records version 4', () => {
+  it('opening a version 1 database for writing adds transfers, drops chunks and records version 5', () => {
     const file = versionOneDatabase();
     const store = new StateStore(file);
     open.push(store);
@@ -319,7 +380,7 @@ describe('older schemas', () => {
     store.transferStarted(v.id, 's1');
     assert.equal(store.transfers().length, 1);
     store.flush();
-    assert.deepEqual(tables(file), { version: '4', tables: current });
+    assert.deepEqual(tables(file), { version: '5', tables: current });
   });
 
   it('a reader refuses a newer schema too', () => {
