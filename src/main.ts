@@ -111,7 +111,7 @@ function buildProgram(): Command {
     .command('check')
     .summary('validate the settings, check the shore and try every vessel the way the daemon will; exit 0 when all are ready')
     .showHelpAfterError(helpHint('check'))
-    .description('validate the settings; on the shore: every Location a readable, writable folder, the state database folder writable; then per vessel: connect, host key, authentication, commands allowed, TempDir writable, cat, tee and sha256sum working, each RemoteLocation writable and not the shore\'s own storage (records nothing, leaves nothing behind); exit 0 when the shore and every vessel are ready, else 1')
+    .description('validate the settings; on the shore: every Location a readable, writable folder, the state database folder writable; then per vessel: connect, host key, authentication, commands allowed, TempDir writable, cat and sha256sum working, each RemoteLocation writable and not the shore\'s own storage (records nothing, leaves nothing behind); exit 0 when the shore and every vessel are ready, else 1')
     .option('-c, --config <file>', 'settings file (default: $CONTENTMONSTER_CONFIG, else ./settings.ini)')
     .addOption(new Option('--log-level <level>', 'log on stderr at this level (default: no log lines, only the report)').choices([...logLevels]))
     .action(async (flags: CheckFlags) => {

@@ -168,7 +168,7 @@ async function probe(
       ...locations.flatMap((l) => l.notes),
       ...(received.length === 0 ? ['receives no Directory (every one is in IgnoreDirs)'] : []),
     ]);
-  const tools = [toolProblem('cat', found.cat, probeInput), toolProblem('tee', found.tee, probeInput), toolProblem('sha256sum', found.sha256sum, probeSha256)].filter((p) => p !== undefined);
+  const tools = [toolProblem('cat', found.cat, probeInput), toolProblem('sha256sum', found.sha256sum, probeSha256)].filter((p) => p !== undefined);
   return {
     commands: ok(),
     tempDir: folderStep(`TempDir ${shownPath(vessel.tempDir)}`, vessel.tempDir, found.tempDir),

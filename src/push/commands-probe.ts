@@ -24,7 +24,7 @@ export async function proveCommands(remote: RemoteFs, vessel: string): Promise<C
   if (proof) return proof;
   const said = oneLine(r.stderr);
   throw new CommandsRefusedError(
-    `vessel ${vessel} cannot run commands: a test command ended (exit ${r.code ?? r.signal}) without its answer${said ? ` (it said: ${said})` : ''}; an SFTP-only account such as ForceCommand internal-sftp, or a wrapper or login shell that runs something else, does this; contentmonster needs sh, cat, tee and sha256sum there to join and verify files`,
+    `vessel ${vessel} cannot run commands: a test command ended (exit ${r.code ?? r.signal}) without its answer${said ? ` (it said: ${said})` : ''}; an SFTP-only account such as ForceCommand internal-sftp, or a wrapper or login shell that runs something else, does this; contentmonster needs sh, cat and sha256sum there to join and verify files`,
     { vessel },
   );
 }

@@ -392,7 +392,7 @@ function entryOf(name: string, st: Stats): RemoteEntry {
 /** The server refused to run a command on an open channel (ssh2: "Unable to exec"). */
 function commandsRefused(vessel: string, cause: Error): CommandsRefusedError {
   return new CommandsRefusedError(
-    `vessel ${vessel} cannot run commands: the server refuses them (an SFTP-only account such as ForceCommand internal-sftp, or a server without remote commands such as ProFTPD mod_sftp); contentmonster needs sh, cat, tee and sha256sum there to join and verify files`,
+    `vessel ${vessel} cannot run commands: the server refuses them (an SFTP-only account such as ForceCommand internal-sftp, or a server without remote commands such as ProFTPD mod_sftp); contentmonster needs sh, cat and sha256sum there to join and verify files`,
     { vessel, cause },
   );
 }

@@ -31,7 +31,7 @@ const onV1 = (script: string) => onVessel(farm.vessels[0], script);
  * Makes a vessel command slow on v1 (it waits until released), so that the daemon can be
  * killed while that command runs. Returns a function that releases it and undoes the mount.
  */
-async function slowOnV1(command: 'tee' | 'sha256sum'): Promise<{ started: () => Promise<boolean>; heal: () => void }> {
+async function slowOnV1(command: 'cat' | 'sha256sum'): Promise<{ started: () => Promise<boolean>; heal: () => void }> {
   const real = join(farm.root, `${command}.real`);
   const wrapper = join(farm.root, `${command}.slow`);
   const gate = join(farm.root, `${command}.gate`);
@@ -95,8 +95,8 @@ describe('kill -9 at each phase, then restart', () => {
     await assertEndState(files);
   });
 
-  // The vessel joins with tee; a file this small it hashes with sha256sum (openssl for large ones).
-  for (const command of ['tee', 'sha256sum'] as const) {
+  // The vessel joins with cat; a file this small it hashes with sha256sum (openssl for large ones).
+  for (const command of ['cat', 'sha256sum'] as const) {
     it(`during the remote ${command}`, async () => {
       const slow = await slowOnV1(command);
       let healed = false;

@@ -71,10 +71,10 @@ const faults: Fault[] = [
     heal: () => onV1('umount /usr/bin/sha256sum; umount /usr/bin/openssl'),
   },
   {
-    name: 'tee failing',
-    reason: /joining chunks \(tee\) failed.*tee: Input\/output error/,
-    inject: async () => onV1(`mount --bind '${await failingCommand('tee', 'tee: Input/output error', 1)}' /usr/bin/tee`),
-    heal: () => onV1('umount /usr/bin/tee'),
+    name: 'cat failing',
+    reason: /joining chunks \(cat\) failed.*cat: Input\/output error/,
+    inject: async () => onV1(`mount --bind '${await failingCommand('cat', 'cat: Input/output error', 1)}' /usr/bin/cat`),
+    heal: () => onV1('umount /usr/bin/cat'),
   },
 ];
 

@@ -26,7 +26,7 @@ describe('file attributes (mode and mtime)', () => {
     const prefix = join(dir, 'cm-a');
     writeChunks(prefix, ['sec', 'ret']);
     const destination = join(dir, 'out', 'secret.txt');
-    const plan = { chunkPrefix: prefix, assemblyPrefix: join(dir, 'out', '.cm-a'), destination };
+    const plan = { chunkPrefix: prefix, assemblyPrefix: join(dir, 'out', '.cm-a'), destination, chunkSize: 3 };
     const r = spawnSync('/bin/sh', ['-c', joinScript(plan)], { cwd: root, encoding: 'utf8', timeout: 30_000, input: `0\n1\nend ${sha256('secret')}${endWords}\n`, env });
     if (r.error) throw r.error;
     return { r, destination };

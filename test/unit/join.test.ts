@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { AssembleExit, joinScript, parseFree, parsePlaced, removeChunksCommand, removeLeftoversScript, type JoinPlan } from '../../src/push/upload/join.js';
+import { AssembleExit, JOIN_BATCH_ARG_BYTES, JOIN_BATCH_BYTES, JOIN_BATCH_MAX_CHUNKS, joinBatch, joinScript, parseFree, parsePlaced, removeChunksCommand, removeLeftoversScript, type JoinPlan } from '../../src/push/upload/join.js';
 import { hasherProbeScript, parseHasherProbe } from '../../src/push/upload/probes.js';
 import {
   assertNoAssembly, assertNoMarker, caseDir, chunksLeft, markerName, removeScratch, root, sh, sha256, writeChunks, type ShResult,
@@ -11,7 +11,12 @@ import {
 
 after(removeScratch);
 
-interface AssemblePlan extends JoinPlan {
+/** The chunk size the tests give: 4 chunks to a `cat`, as with the default ChunkSize (10 MiB). */
+const CHUNK = JOIN_BATCH_BYTES / 4;
+
+interface AssemblePlan extends Omit<JoinPlan, 'chunkSize'> {
+  /** Default CHUNK. */
+  chunkSize?: number;
   chunkCount: number;
   sha256: string;
 }
@@ -19,7 +24,7 @@ interface AssemblePlan extends JoinPlan {
 /** Runs the join script as the shore drives it: the index of each chunk on stdin, then `end <sha256>`. */
 function assemble(p: AssemblePlan, input?: string): ShResult {
   const lines = Array.from({ length: p.chunkCount }, (_, i) => `${i}\n`).join('') + `end ${p.sha256}\n`;
-  const r = spawnSync('/bin/sh', ['-c', joinScript(p)], { cwd: root, encoding: 'utf8', timeout: 30_000, input: input ?? lines });
+  const r = spawnSync('/bin/sh', ['-c', joinScript({ chunkSize: CHUNK, ...p })], { cwd: root, encoding: 'utf8', timeout: 30_000, input: input ?? lines });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -76,14 +81,14 @@ describe('joinScript', () => {
   });
 
   it('a full destination: exits join and says how much room is left there', () => {
-    // A failing tee stands in for a full disk; the free space is whatever df says.
+    // A failing cat stands in for a full disk; the free space is whatever df says.
     const dir = caseDir('full');
     const prefix = join(dir, 'cm-full');
     writeChunks(prefix, ['x']);
     const bin = join(dir, 'bin');
     mkdirSync(bin);
-    writeFileSync(join(bin, 'tee'), '#!/bin/sh\necho "tee: write error: No space left on device" >&2\nexit 1\n', { mode: 0o755 });
-    const plan = { chunkPrefix: prefix, chunkCount: 1, assemblyPrefix: join(dir, '.asm'), destination: join(dir, 'dest'), sha256: sha256('x') };
+    writeFileSync(join(bin, 'cat'), '#!/bin/sh\necho "cat: write error: No space left on device" >&2\nexit 1\n', { mode: 0o755 });
+    const plan = { chunkPrefix: prefix, chunkCount: 1, assemblyPrefix: join(dir, '.asm'), destination: join(dir, 'dest'), sha256: sha256('x'), chunkSize: CHUNK };
     const r = spawnSync('/bin/sh', ['-c', joinScript(plan)], { cwd: root, encoding: 'utf8', input: `0\nend ${plan.sha256}\n`, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
     assert.equal(r.status, AssembleExit.join, r.stderr);
     assert.equal(typeof parseFree(r.stdout), 'number', r.stdout);
@@ -112,7 +117,7 @@ describe('joinScript', () => {
     const assemblyPrefix = join(dir, 'sub', '.cm-mm.tmp');
     const r = assemble({ chunkPrefix: prefix, chunkCount: 3, assemblyPrefix, destination, sha256: sha256('something else') });
     assert.equal(r.status, AssembleExit.mismatch);
-    assert.equal(r.stdout.trim(), `mismatch ${sha256(chunks.join(''))}`);
+    assert.equal(r.stdout.trim(), `mismatch ${sha256(chunks.join(''))} 11`);
     assert.equal(existsSync(destination), false);
     assertNoAssembly(assemblyPrefix);
     assert.deepEqual(chunksLeft(prefix, 3), [0, 1, 2]);
@@ -126,7 +131,7 @@ describe('joinScript', () => {
     writeFileSync(destination, 'old content');
     const r = assemble({ chunkPrefix: prefix, chunkCount: 2, assemblyPrefix: join(dir, '.asm'), destination, sha256: '0'.repeat(64) });
     assert.equal(r.status, AssembleExit.mismatch);
-    assert.equal(r.stdout.trim(), `mismatch ${sha256('new content')}`);
+    assert.equal(r.stdout.trim(), `mismatch ${sha256('new content')} 11`);
     assert.equal(readFileSync(destination, 'utf8'), 'old content');
     assert.deepEqual(chunksLeft(prefix, 2), [0, 1]);
     assert.equal(existsSync(join(dir, '.asm')), false);
@@ -168,7 +173,7 @@ describe('joinScript', () => {
     writeChunks(prefix, chunks);
     const destination = join(dir, 'dest.txt');
     const plan = { chunkPrefix: prefix, chunkCount: 500, assemblyPrefix: join(dir, '.asm'), destination, sha256: sha256(chunks.join('')) };
-    assert.ok(joinScript(plan).length < 2500, `script is ${joinScript(plan).length} characters`);
+    assert.ok(joinScript({ ...plan, chunkSize: CHUNK }).length < 2500, `script is ${joinScript({ ...plan, chunkSize: CHUNK }).length} characters`);
     const r = assemble(plan);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(destination, 'utf8'), chunks.join(''));
@@ -205,8 +210,8 @@ describe('joinScript', () => {
     // A PATH with the tools the script needs, but no openssl; then neither hasher.
     const bin = join(dir, 'bin');
     mkdirSync(bin);
-    for (const tool of ['cat', 'tee', 'mkdir', 'rm', 'mv', 'wc', 'sha256sum']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
-    const run = (destination: string) => spawnSync('/bin/sh', ['-c', joinScript({ chunkPrefix: prefix, assemblyPrefix: join(dir, '.asm'), destination })], {
+    for (const tool of ['cat', 'mkdir', 'rm', 'mv', 'wc', 'sha256sum']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+    const run = (destination: string) => spawnSync('/bin/sh', ['-c', joinScript({ chunkPrefix: prefix, assemblyPrefix: join(dir, '.asm'), destination, chunkSize: CHUNK })], {
       cwd: root, encoding: 'utf8', input: `0\nend ${sha256('abc')}\n`, env: { PATH: bin },
     });
     const fallback = run(join(dir, 'one.txt'));
@@ -236,13 +241,175 @@ describe('joinScript', () => {
 
     // Given a name, a large file's join sets that tool and runs no probe of its own.
     const large = 9 * 1024 * 1024;
-    const withName = joinScript({ chunkPrefix: join(dir, 'c'), assemblyPrefix: join(dir, '.a'), destination: join(dir, 'd'), size: large, hasher: 'sha256sum' });
+    const withName = joinScript({ chunkPrefix: join(dir, 'c'), assemblyPrefix: join(dir, '.a'), destination: join(dir, 'd'), size: large, hasher: 'sha256sum', chunkSize: CHUNK });
     assert.match(withName, /^hasher='sha256sum'$/m);
     assert.doesNotMatch(withName, /openssl/);
-    const probing = joinScript({ chunkPrefix: join(dir, 'c'), assemblyPrefix: join(dir, '.a'), destination: join(dir, 'd'), size: large });
+    const probing = joinScript({ chunkPrefix: join(dir, 'c'), assemblyPrefix: join(dir, '.a'), destination: join(dir, 'd'), size: large, chunkSize: CHUNK });
     assert.match(probing, /openssl dgst -sha256 -r 2>\/dev\/null/);
-    const small = joinScript({ chunkPrefix: join(dir, 'c'), assemblyPrefix: join(dir, '.a'), destination: join(dir, 'd'), size: 1000, hasher: 'openssl' });
+    const small = joinScript({ chunkPrefix: join(dir, 'c'), assemblyPrefix: join(dir, '.a'), destination: join(dir, 'd'), size: 1000, hasher: 'openssl', chunkSize: CHUNK });
     assert.doesNotMatch(small, /^hasher='openssl dgst -sha256 -r'$/m, 'files below the large size keep sha256sum first');
+  });
+
+  it('joins the chunks a batch at a time, one cat for each, in order; the last batch once the end line is in', () => {
+    const dir = caseDir('batches');
+    const prefix = join(dir, 'cm-b');
+    const chunks = Array.from({ length: 10 }, (_, i) => `[${i}]`);
+    writeChunks(prefix, chunks);
+    // A cat that logs how many chunks each run was given, then does the work.
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    const log = join(dir, 'cat.log');
+    const realCat = execFileSync('sh', ['-c', 'command -v cat'], { encoding: 'utf8' }).trim();
+    writeFileSync(join(bin, 'cat'), `#!/bin/sh\necho $(($# - 1)) >> '${log}'\nexec ${realCat} "$@"\n`, { mode: 0o755 });
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+    const run = (chunkSize: number, destination: string) => spawnSync('/bin/sh', ['-c', joinScript({ chunkPrefix: prefix, assemblyPrefix: join(dir, '.asm'), destination, chunkSize })], {
+      cwd: root, encoding: 'utf8', env, input: `${chunks.map((_, i) => `${i}\n`).join('')}end ${sha256(chunks.join(''))}\n`,
+    });
+    const four = run(JOIN_BATCH_BYTES / 4, join(dir, 'four'));
+    assert.equal(four.status, 0, four.stderr);
+    assert.equal(readFileSync(join(dir, 'four'), 'utf8'), chunks.join(''));
+    assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['4', '4', '2']);
+    writeChunks(prefix, chunks);
+    rmSync(log);
+    const one = run(JOIN_BATCH_BYTES, join(dir, 'one'));
+    assert.equal(one.status, 0, one.stderr);
+    assert.equal(readFileSync(join(dir, 'one'), 'utf8'), chunks.join(''));
+    assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), Array(10).fill('1'));
+  });
+
+  it('stdin ending without the end line joins no pending batch', () => {
+    const dir = caseDir('pending');
+    const prefix = join(dir, 'cm-pend');
+    writeChunks(prefix, ['a', 'b']);
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    const log = join(dir, 'cat.log');
+    writeFileSync(join(bin, 'cat'), `#!/bin/sh\necho ran >> '${log}'\nexit 1\n`, { mode: 0o755 });
+    const r = spawnSync('/bin/sh', ['-c', joinScript({ chunkPrefix: prefix, assemblyPrefix: join(dir, '.asm'), destination: join(dir, 'dest'), chunkSize: CHUNK })], {
+      cwd: root, encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, input: '0\n1\n',
+    });
+    assert.equal(r.status, AssembleExit.incomplete, r.stderr);
+    assert.equal(existsSync(log), false, 'no cat ran');
+    assert.deepEqual(readdirSync(dir).sort(), ['bin', 'cm-pend.0', 'cm-pend.1']);
+  });
+
+  it('a chunk gone between its line and its batch\'s turn: exits vanished', () => {
+    const dir = caseDir('gone');
+    const prefix = join(dir, 'cm-gone');
+    writeChunks(prefix, ['a', 'b']);
+    // A cat that finds its second file gone (as after a reboot that emptied a tmpfs TempDir).
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'cat'), `#!/bin/sh\nrm -f -- '${prefix}.1'\necho "cat: ${prefix}.1: No such file or directory" >&2\nexit 1\n`, { mode: 0o755 });
+    const r = spawnSync('/bin/sh', ['-c', joinScript({ chunkPrefix: prefix, assemblyPrefix: join(dir, '.asm'), destination: join(dir, 'dest'), chunkSize: CHUNK })], {
+      cwd: root, encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, input: `0\n1\nend ${sha256('ab')}\n`,
+    });
+    assert.equal(r.status, AssembleExit.vanished, r.stderr);
+    assert.equal(existsSync(join(dir, 'dest')), false);
+    assert.deepEqual(readdirSync(dir).sort(), ['bin', 'cm-gone.0']);
+  });
+
+  it('the digest is of the joined file itself: a cat that writes less and exits 0 is caught (mismatch)', () => {
+    const dir = caseDir('short');
+    const prefix = join(dir, 'cm-short');
+    writeChunks(prefix, ['abcdef', 'ghijkl']);
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    // Drops the last byte of what it copies, and says nothing.
+    writeFileSync(join(bin, 'cat'), `#!/bin/sh\nshift\nfor f; do head -c 5 -- "$f"; done\n`, { mode: 0o755 });
+    const r = spawnSync('/bin/sh', ['-c', joinScript({ chunkPrefix: prefix, assemblyPrefix: join(dir, '.asm'), destination: join(dir, 'dest'), chunkSize: CHUNK })], {
+      cwd: root, encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, input: `0\n1\nend ${sha256('abcdefghijkl')}\n`,
+    });
+    assert.equal(r.status, AssembleExit.mismatch, r.stderr);
+    assert.equal(r.stdout.trim(), `mismatch ${sha256('abcdeghijk')} 10`);
+    assert.equal(existsSync(join(dir, 'dest')), false);
+    assertNoAssembly(join(dir, '.asm'));
+  });
+
+  it('the size must be the shore\'s too before the rename: a wc that says otherwise stops it (mismatch); one that pads with blanks does not', () => {
+    const dir = caseDir('size');
+    const prefix = join(dir, 'cm-size');
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+    const run = (wc: string, destination: string) => {
+      writeChunks(prefix, ['abc', 'def']);
+      writeFileSync(join(bin, 'wc'), `#!/bin/sh\n${wc}\n`, { mode: 0o755 });
+      return spawnSync('/bin/sh', ['-c', joinScript({ chunkPrefix: prefix, assemblyPrefix: join(dir, '.asm'), destination, size: 6, chunkSize: CHUNK })], {
+        cwd: root, encoding: 'utf8', env, input: `0\n1\nend ${sha256('abcdef')}\n`,
+      });
+    };
+    const wrong = run('echo 7', join(dir, 'wrong'));
+    assert.equal(wrong.status, AssembleExit.mismatch, wrong.stderr);
+    assert.equal(wrong.stdout.trim(), `mismatch ${sha256('abcdef')} 7`);
+    assert.equal(existsSync(join(dir, 'wrong')), false);
+    assertNoAssembly(join(dir, '.asm'));
+    assert.deepEqual(chunksLeft(prefix, 2), [0, 1], 'the chunks are left to the shore, which discards them');
+    // BSD's wc pads the count.
+    const padded = run('echo "       6"', join(dir, 'padded'));
+    assert.equal(padded.status, 0, padded.stderr);
+    assert.deepEqual(parsePlaced(padded.stdout), { sha256: sha256('abcdef'), size: 6 });
+    assert.equal(readFileSync(join(dir, 'padded'), 'utf8'), 'abcdef');
+  });
+
+  it('the hidden file removed while joining (another attempt placed the file first): exits vanished, places nothing', () => {
+    const dir = caseDir('removed');
+    const prefix = join(dir, 'cm-rm');
+    const destination = join(dir, 'dest');
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    const realCat = execFileSync('sh', ['-c', 'command -v cat'], { encoding: 'utf8' }).trim();
+    const first = join(dir, 'first');
+    const removeTmp = `rm -f -- '${dir}'/.asm.*.tmp`;
+    // One chunk per cat. `after`: the first cat removes the hidden file once it has appended its
+    // chunk, so the second would start a new one; `during`: the second removes it after its
+    // `>>` opened it, so it appends to a file no longer there.
+    const cats = {
+      after: `[ -e '${first}' ] && exec ${realCat} "$@"\n: > '${first}'\n${realCat} "$@" && ${removeTmp}`,
+      during: `[ -e '${first}' ] && ${removeTmp}\n: > '${first}'\nexec ${realCat} "$@"`,
+    };
+    for (const [when, cat] of Object.entries(cats)) {
+      rmSync(first, { force: true });
+      writeChunks(prefix, ['first', 'second']);
+      // The other attempt's file, already in place.
+      writeFileSync(destination, 'firstsecond');
+      writeFileSync(join(bin, 'cat'), `#!/bin/sh\n${cat}\n`, { mode: 0o755 });
+      const r = spawnSync('/bin/sh', ['-c', joinScript({ chunkPrefix: prefix, assemblyPrefix: join(dir, '.asm'), destination, size: 11, chunkSize: JOIN_BATCH_BYTES })], {
+        cwd: root, encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, input: `0\n1\nend ${sha256('firstsecond')}\n`,
+      });
+      assert.equal(r.status, AssembleExit.vanished, `${when}: ${r.stderr}`);
+      assert.equal(readFileSync(destination, 'utf8'), 'firstsecond', `${when}: the placed file is left as it was`);
+      assertNoAssembly(join(dir, '.asm'));
+    }
+  });
+
+  it('the end line with the shore\'s mode and time: set on the placed file', () => {
+    const dir = caseDir('attrs');
+    const prefix = join(dir, 'cm-attrs');
+    writeChunks(prefix, ['x', 'y']);
+    const destination = join(dir, 'dest');
+    const r = assemble({ chunkPrefix: prefix, chunkCount: 2, assemblyPrefix: join(dir, '.asm'), destination, sha256: `${sha256('xy')} 640 202001021504.05` });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(parsePlaced(r.stdout), { sha256: sha256('xy'), size: 2 });
+    const st = statSync(destination);
+    assert.equal(st.mode & 0o777, 0o640);
+    assert.equal(st.mtimeMs, Date.UTC(2020, 0, 2, 15, 4, 5));
+  });
+
+  it('joinBatch: JOIN_BATCH_BYTES of chunks per cat, at least one, at most JOIN_BATCH_MAX_CHUNKS, and no more than JOIN_BATCH_ARG_BYTES of paths', () => {
+    const prefix = '/tmp/.ContentMonster/cm-0123456789abcdef0123456789abcdef';
+    assert.equal(joinBatch(10 * 1024 * 1024, prefix), 4);
+    assert.equal(joinBatch(JOIN_BATCH_BYTES, prefix), 1);
+    assert.equal(joinBatch(JOIN_BATCH_BYTES * 10, prefix), 1);
+    assert.equal(joinBatch(1024 * 1024, prefix), 40);
+    assert.equal(joinBatch(1024, '/t/p'), JOIN_BATCH_MAX_CHUNKS);
+    // A tiny ChunkSize: as many as the arguments allow.
+    assert.equal(joinBatch(1, prefix), Math.floor(JOIN_BATCH_ARG_BYTES / (prefix.length + 18)));
+    // A TempDir as long as a path can be: a few per cat, never none.
+    assert.equal(joinBatch(1, `/${'d'.repeat(4000)}/cm-x`), Math.floor(JOIN_BATCH_ARG_BYTES / 4025));
+    assert.equal(joinBatch(1, `/${'d'.repeat(40_000)}/cm-x`), 1);
+    // Bytes, not characters.
+    assert.equal(joinBatch(1, `/${'é'.repeat(2000)}/cm-x`), Math.floor(JOIN_BATCH_ARG_BYTES / (4006 + 18)));
   });
 
   it('replaces an older destination file', () => {
@@ -353,7 +520,7 @@ describe('AssembleExit', () => {
   });
 
   it('the script starts by naming its file and creating the destination folder', () => {
-    const p: JoinPlan = { chunkPrefix: '/t/p', assemblyPrefix: '/d/.a', destination: '/d/f' };
+    const p: JoinPlan = { chunkPrefix: '/t/p', assemblyPrefix: '/d/.a', destination: '/d/f', chunkSize: CHUNK };
     assert.match(joinScript(p), /^tmp='\/d\/.a'\.\$\$\.tmp\n\[ -d '\/d' \] \|\| mkdir -p -- '\/d' \|\| exit 10\n/);
   });
 });

@@ -10,7 +10,7 @@ import { assertNoMarker, caseDir, markerName, removeScratch, root } from '../hel
 after(removeScratch);
 
 describe('checkProbeScript / parseCheckProbe', () => {
-  /** Runs the probe with `PATH` limited to `bin` when given (to hide or fake cat, tee and sha256sum). */
+  /** Runs the probe with `PATH` limited to `bin` when given (to hide or fake cat and sha256sum). */
   function probe(tempDir: string, locations: string[], bin?: string) {
     const env = bin ? { ...process.env, PATH: bin } : process.env;
     const r = spawnSync('/bin/sh', ['-c', checkProbeScript(tempDir, locations)], { cwd: root, env, encoding: 'utf8', timeout: 30_000 });
@@ -39,7 +39,6 @@ describe('checkProbeScript / parseCheckProbe', () => {
       tempDir: { state: 'ok', missingLevels: 0 },
       locations: [{ state: 'ok', missingLevels: 0 }, { state: 'ok', missingLevels: 0 }],
       cat: { state: 'ok' },
-      tee: { state: 'ok' },
       sha256sum: { state: 'ok' },
     }, stdout);
     assert.deepEqual(readdirSync(dir).sort(), ['loc', 'temp']);
@@ -84,29 +83,33 @@ describe('checkProbeScript / parseCheckProbe', () => {
       tempDir: { state: 'ok', missingLevels: 3 },
       locations: [{ state: 'ok', missingLevels: 0 }, { state: 'ok', missingLevels: 1 }, { state: 'ok', missingLevels: 0 }],
       cat: { state: 'ok' },
-      tee: { state: 'ok' },
       sha256sum: { state: 'ok' },
     }, stdout);
-    assert.deepEqual(stdout.split('\n'), ['tempdir ok 3', 'loc:0 ok 0', 'loc:1 ok 1', 'loc:2 ok 0', 'cat ok', 'tee ok', 'sha256sum ok', 'end', '']);
+    assert.deepEqual(stdout.split('\n'), ['tempdir ok 3', 'loc:0 ok 0', 'loc:1 ok 1', 'loc:2 ok 0', 'cat ok', 'sha256sum ok', 'end', '']);
     assert.deepEqual(readdirSync(dir), [`-d ${nasty}`]);
     assert.deepEqual(readdirSync(existing), []);
     assertNoMarker();
   });
 
-  it('cat, tee and sha256sum not installed: missing', () => {
+  it('cat and sha256sum not installed: missing', () => {
     const { parsed } = probe(root, [], fakeBin({}));
-    assert.deepEqual([parsed?.cat, parsed?.tee, parsed?.sha256sum], [{ state: 'missing' }, { state: 'missing' }, { state: 'missing' }]);
+    assert.deepEqual([parsed?.cat, parsed?.sha256sum], [{ state: 'missing' }, { state: 'missing' }]);
+  });
+
+  it('no tee on the vessel: ready (the join no longer uses it, so it is not asked about)', () => {
+    const real = (tool: string) => `exec '${execFileSync('/bin/sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim()}' "$@"`;
+    const { parsed, stdout } = probe(root, [], fakeBin({ cat: real('cat'), sha256sum: real('sha256sum') }));
+    assert.deepEqual([parsed?.cat, parsed?.sha256sum], [{ state: 'ok' }, { state: 'ok' }], stdout);
+    assert.ok(!/tee/.test(checkProbeScript(root, [])), 'the probe never runs tee');
   });
 
   it('a failing command: its exit code and its output on one line; a wrong answer: what it printed', () => {
     const bin = fakeBin({
       cat: 'echo "cat: read error:" >&2; echo "Input/output error" >&2; exit 1',
-      tee: 'exit 3',
       sha256sum: 'echo "0000  -"',
     });
     const { parsed } = probe(root, [], bin);
     assert.deepEqual(parsed?.cat, { state: 'exit', code: 1, output: 'cat: read error: Input/output error' });
-    assert.deepEqual(parsed?.tee, { state: 'exit', code: 3, output: '' });
     assert.deepEqual(parsed?.sha256sum, { state: 'wrong', output: '0000 -' });
   });
 
@@ -117,17 +120,17 @@ describe('checkProbeScript / parseCheckProbe', () => {
     assert.deepEqual(parsed?.sha256sum, { state: 'ok' });
   });
 
-  it('output that stops before `end`, or lacks a line, is not a result; unrelated lines are ignored', () => {
+  it('output that stops before `end`, or lacks a line, is not a result; unrelated lines (a tee line among them) are ignored', () => {
     const full = 'motd noise\ntempdir ok 0\nloc:0 unwritable 1 Read-only file system\ncat ok\ntee missing\nsha256sum exit 126 Permission denied\nend\n';
     assert.deepEqual(parseCheckProbe(full, 1), {
       tempDir: { state: 'ok', missingLevels: 0 },
       locations: [{ state: 'unwritable', missingLevels: 1, reason: 'Read-only file system' }],
       cat: { state: 'ok' },
-      tee: { state: 'missing' },
       sha256sum: { state: 'exit', code: 126, output: 'Permission denied' },
     });
     assert.equal(parseCheckProbe(full.replace('end\n', ''), 1), undefined);
-    assert.equal(parseCheckProbe(full.replace('tee missing\n', ''), 1), undefined);
+    assert.equal(parseCheckProbe(full.replace('cat ok\n', ''), 1), undefined);
+    assert.notEqual(parseCheckProbe(full.replace('tee missing\n', ''), 1), undefined);
     assert.equal(parseCheckProbe(full, 2), undefined);
     assert.equal(parseCheckProbe('This account is currently not available.\n', 0), undefined);
   });

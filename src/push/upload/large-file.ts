@@ -10,10 +10,10 @@
  * 3. The shore file is read once, front to back: every byte feeds the SHA-256, and the bytes the
  *    vessel lacks go out as pipelined SFTP writes (many requests in flight). No file is ever
  *    held in memory; at most `windowBytes` per transfer are.
- * 4. A remote command started before the first chunk joins each chunk beside the destination
- *    as soon as it is complete, hashing in the same pass, so that when the last chunk is in only
- *    its bytes are left to join; then it checks the size and SHA-256 and renames the result
- *    into place (see joinScript in join.ts).
+ * 4. A remote command started before the first chunk joins the chunks beside the destination
+ *    a batch at a time as they are complete, so that when the last chunk is in only the last
+ *    batch is left to join; then it hashes the joined file, checks its SHA-256 and size against
+ *    the shore's and renames it into place (see joinScript in join.ts).
  *
  * Small files take another way: see small-file.ts.
  */
@@ -50,11 +50,13 @@ export async function deliverLargeFile(remote: RemoteFs, job: DeliveryJob, hooks
   const bytesPresent = present.have.reduce((sum, n) => sum + n, 0);
   hooks.sending?.(bytesPresent);
   const startJoiner = () => {
-    const spawned = remote.spawn(joinScript({ chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination, size: job.size, hasher }));
+    const spawned = remote.spawn(joinScript({
+      chunkPrefix: job.chunkPrefix, assemblyPrefix: job.assemblyPrefix, destination: job.destination, size: job.size, hasher, chunkSize: job.chunkSize,
+    }));
     spawned.catch(() => {}); // awaited below; a failure meanwhile is not unhandled
     return spawned;
   };
-  // Joining while the chunks go up leaves only the last one to join at the end. But the
+  // Joining while the chunks go up leaves only the last batch to join at the end. But the
   // joiner of a connection that is cut may wait for input for hours (sshd need not notice a
   // dead link) while it holds a half-joined copy of every chunk sent so far, and every new
   // connection starts one more: where connections die before the rest of the file is up, the

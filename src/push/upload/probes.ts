@@ -84,17 +84,16 @@ export interface CheckProbe {
   tempDir: FolderProbe;
   /** In the order the locations were given. */
   locations: FolderProbe[];
-  cat: CommandProbe;
   /** The join appends chunks with it. */
-  tee: CommandProbe;
+  cat: CommandProbe;
   sha256sum: CommandProbe;
 }
 
 /**
  * The one remote command of `check`: is TempDir writable (or creatable), does each
- * RemoteLocation accept a file, and do `cat`, `tee` and `sha256sum` work (run on `abc`, answers
- * compared). It creates nothing but a probe file, removed at once: a missing folder is judged
- * by its nearest existing ancestor.
+ * RemoteLocation accept a file, and do `cat` and `sha256sum` work (run on `abc`, answers
+ * compared; not `tee`, which no vessel script uses since issue 19). It creates nothing but a
+ * probe file, removed at once: a missing folder is judged by its nearest existing ancestor.
  *
  * Its stdout is one line per finding and never holds a path (paths may hold newlines): the
  * shore knows which path each line is about. Error texts are cut to the strerror part after the
@@ -102,7 +101,7 @@ export interface CheckProbe {
  *
  *   tempdir ok N | tempdir notdir N | tempdir unwritable N TEXT     (N = missing levels)
  *   loc:I ok N   | ...                                             (I = index into `locations`)
- *   cat ok | cat missing | cat exit CODE TEXT | cat wrong TEXT      (same for tee, sha256sum)
+ *   cat ok | cat missing | cat exit CODE TEXT | cat wrong TEXT      (same for sha256sum)
  *   end
  */
 export function checkProbeScript(tempDir: string, locations: readonly string[]): string {
@@ -129,7 +128,6 @@ export function checkProbeScript(tempDir: string, locations: readonly string[]):
     `folder tempdir ${quote(tempDir)}`,
     ...locations.map((loc, i) => `folder loc:${i} ${quote(loc)}`),
     `tool cat ${probeInput} all`,
-    `tool tee ${probeInput} all`,
     `tool sha256sum ${probeSha256} word`,
     'echo end',
   ].join('\n');
@@ -147,7 +145,7 @@ export function parseCheckProbe(stdout: string, locationCount: number): CheckPro
       folders.set(m[1], m[2] === 'unwritable' ? { state: 'unwritable', missingLevels, reason: m[4] ?? '' } : { state: m[2] as 'ok' | 'notdir', missingLevels });
       continue;
     }
-    const t = /^(cat|tee|sha256sum) (?:(ok|missing)|exit (\d+) ?(.*)|wrong ?(.*))$/.exec(line);
+    const t = /^(cat|sha256sum) (?:(ok|missing)|exit (\d+) ?(.*)|wrong ?(.*))$/.exec(line);
     if (t) {
       tools.set(t[1], t[2] ? { state: t[2] as 'ok' | 'missing' } : t[3] ? { state: 'exit', code: Number(t[3]), output: t[4] ?? '' } : { state: 'wrong', output: t[5] ?? '' });
       continue;
@@ -157,8 +155,7 @@ export function parseCheckProbe(stdout: string, locationCount: number): CheckPro
   const tempDir = folders.get('tempdir');
   const locations = Array.from({ length: locationCount }, (_, i) => folders.get(`loc:${i}`));
   const cat = tools.get('cat');
-  const tee = tools.get('tee');
   const sha256sum = tools.get('sha256sum');
-  if (!ended || !tempDir || !cat || !tee || !sha256sum || locations.some((l) => !l)) return undefined;
-  return { tempDir, locations: locations as FolderProbe[], cat, tee, sha256sum };
+  if (!ended || !tempDir || !cat || !sha256sum || locations.some((l) => !l)) return undefined;
+  return { tempDir, locations: locations as FolderProbe[], cat, sha256sum };
 }

@@ -39,9 +39,13 @@ export async function placed(remote: RemoteFs, job: DeliveryJob, r: ExecResult, 
     return;
   }
   switch (r.code) {
-    case AssembleExit.mismatch:
+    case AssembleExit.mismatch: {
       await discardChunks(remote, job);
-      throw new FileError(`SHA-256 on vessel ${job.vessel} is ${/^mismatch (\S+)/m.exec(r.stdout)?.[1] ?? '(not said)'}, expected ${sha256}; chunks discarded, sending again`, ctx);
+      // `mismatch <sha256> <size>`: what the joined file held; a size is named only when it differs.
+      const [, found, size] = /^mismatch (\S*) ?(\d*)/m.exec(r.stdout) ?? [];
+      const sizes = size && Number(size) !== job.size ? ` (${size} bytes, expected ${job.size})` : '';
+      throw new FileError(`SHA-256 on vessel ${job.vessel} is ${found || '(not said)'}, expected ${sha256}${sizes}; chunks discarded, sending again`, ctx);
+    }
     case AssembleExit.destinationIsDirectory:
       throw new FileError(`${job.destination} on vessel ${job.vessel} is a directory`, ctx);
     case AssembleExit.mkdir:
@@ -49,13 +53,15 @@ export async function placed(remote: RemoteFs, job: DeliveryJob, r: ExecResult, 
     case AssembleExit.rename:
       throw new FileError(`cannot move the file into place on vessel ${job.vessel}${detail}`, ctx);
     case AssembleExit.vanished:
-      // A vessel reboot empties a tmpfs TempDir: start this file over.
+      // A vessel reboot empties a tmpfs TempDir: start this file over. (Or an earlier attempt
+      // whose connection was cut placed the file meanwhile, and removed them: the next attempt
+      // finds it in place.)
       await discardChunks(remote, job);
       throw new TransientError(`chunks vanished from TempDir on vessel ${job.vessel}; sending again`, ctx);
     case AssembleExit.join:
     case AssembleExit.hash: {
       if (r.code === AssembleExit.hash) forgetHasher(remote);
-      const step = r.code === AssembleExit.join ? 'joining chunks (tee)' : 'hashing (openssl or sha256sum)';
+      const step = r.code === AssembleExit.join ? 'joining chunks (cat)' : 'hashing (openssl or sha256sum)';
       const freeKiB = parseFree(r.stdout);
       if (freeKiB !== undefined && freeKiB * 1024 < job.size) {
         throw new TransientError(`vessel ${job.vessel} is full while ${step} (${freeKiB} KiB free beside ${job.destination})${detail}`, ctx);
