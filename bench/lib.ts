@@ -1,11 +1,13 @@
-// Shared by the benchmark parts: timing a child process (wall, peak RSS, CPU), statistics, and
-// the table and ratio printing. Figures, never assertions: the machine is shared and noisy.
-import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+// Shared by the benchmark parts: timing a child process (wall, peak RSS, CPU), CPU counted by
+// cgroup, statistics, and the table and ratio printing. Figures, never assertions: the machine
+// is shared and noisy.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onTestExit } from '../test/helpers/cleanup.js';
 import { shebangFlags } from '../test/helpers/process.js';
 import type { Vessel } from '../test/helpers/sshd.js';
 
@@ -19,6 +21,12 @@ export interface Sample {
   /** Only for our own CLI (measured from inside the process). */
   maxRssMiB?: number;
   cpuS?: number;
+  /** CPU seconds of the tool's cgroup: every process and thread it ran on the shore (CpuAccounting). */
+  shoreCpuS?: number;
+  /** CPU seconds of the vessels' cgroups, all processes of each, summed over the vessels of the case. */
+  vesselCpuS?: number;
+  /** The same, one figure per vessel. */
+  vesselCpuSEach?: number[];
 }
 
 export interface Timed {
@@ -28,9 +36,24 @@ export interface Timed {
   ours?: boolean;
   /** Keep the command's whole output (stdout and stderr, interleaved) in this file. */
   logFile?: string;
+  /** Start it in this cgroup v2 directory (CpuGroup.path), before it runs any of its own code. */
+  cgroup?: string;
+}
+
+/**
+ * `file args`, or when a cgroup is given the same through `sh -c`, which writes its own pid into
+ * the group's cgroup.procs and then execs the command: the command's first instruction, every
+ * thread and every child it starts are counted there.
+ */
+function inGroup(file: string, args: string[], cgroup?: string): [string, string[]] {
+  if (!cgroup) return [file, args];
+  return ['sh', ['-c', 'echo $$ > "$1/cgroup.procs" || exit 97; shift; exec "$@"', 'sh', cgroup, file, ...args]];
 }
 
 let seq = 0;
+
+/** Lines a part printed about what it could not measure (a tool not installed, no cgroup v2): written into the results JSON. */
+export const benchNotes: string[] = [];
 
 /** Runs `file args` to completion; rejects on a non-zero exit with the tail of its output. */
 async function run(file: string, args: string[], env: NodeJS.ProcessEnv, logFile?: string): Promise<void> {
@@ -62,7 +85,7 @@ export async function time(t: Timed): Promise<Sample> {
   const [file, ...args] = t.ours ? [process.execPath, ...shebangFlags(cli), '--import', hook, cli, ...t.command] : t.command;
   const env = { ...process.env, ...t.env, ...(t.ours ? { CM_BENCH_RUSAGE: rusageFile } : {}) };
   const started = process.hrtime.bigint();
-  await run(file, args, env, t.logFile);
+  await run(...inGroup(file, args, t.cgroup), env, t.logFile);
   const wallS = Number(process.hrtime.bigint() - started) / 1e9;
   if (!t.ours) return { wallS };
   const usage = JSON.parse(await readFile(rusageFile, 'utf8')) as { maxRssKiB: number; cpuS: number };
@@ -77,11 +100,148 @@ export async function time(t: Timed): Promise<Sample> {
 export async function timeParallel(ts: Timed[]): Promise<Sample> {
   if (ts.some((t) => t.ours)) throw new Error('timeParallel: only for other tools (no rusage hook)');
   const started = process.hrtime.bigint();
-  const results = await Promise.allSettled(ts.map((t) => run(t.command[0], t.command.slice(1), { ...process.env, ...t.env })));
+  const results = await Promise.allSettled(ts.map((t) => run(...inGroup(t.command[0], t.command.slice(1), t.cgroup), { ...process.env, ...t.env }, t.logFile)));
   const wallS = Number(process.hrtime.bigint() - started) / 1e9;
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   return { wallS };
+}
+
+/** Whether `command` can be started here (anything but "not found" counts as there). */
+export function haveCommand(command: string, versionFlag = '--version'): boolean {
+  const r = spawnSync(command, [versionFlag], { stdio: 'ignore', timeout: 10_000 });
+  return !(r.error && 'code' in r.error && r.error.code === 'ENOENT');
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU by cgroup v2. A process's reaped children are no measure of a vessel: sshd puts each
+// connection into a session of its own, and an sftp-server orphaned when the client drops is
+// reaped by init, counted by nobody we could ask. A cgroup counts every process that ever ran
+// in it (cpu.stat usage_usec, user + system, exited processes included) and every child forks
+// into its parent's group, so a vessel's sshd started in a group of its own (FarmOptions
+// perVessel cgroup) and a tool started in another (Timed.cgroup) count everything each side
+// did. Approach of scripts/measure-join.ts (branch wip/join-batched).
+
+/** Where cgroup v2 is mounted: /sys/fs/cgroup (unified), /sys/fs/cgroup/unified (hybrid), or wherever /proc/self/mounts says. */
+function cgroup2Root(): string | undefined {
+  const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).filter((f) => f[2] === 'cgroup2').map((f) => f[1]);
+  return ['/sys/fs/cgroup', '/sys/fs/cgroup/unified', ...mounts].find((m) => mounts.includes(m) && existsSync(join(m, 'cgroup.procs')));
+}
+
+/** A cgroup v2 we made, whose CPU time we read. */
+export class CpuGroup {
+  constructor(readonly path: string) {
+    mkdirSync(path);
+  }
+
+  /** CPU seconds used by every process that has been in it, since it was made. */
+  cpuS(): number {
+    const m = /^usage_usec (\d+)$/m.exec(readFileSync(join(this.path, 'cpu.stat'), 'utf8'));
+    if (!m) throw new Error(`no usage_usec in ${this.path}/cpu.stat`);
+    return Number(m[1]) / 1e6;
+  }
+
+  pids(): number[] {
+    return readFileSync(join(this.path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  }
+
+  /** Moves whatever is left to the root group and removes this one; best effort. */
+  remove(root: string): void {
+    removeGroup(this.path, root);
+  }
+}
+
+function removeGroup(path: string, root: string): void {
+  try {
+    for (const pid of readFileSync(join(path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+      try {
+        writeFileSync(join(root, 'cgroup.procs'), `${pid}\n`);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    rmdirSync(path);
+  } catch {
+    // already gone, or a process on its way out holds it: nothing we measure depends on it
+  }
+}
+
+/** A group and the groups right under it. */
+function removeTree(path: string, root: string): void {
+  try {
+    for (const sub of readdirSync(path, { withFileTypes: true })) if (sub.isDirectory()) removeGroup(join(path, sub.name), root);
+  } catch {
+    // gone meanwhile
+  }
+  removeGroup(path, root);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The shore's group (the tool under test: start it with Timed.cgroup = shore.path) and one
+ * group per vessel (give vessels[i].path to startVesselFarm as perVessel[i].cgroup), under
+ * <cgroup2 root>/cm-bench-<pid>/. Removed when the process ends, whatever the reason.
+ */
+export class CpuAccounting {
+  readonly shore: CpuGroup;
+  readonly vessels: CpuGroup[];
+  #removed = false;
+
+  private constructor(private readonly root: string, private readonly base: string, vesselCount: number) {
+    new CpuGroup(base);
+    this.shore = new CpuGroup(join(base, 'shore'));
+    this.vessels = Array.from({ length: vesselCount }, (_, i) => new CpuGroup(join(base, `vessel-${i + 1}`)));
+    onTestExit(() => this.remove());
+  }
+
+  /** Groups for the shore and `vesselCount` vessels, or why there are none (no writable cgroup v2). */
+  static open(vesselCount: number): CpuAccounting | string {
+    if (process.platform !== 'linux') return 'CPU columns need a writable cgroup v2 (Linux)';
+    const root = cgroup2Root();
+    if (!root) return 'CPU columns need a writable cgroup v2: none is mounted (see /proc/self/mounts)';
+    // Left by a run that was killed too hard to clean up (SIGKILL): groups of dead pids.
+    for (const name of readdirSync(root)) {
+      const pid = /^cm-bench-(\d+)$/.exec(name)?.[1];
+      if (pid && !existsSync(`/proc/${pid}`)) removeTree(join(root, name), root);
+    }
+    const base = join(root, `cm-bench-${process.pid}`);
+    try {
+      const acct = new CpuAccounting(root, base, vesselCount);
+      // The very mechanism every run uses: a shell joins the group, then execs.
+      execFileSync('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && exec true', 'sh', acct.shore.path], { stdio: 'ignore' });
+      acct.shore.cpuS();
+      return acct;
+    } catch (err) {
+      if (existsSync(base)) removeTree(base, root);
+      return `CPU columns need a writable cgroup v2 (at ${root}: ${(err as Error).message.split('\n')[0]})`;
+    }
+  }
+
+  /**
+   * Runs `fn` (which starts the tool in shore.path and waits for it) and adds to its sample the
+   * CPU the shore's group and the groups of these vessels used meanwhile. Before reading, waits
+   * (up to 5 s) until the tool's processes are gone and each vessel holds only its listener: an
+   * orphaned sftp-server or rsync may still be on its way out, and its CPU belongs to the run.
+   */
+  async measure(vessels: { index: number; listener: number }[], fn: () => Promise<Sample>): Promise<Sample> {
+    const groups = vessels.map((v) => this.vessels[v.index]);
+    const shoreBefore = this.shore.cpuS();
+    const before = groups.map((g) => g.cpuS());
+    const sample = await fn();
+    const settled = () => this.shore.pids().length === 0 && groups.every((g, i) => g.pids().every((p) => p === vessels[i].listener));
+    for (let i = 0; i < 100 && !settled(); i++) await sleep(50);
+    const each = groups.map((g, i) => g.cpuS() - before[i]);
+    return { ...sample, shoreCpuS: this.shore.cpuS() - shoreBefore, vesselCpuS: each.reduce((a, b) => a + b, 0), vesselCpuSEach: each };
+  }
+
+  /** Moves what is left to the root group and removes the groups (after the vessels have stopped). */
+  remove(): void {
+    if (this.#removed) return;
+    this.#removed = true;
+    for (const g of [this.shore, ...this.vessels]) g.remove(this.root);
+    removeGroup(this.base, this.root);
+  }
 }
 
 export interface PushSettings {
@@ -144,36 +304,59 @@ export interface Summary {
   rateUnit: 'MB/s' | 'files/s';
   peakRssMiB?: number;
   medianCpuS?: number;
+  /** Median over the rounds of the shore's cgroup CPU seconds per GiB delivered (Sample.shoreCpuS). */
+  shoreCpuSPerGiB?: number;
+  /** The same for the vessels' cgroups, all vessels of the case together (Sample.vesselCpuS). */
+  vesselCpuSPerGiB?: number;
 }
 
-export function summarize(tool: string, samples: Sample[], amount: number, unit: 'MB/s' | 'files/s'): Summary {
+/**
+ * `gibDelivered`: GiB that arrive in one run, all vessels together (the payload × vessels), the
+ * divisor of the CPU-per-GiB figures.
+ */
+export function summarize(tool: string, samples: Sample[], amount: number, unit: 'MB/s' | 'files/s', gibDelivered?: number): Summary {
   const walls = samples.map((s) => s.wallS);
   const m = median(walls);
-  const rss = samples.map((s) => s.maxRssMiB).filter((x): x is number => x !== undefined);
-  const cpu = samples.map((s) => s.cpuS).filter((x): x is number => x !== undefined);
+  const defined = (xs: (number | undefined)[]) => xs.filter((x): x is number => x !== undefined);
+  const rss = defined(samples.map((s) => s.maxRssMiB));
+  const cpu = defined(samples.map((s) => s.cpuS));
+  const shore = defined(samples.map((s) => s.shoreCpuS));
+  const vessel = defined(samples.map((s) => s.vesselCpuS));
   return {
     tool, samples, medianS: m, minS: Math.min(...walls), maxS: Math.max(...walls),
     rate: (unit === 'MB/s' ? amount / 1e6 : amount) / m, rateUnit: unit,
     peakRssMiB: rss.length ? Math.max(...rss) : undefined,
     medianCpuS: cpu.length ? median(cpu) : undefined,
+    shoreCpuSPerGiB: gibDelivered && shore.length ? median(shore) / gibDelivered : undefined,
+    vesselCpuSPerGiB: gibDelivered && vessel.length ? median(vessel) / gibDelivered : undefined,
   };
 }
 
 const pad = (s: string, n: number) => s.padEnd(n);
 
-/** One case: a row per tool, and our throughput as a ratio to each other tool's (> 1 = faster). */
+/**
+ * One case: a row per tool, and our throughput as a ratio to each other tool's (> 1 = faster).
+ * With cgroup figures (summarize's gibDelivered), two more columns, shore and vessel CPU-s per
+ * GiB delivered, and beside each ratio ours / theirs of each (> 1 = we use more CPU).
+ */
 export function printCase(title: string, rows: Summary[], ours: string): void {
+  const withGroups = rows.some((r) => r.shoreCpuSPerGiB !== undefined);
+  const perGiB = (x: number | undefined) => (x === undefined ? '' : x.toFixed(2));
   console.log(`\n${title}`);
-  console.log(`  ${pad('tool', 30)}${pad('median', 10)}${pad('min-max', 16)}${pad('rate', 16)}${pad('peak RSS', 11)}CPU`);
+  console.log(`  ${pad('tool', 30)}${pad('median', 10)}${pad('min-max', 16)}${pad('rate', 16)}${pad('peak RSS', 11)}`
+    + `${withGroups ? `${pad('CPU', 9)}${pad('shore CPU-s/GiB', 17)}vessel CPU-s/GiB` : 'CPU'}`);
   for (const r of rows) {
+    const cpu = r.medianCpuS === undefined ? '' : `${r.medianCpuS.toFixed(2)} s`;
     console.log(`  ${pad(r.tool, 30)}${pad(`${r.medianS.toFixed(2)} s`, 10)}${pad(`${r.minS.toFixed(2)}-${r.maxS.toFixed(2)} s`, 16)}`
       + `${pad(`${r.rate.toFixed(1)} ${r.rateUnit}`, 16)}${pad(r.peakRssMiB === undefined ? '' : `${r.peakRssMiB.toFixed(0)} MiB`, 11)}`
-      + `${r.medianCpuS === undefined ? '' : `${r.medianCpuS.toFixed(2)} s`}`);
+      + `${withGroups ? `${pad(cpu, 9)}${pad(perGiB(r.shoreCpuSPerGiB), 17)}${perGiB(r.vesselCpuSPerGiB)}` : cpu}`.trimEnd());
   }
   const mine = rows.find((r) => r.tool === ours)!;
+  const cpuRatio = (a?: number, b?: number) => (a === undefined || b === undefined || b === 0 ? '-' : `${(a / b).toFixed(2)}x`);
   for (const r of rows) {
     if (r === mine) continue;
-    console.log(`  ratio ${ours} / ${r.tool}: ${(mine.rate / r.rate).toFixed(2)}x`);
+    console.log(`  ratio ${ours} / ${r.tool}: ${(mine.rate / r.rate).toFixed(2)}x`
+      + (withGroups ? `; CPU per GiB, ours / theirs: shore ${cpuRatio(mine.shoreCpuSPerGiB, r.shoreCpuSPerGiB)}, vessel ${cpuRatio(mine.vesselCpuSPerGiB, r.vesselCpuSPerGiB)}` : ''));
   }
 }
 

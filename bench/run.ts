@@ -1,8 +1,9 @@
 // `npm run bench [-- --quick] [--rounds N] [--only mirror|push|latency] [--out FILE] [--log-dir DIR]`:
-// benchmarks side by side with OpenSSH on this machine, against real sshd processes on
-// 127.0.0.1, each in its own mount namespace with an empty home. Prints a table per case with
-// our ratio to each other tool (> 1 = faster) and the push latency in daemon mode, and writes
-// every sample as JSON. Not part of `npm test`.
+// benchmarks side by side with OpenSSH (and in push with rsync and rclone too) on this machine,
+// against real sshd processes on 127.0.0.1, each in its own mount namespace with an empty home.
+// Prints a table per case with our ratio to each other tool (> 1 = faster; in push with shore
+// and vessel CPU-s/GiB counted by cgroup v2) and the push latency in daemon mode, and writes
+// every sample as JSON, with `notes` on what could not be measured. Not part of `npm test`.
 //
 // `npm run bench -- wan [--rounds N] [--cap SECONDS]`: the far, flaky link of wan.ts alone
 // (rsync, lftp and sftp beside us through the link emulator); not part of a plain run.
@@ -24,7 +25,7 @@ import { benchMirror } from './mirror.js';
 import { benchPush } from './push.js';
 import { benchScale, type ScaleResult } from './scale.js';
 import { benchWan, type WanRow } from './wan.js';
-import { cli, repoRoot, type Summary } from './lib.js';
+import { benchNotes, cli, repoRoot, type Summary } from './lib.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -81,6 +82,6 @@ if (wanted('scale')) scale = await timed('scale', () => benchScale({ quick, wide
 
 const out = values.out ?? join(repoRoot, 'bench', 'results', `${started.toISOString().replace(/[:.]/g, '-')}${only === 'scale' ? '-scale' : ''}${quick ? '-quick' : ''}.json`);
 await mkdir(dirname(out), { recursive: true });
-await writeFile(out, `${JSON.stringify({ started: started.toISOString(), quick, rounds, node: process.version, cli, seconds, results, latency, scale }, null, 2)}\n`);
+await writeFile(out, `${JSON.stringify({ started: started.toISOString(), quick, rounds, node: process.version, cli, seconds, notes: benchNotes, results, latency, scale }, null, 2)}\n`);
 console.log(`\nparts took ${Object.entries(seconds).map(([p, s]) => `${p} ${s} s`).join(', ')}`);
 console.log(`results: ${out}`);

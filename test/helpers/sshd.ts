@@ -81,6 +81,12 @@ export interface VesselOptions {
   user?: TestUser;
   /** sshd_config `ForceCommand` (e.g. `internal-sftp`, or a wrapper script's path). */
   forceCommand?: string;
+  /**
+   * A cgroup v2 directory the vessel's sshd starts in (its pid written to cgroup.procs before
+   * its mounts and its exec, so before any connection): every process of every connection, an
+   * orphaned sftp-server too, is then counted in that group's cpu.stat (bench/lib.ts CpuGroup).
+   */
+  cgroup?: string;
 }
 
 /** First uid (and gid) of test users: far from Debian's system and regular ranges. */
@@ -494,6 +500,8 @@ export async function startVesselFarm(opts: FarmOptions): Promise<VesselFarm> {
       const passwords = rootPassword !== undefined || users.some((u) => u.password !== undefined);
       await writeFile(conf, sshdConfig(ports[i - 1], hostKey, authorizedKeys, passwords, o.forceCommand));
       const steps = [
+        // `unshare` execs this sh and the sh execs sshd: $$ is the listener's pid.
+        ...(o.cgroup ? [`echo $$ > ${shQuote(join(o.cgroup, 'cgroup.procs'))}`] : []),
         `mount --bind ${shQuote(backing)} ${shQuote(farm.viewPath)}`,
         `mount --bind ${shQuote(home)} /root`,
         ...(farm.etc ? [`mount --bind ${shQuote(farm.etc)} /etc`] : []),
