@@ -203,7 +203,7 @@ function buildSettings(sections: RawSection[], file: string): Settings {
   }
   if (directories.length === 0) throw new ConfigError(`${file}: no [Directory NAME] section; at least one is required`);
   if (vessels.length === 0) throw new ConfigError(`${file}: no [Vessel NAME] section; at least one is required`);
-  const warnings = [...quotedValues(sections, file), ...checkLocations(directories), ...checkIgnoreDirs(vessels, directories.map(([d]) => d.name))];
+  const warnings = [...quotedValues(sections, file), ...checkLocations(directories), ...checkIgnoreDirs(vessels, directories)];
   return { file, monster, directories: directories.map(([d]) => d), vessels: vessels.map(([v]) => v), warnings };
 }
 
@@ -245,8 +245,9 @@ function checkLocations(directories: Array<[DirectorySettings, SectionValues]>):
   return warnings;
 }
 
-function checkIgnoreDirs(vessels: Array<[VesselSettings, SectionValues]>, names: string[]): string[] {
+function checkIgnoreDirs(vessels: Array<[VesselSettings, SectionValues]>, directories: Array<[DirectorySettings, SectionValues]>): string[] {
   const warnings: string[] = [];
+  const names = directories.map(([d]) => d.name);
   for (const [vessel, values] of vessels) {
     // The seed README itself names a Directory it does not define, so this only warns.
     for (const name of vessel.ignoreDirs.filter((n) => !names.includes(n))) {
@@ -254,6 +255,14 @@ function checkIgnoreDirs(vessels: Array<[VesselSettings, SectionValues]>, names:
     }
     if (names.every((n) => vessel.ignoreDirs.includes(n))) {
       warnings.push(`${values.where('IgnoreDirs')}: every Directory is ignored; nothing is sent to this vessel`);
+    }
+  }
+  // Its files have no vessel to wait for, so they count as replicated everywhere: moved to
+  // processed/ as they come, a copy nowhere. Legal (a Directory paused for every vessel), but
+  // never what a typo in IgnoreDirs meant.
+  for (const [dir, values] of directories) {
+    if (vessels.every(([v]) => v.ignoreDirs.includes(dir.name))) {
+      warnings.push(`${values.where('Location')}: every vessel lists [Directory ${dir.name}] in IgnoreDirs; its files are sent nowhere, and moved to processed/ as they come`);
     }
   }
   return warnings;

@@ -445,7 +445,16 @@ describe('warnings', () => {
     assert.deepEqual(settings.warnings, [
       '/etc/cm/settings.ini:5: [Vessel v] IgnoreDirs: no [Directory nope] is defined',
       '/etc/cm/settings.ini:5: [Vessel v] IgnoreDirs: every Directory is ignored; nothing is sent to this vessel',
+      '/etc/cm/settings.ini:2: [Directory d] Location: every vessel lists [Directory d] in IgnoreDirs; its files are sent nowhere, and moved to processed/ as they come',
     ]);
+  });
+
+  it('a Directory every vessel ignores is warned about; one some vessel receives is not', () => {
+    const two = ['[Directory a]', 'Location = /srv/a', '[Directory b]', 'Location = /srv/b'];
+    assert.deepEqual(parse(...two, '[Vessel v]', 'Address = h', 'IgnoreDirs = a', '[Vessel w]', 'Address = h', 'IgnoreDirs = a').warnings, [
+      '/etc/cm/settings.ini:2: [Directory a] Location: every vessel lists [Directory a] in IgnoreDirs; its files are sent nowhere, and moved to processed/ as they come',
+    ]);
+    assert.deepEqual(parse(...two, '[Vessel v]', 'Address = h', 'IgnoreDirs = a', '[Vessel w]', 'Address = h', 'IgnoreDirs = b').warnings, []);
   });
 
   it('nested Locations', () => {
