@@ -112,6 +112,19 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
   const replicator = new Replicator(settings, store, log, { collectFailures: options.once, report });
   const workers = settings.vessels.map((v) => new VesselWorker(v, store, replicator, log, { once: options.once, giveUpAfterMs: options.giveUpAfterMs, chunkSize: settings.monster.chunkSize }));
   workers.forEach((w) => replicator.addWorker(w));
+  // No new work from the moment of the signal, not from when the scan or the watcher's walk
+  // notice it: under load, with deliveries keeping the event loop busy, a scan of a large tree
+  // took more than the stop's 9.5 s to come back, and the workers went on taking files until
+  // the process was ended (thousands of small files delivered after SIGTERM).
+  let workersStopped: Promise<unknown> | undefined;
+  const stopWorkers = () => (workersStopped ??= Promise.all(workers.map((w) => w.stop())));
+  signal.addEventListener('abort', () => void stopWorkers(), { once: true });
+  // Resolved by the stop, also one that came before this line (an abort listener added late
+  // never hears it: waiting for one after a stop during the first scan hung the daemon until
+  // the 9.5 s hard stop). What the start waits for (the watcher's walk, the first scan) is left
+  // behind on a stop: a walk of a hung mount may never come back, and the stop must.
+  const stopped = new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+  const unlessStopped = (work: Promise<unknown>) => Promise.race([work, stopped]);
   const filter = { isIgnored: makeIgnoreMatcher(settings.monster.ignore) };
   const scanner = new Scanner(filter, log);
   const locations = new Map(settings.directories.map((d) => [d.name, d.location]));
@@ -152,7 +165,7 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
         folder: scanFolder,
       }, log);
       watcher = w;
-      await w.ready();
+      await unlessStopped(w.ready());
       // A Location that is not there (or not usable) yet is taken up as soon as it is.
       retryTimer = setInterval(() => {
         for (const d of shore.retry()) {
@@ -161,8 +174,8 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
         }
       }, LOCATION_RETRY_MS);
     }
-    await scanAll();
-    scanned = true;
+    await unlessStopped(scanAll());
+    scanned = !signal.aborted;
     if (options.once) {
       settled = await untilSettled(stabilizer, replicator, workers, signal);
     } else {
@@ -178,7 +191,7 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
         log.info('watching for new files');
         pushEvents.emit({ type: 'ready' });
       }
-      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      await stopped;
     }
   } finally {
     clearInterval(rescanTimer);
@@ -190,7 +203,7 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
       log.info('stopping: no new work; transfers in flight keep their chunks for the next start');
       pushEvents.emit({ type: 'stopping' });
     }
-    await Promise.race([Promise.all(workers.map((w) => w.stop())), sleep(STOP_GRACE_MS)]);
+    await Promise.race([stopWorkers(), sleep(STOP_GRACE_MS)]);
     report.stop();
     try {
       store.close();

@@ -5,7 +5,7 @@
  * CONTENTMONSTER_FAILPOINT names the point; costs one string comparison otherwise. With
  * `:throw` after the name, the point throws an error nothing expects instead, as a bug would.
  */
-export type FailpointName = 'after-remote-rename' | 'processed-move' | 'small-file-written';
+export type FailpointName = 'after-remote-rename' | 'processed-move' | 'small-file-written' | 'scan-folder';
 
 export async function failpoint(name: FailpointName): Promise<void> {
   const wanted = process.env.CONTENTMONSTER_FAILPOINT;

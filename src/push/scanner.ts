@@ -6,6 +6,7 @@
 import { opendir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
+import { failpoint } from './failpoint.js';
 
 export const PROCESSED_DIR = 'processed';
 
@@ -46,7 +47,10 @@ export class Scanner {
       const child = rel ? `${rel}/${entry.name}` : entry.name;
       if (isExcluded(child, this.filter)) continue;
       if (entry.isSymbolicLink()) this.warnLink(join(location, child));
-      else if (entry.isDirectory()) await this.#walk(location, child, onFile, signal);
+      else if (entry.isDirectory()) {
+        await failpoint('scan-folder'); // a scan that never comes back (a hung mount, say)
+        await this.#walk(location, child, onFile, signal);
+      }
       else if (entry.isFile()) onFile(child);
     }
   }

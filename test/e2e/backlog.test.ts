@@ -10,9 +10,10 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { startVesselFarm, type VesselFarm } from '../helpers/sshd.js';
-import { runCli } from '../helpers/process.js';
+import { runCli, startDaemon } from '../helpers/process.js';
 import { listFiles, sha256File } from '../helpers/tree.js';
 import { resetFarm, writeSettings } from '../helpers/push.js';
+import { rmSync } from 'node:fs';
 
 const FILES = 3000;
 const FOLDERS = 30;
@@ -79,5 +80,38 @@ describe('a backlog of several pages', () => {
     const processed = (await listFiles(join(farm.viewPath, 'processed'))).sort();
     assert.deepEqual(processed, [...files.keys()].sort(), 'every file moved to processed/');
     for (const [rel, sha] of files) assert.equal(await sha256File(join(farm.viewPath, 'processed', rel)), sha);
+  });
+
+  it('a stop takes no new work at once, even while a scan hangs: after SIGTERM only files already in flight are delivered, and the daemon exits 0 without waiting for the scan', async () => {
+    rmSync(join(farm.root, 'state'), { recursive: true, force: true });
+    await resetFarm(farm);
+    // Directory `flat`: the backlog without subfolders, scanned whole. Directory `hung`: its
+    // scan never comes back from its first subfolder (the failpoint), as on a hung mount.
+    const flat = join(farm.root, 'flat');
+    const hung = join(farm.root, 'hung');
+    mkdirSync(flat, { recursive: true });
+    mkdirSync(join(hung, 'sub'), { recursive: true });
+    for (let i = 0; i < FILES; i++) writeFileSync(join(flat, `file-${i}.txt`), Buffer.alloc(1024 + (i * 7) % 2048, `flat ${i};`));
+    const settings = await writeSettings(farm, {
+      chunkSize: 1024 * 1024,
+      directories: [{ name: 'flat', location: flat, extra: `RemoteLocation = ${farm.viewPath}/flat` }, { name: 'hung', location: hung, extra: `RemoteLocation = ${farm.viewPath}/hung` }],
+    });
+    const daemon = startDaemon(['run', '-c', settings, '--log-format', 'text'], { cwd: farm.root, env: { CONTENTMONSTER_FAILPOINT: 'scan-folder' } });
+    try {
+      await daemon.waitForOutput(/failpoint scan-folder reached/, 120_000);
+      await daemon.waitForEvent('delivered');
+      const before = daemon.events().filter((e) => e.type === 'delivered').length;
+      daemon.kill('SIGTERM');
+      const exit = await daemon.waitForExit(60_000);
+      assert.deepEqual(exit, { code: 0, signal: null }, daemon.output().slice(-3000));
+      const after = daemon.events().filter((e) => e.type === 'delivered').length - before;
+      // At most what was in flight when the signal came: 32 small files per vessel.
+      assert.ok(after <= 64, `${after} files delivered after SIGTERM (at most the 64 in flight may end)`);
+      assert.ok(before + after < 2 * FILES, 'the backlog was not all delivered before the stop: the test would prove nothing');
+      assert.doesNotMatch(daemon.output(), /stop took too long/, 'the stop did not wait for the hung scan');
+      assert.match(daemon.output(), /stopping: no new work/);
+    } finally {
+      daemon.kill('SIGKILL');
+    }
   });
 });
