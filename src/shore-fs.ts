@@ -27,6 +27,15 @@ export function lstatOrNone(path: string): Stats | undefined {
   }
 }
 
+/** The path's metadata, symlinks followed; undefined when it cannot be read. */
+export function statOrNone(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * What a failed filesystem call means, in words, by its code: `read-only file system` for
  * EROFS, `permission denied` for EACCES/EPERM, and so on; the error's own message otherwise.

@@ -112,18 +112,19 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
   const replicator = new Replicator(settings, store, log, { collectFailures: options.once, report });
   const workers = settings.vessels.map((v) => new VesselWorker(v, store, replicator, log, { once: options.once, giveUpAfterMs: options.giveUpAfterMs, chunkSize: settings.monster.chunkSize }));
   workers.forEach((w) => replicator.addWorker(w));
-  // No new work from the moment of the signal, not from when the scan or the watcher's walk
+  // Resolved by the stop, also one that came before this line (an abort listener added late
+  // never hears it: waiting for one after a stop during the first scan hung the daemon until
+  // the 9.5 s hard stop).
+  const stopped = new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+  // No new work from the moment of the stop, not from when the scan or the watcher's walk
   // notice it: under load, with deliveries keeping the event loop busy, a scan of a large tree
   // took more than the stop's 9.5 s to come back, and the workers went on taking files until
   // the process was ended (thousands of small files delivered after SIGTERM).
   let workersStopped: Promise<unknown> | undefined;
   const stopWorkers = () => (workersStopped ??= Promise.all(workers.map((w) => w.stop())));
-  signal.addEventListener('abort', () => void stopWorkers(), { once: true });
-  // Resolved by the stop, also one that came before this line (an abort listener added late
-  // never hears it: waiting for one after a stop during the first scan hung the daemon until
-  // the 9.5 s hard stop). What the start waits for (the watcher's walk, the first scan) is left
-  // behind on a stop: a walk of a hung mount may never come back, and the stop must.
-  const stopped = new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+  void stopped.then(stopWorkers);
+  // What the start waits for (the watcher's walk, the first scan) is left behind on a stop: a
+  // walk of a hung mount may never come back, and the stop must.
   const unlessStopped = (work: Promise<unknown>) => Promise.race([work, stopped]);
   const filter = { isIgnored: makeIgnoreMatcher(settings.monster.ignore) };
   const scanner = new Scanner(filter, log);

@@ -11,10 +11,10 @@
  * file name); ENOSPC is thrown by fs.watch() itself; a queue overflow is dropped by libuv
  * without a word, which is one reason for the periodic rescan.
  */
-import { opendirSync, statSync, watch, type Dir, type Dirent, type FSWatcher, type Stats } from 'node:fs';
+import { opendirSync, watch, type Dir, type Dirent, type FSWatcher } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Logger } from '../log.js';
-import { fsReason, lstatOrNone } from '../shore-fs.js';
+import { fsReason, lstatOrNone, statOrNone } from '../shore-fs.js';
 import { isExcluded, type ScanFilter } from './scanner.js';
 import type { WatchEvents, WatchTarget } from './watcher.js';
 
@@ -272,15 +272,6 @@ export class TreeWatch {
         if (!this.#closed) this.events.folder(this.#directory, '');
       });
     }, LOST_RETRY_MS).unref();
-  }
-}
-
-/** The path's metadata, symlinks followed; undefined when it cannot be read. */
-function statOrNone(path: string): Stats | undefined {
-  try {
-    return statSync(path, { throwIfNoEntry: false });
-  } catch {
-    return undefined;
   }
 }
 

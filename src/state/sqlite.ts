@@ -106,11 +106,7 @@ export class StateConnection {
    * not sent again).
    */
   write(): void {
-    if (this.#commitError) {
-      const err = this.#commitError;
-      this.#commitError = undefined;
-      throw err;
-    }
+    this.#reportCommitError();
     if (this.#db.inTransaction) return;
     // IMMEDIATE: the write lock is taken here, waiting (busy timeout) for any other writer,
     // rather than on the first write after a read, where a conflict is an error at once.
@@ -132,9 +128,17 @@ export class StateConnection {
    * million rows. A crash between two of its statements leaves each whole.
    */
   alone<T>(fn: () => T): T {
-    this.write(); // reports a failed deferred commit, as every write does
+    this.#reportCommitError();
     this.flush();
     return this.#sql(fn);
+  }
+
+  /** A deferred commit that failed is reported by the next write (SQLite has rolled it back). */
+  #reportCommitError(): void {
+    if (!this.#commitError) return;
+    const err = this.#commitError;
+    this.#commitError = undefined;
+    throw err;
   }
 
   /** Commits this turn's writes now rather than at the next turn, for a reader that must see them at once. */

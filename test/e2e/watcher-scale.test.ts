@@ -84,6 +84,25 @@ const WARNING = new RegExp(
 );
 const num = (s: string) => Number(s.replace(/,/g, ''));
 
+/**
+ * The daemon under the test's watch limit, once ready, and its one warning that watches ran
+ * out (asserted to be said exactly once, in the expected words), matched against WARNING.
+ */
+async function readyUnderLimit(settings: string): Promise<{ daemon: Daemon; line: string; m: RegExpExecArray }> {
+  const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root, prefix: underWatchLimit(LIMIT) });
+  try {
+    await daemon.waitForEvent('ready', undefined, 120_000);
+    const lines = ranOutLines(daemon);
+    assert.equal(lines.length, 1, daemon.output());
+    const m = WARNING.exec(lines[0]);
+    assert.ok(m, `the warning as expected:\n${lines[0]}`);
+    return { daemon, line: lines[0], m };
+  } catch (err) {
+    daemon.kill('SIGKILL');
+    throw err;
+  }
+}
+
 async function stop(daemon: Daemon): Promise<void> {
   daemon.kill('SIGTERM');
   const exit = await daemon.waitForExit(30_000);
@@ -103,14 +122,9 @@ describe('the watcher at scale', () => {
     for (const f of folders) mkdirSync(join(location, f), { recursive: true });
     const early = await writeRandomFile(join(location, 'f007', 'early.bin'), 3000, 1);
     const settings = await writeSettings(farm, { directories: [directory('many')], monsterExtra: 'RescanInterval = 2' });
-    const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root, prefix: underWatchLimit(LIMIT) });
+    const { daemon, line, m } = await readyUnderLimit(settings);
     try {
-      await daemon.waitForEvent('ready', undefined, 120_000);
-      const lines = ranOutLines(daemon);
-      assert.equal(lines.length, 1, daemon.output());
-      const m = WARNING.exec(lines[0]);
-      assert.ok(m, `the warning as expected:\n${lines[0]}`);
-      t.diagnostic(lines[0]);
+      t.diagnostic(line);
       const [watched, total, without, needed, commandValue] = [num(m[1]), num(m[2]), num(m[3]), num(m[4]), num(m[5])];
       assert.equal(total, 121, 'the Location and its 120 folders');
       assert.ok(watched > 0 && watched <= LIMIT, `${watched} watched`);
@@ -152,13 +166,8 @@ describe('the watcher at scale', () => {
     for (let i = 0; i < 60; i++) mkdirSync(join(shorePath('first'), `d${i}`), { recursive: true });
     for (let i = 0; i < 5; i++) mkdirSync(join(shorePath('second'), `e${i}`), { recursive: true });
     const settings = await writeSettings(farm, { directories: [directory('first'), directory('second')], monsterExtra: 'RescanInterval = 2' });
-    const daemon = startDaemon(['run', '-c', settings], { cwd: farm.root, prefix: underWatchLimit(LIMIT) });
+    const { daemon, m } = await readyUnderLimit(settings);
     try {
-      await daemon.waitForEvent('ready', undefined, 120_000);
-      const lines = ranOutLines(daemon);
-      assert.equal(lines.length, 1, daemon.output());
-      const m = WARNING.exec(lines[0]);
-      assert.ok(m, `the warning as expected:\n${lines[0]}`);
       assert.equal(num(m[2]), 67, 'the folders of both Locations are counted');
       const inodes = watchedInodes(daemon.pid);
       for (const f of ['', 'e0', 'e4']) assert.ok(!inodes.has(statSync(join(shorePath('second'), f)).ino), `second/${f} has no watch`);
