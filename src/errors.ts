@@ -68,8 +68,6 @@ export class LocalChange extends Error {
     super(kind);
   }
 }
-/** The shore file changed while a worker thread hashed it (push/upload/shore-hash.ts): a LocalChange to its catcher. */
-export class ShoreFileChanged extends Error {}
 /** The server has no posix-rename@openssh.com (ssh/connection.ts): the upload moves the file with `mv` instead. */
 export class RenameUnsupported extends Error {}
 /** Thrown by a settings value parser (or a default) with what was expected; the loader adds file, line and key. */

@@ -14,9 +14,19 @@
  * - write size: a sixteenth of what connections carry before they drop, and a quarter of what
  *   the connection in use has carried so far (between 32 KiB and the server's limit), so a cut
  *   wastes a small part of a connection's work. The estimate grows again as soon as a
- *   connection carries more.
+ *   connection carries more;
+ * - bytes in flight per transfer: a quarter of what connections carry before they drop
+ *   (between 128 KiB and the 2 MiB of a healthy link), so that the answers to the first writes
+ *   come back before the link dies: a sender that put a connection's whole lifetime on the wire
+ *   at once would have none of it acknowledged, and no connection would move the file forward.
+ *   (Reading the shore file a block at a time puts a window on the wire in one go; an
+ *   asynchronous read per request used to pace it, by chance.)
  */
+import { DEFAULT_WINDOW } from './upload/sftp-writes.js';
+
 export const MIN_PIECE = 32 * 1024;
+/** Bytes in flight per transfer, at least (see above); at most DEFAULT_WINDOW. */
+export const MIN_WINDOW = 128 * 1024;
 /** Write requests per connection lifetime, at least (see above). */
 const PIECES_PER_LIFETIME = 16;
 /** Weight of the newest lifetime in the running estimate. */
@@ -60,6 +70,12 @@ export class FlightControl {
    */
   lasts(bytes: number): boolean {
     return this.#lifetime === undefined || this.#lifetime >= 2 * bytes;
+  }
+
+  /** Bytes of writes a transfer may have in flight now (see above). */
+  window(): number {
+    if (this.#lifetime === undefined) return DEFAULT_WINDOW;
+    return Math.min(DEFAULT_WINDOW, Math.max(MIN_WINDOW, Math.floor(this.#lifetime / 4)));
   }
 
   /**

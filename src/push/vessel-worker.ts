@@ -245,6 +245,7 @@ export class VesselWorker {
         {
           execBaseMs: this.#settings.timeoutS * 1000,
           pieceBytes: () => this.#flight.piece(connection.maxWriteLength, lane.carried),
+          windowBytes: () => this.#flight.window(),
           joinWhileSending: (bytes) => this.#flight.lasts(bytes),
         },
       );

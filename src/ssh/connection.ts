@@ -209,7 +209,12 @@ export class SftpConnection implements RemoteFs, RemoteReader {
 
   write(handle: Buffer, data: Buffer, position: number): Promise<void> {
     youngGc.note(data.length);
-    return this.#request<void>('write', '', (cb) => this.#sftp.write(handle, data, 0, data.length, position, (err) => cb(err)));
+    // ssh2 copies the bytes of a request into its packet before write() returns, which lets
+    // the caller reuse `data` at once (see RemoteFs.write); a write longer than the server's
+    // limit it splits, and sends the rest later from `data`: that one gets a copy of its own.
+    const limit = (this.#sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? 0;
+    const bytes = data.length <= limit ? data : Buffer.from(data);
+    return this.#request<void>('write', '', (cb) => this.#sftp.write(handle, bytes, 0, bytes.length, position, (err) => cb(err)));
   }
 
   close(handle: Buffer): Promise<void> {

@@ -57,6 +57,7 @@ export interface RemoteFs {
    * and keeps what it holds, so that an interrupted upload can go on from its end.
    */
   open(path: string, flags: OpenFlags): Promise<Buffer>;
+  /** Writes `data` at `position`; `data` may be reused as soon as this returns (the request holds a copy). */
   write(handle: Buffer, data: Buffer, position: number): Promise<void>;
   close(handle: Buffer): Promise<void>;
   /**

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FlightControl, MIN_PIECE } from '../../src/push/flight-control.js';
+import { FlightControl, MIN_PIECE, MIN_WINDOW } from '../../src/push/flight-control.js';
+import { DEFAULT_WINDOW } from '../../src/push/upload/sftp-writes.js';
 
 const KiB = 1024;
 /** Carried on the connection in use: enough not to limit the write size. */
@@ -70,5 +71,18 @@ describe('FlightControl', () => {
   it('refuses a maximum below one', () => {
     assert.throws(() => new FlightControl(0), RangeError);
     assert.throws(() => new FlightControl(1.5), RangeError);
+  });
+});
+
+describe('FlightControl.window', () => {
+  it('2 MiB in flight until a drop is seen, then a quarter of what connections carry, between 128 KiB and 2 MiB', () => {
+    const f = new FlightControl(4);
+    assert.equal(f.window(), DEFAULT_WINDOW);
+    f.dropped(0); // nothing acknowledged before the cut: the least
+    assert.equal(f.window(), MIN_WINDOW);
+    f.carried(1_000_000); // a connection carried 1 MB: believed at once
+    assert.equal(f.window(), 250_000);
+    f.carried(64 * 1024 * 1024);
+    assert.equal(f.window(), DEFAULT_WINDOW);
   });
 });

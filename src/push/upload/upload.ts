@@ -70,9 +70,11 @@ export interface UploadOptions {
    * 2 MiB window, so no more than that is ever on the wire: more only waits in ssh2's queue,
    * as copies (4 MiB held 10-15 MiB more at peak with 3 vessels, and was no faster on
    * loopback). OpenSSH's own sftp keeps the same 2 MiB in flight (64 requests of 32 KiB).
+   * Asked before each request: on a link whose connections carry little before they drop, less
+   * (see FlightControl.window).
    * @default 2 MiB
    */
-  windowBytes?: number;
+  windowBytes?: () => number;
   /**
    * Extra time allowed for remote commands per byte of the file (join and hash run at disk speed).
    * @default 1 second per 5 MB

@@ -4,18 +4,19 @@
  * failure of any write is kept and ends every later wait for room.
  */
 export class WriteWindow {
-  readonly #limit: number;
+  readonly #limit: () => number;
   readonly #pending = new Set<Promise<void>>();
   #bytes = 0;
   #failure: { error: unknown } | undefined;
 
-  constructor(limitBytes: number) {
-    this.#limit = limitBytes;
+  /** `limitBytes`: a number, or asked before each request (it may shrink or grow as the link shows itself). */
+  constructor(limitBytes: number | (() => number)) {
+    this.#limit = typeof limitBytes === 'number' ? () => limitBytes : limitBytes;
   }
 
   /** Resolves when `bytes` more fit (at once when nothing is in flight); rejects with the first failure. */
   async room(bytes: number): Promise<void> {
-    while (!this.#failure && this.#pending.size > 0 && this.#bytes + bytes > this.#limit) {
+    while (!this.#failure && this.#pending.size > 0 && this.#bytes + bytes > this.#limit()) {
       await Promise.race(this.#pending).catch(() => {});
     }
     if (this.#failure) throw this.#failure.error;
