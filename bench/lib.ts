@@ -254,6 +254,8 @@ export interface PushSettings {
   database: string;
   stableTimeMs: number;
   logLevel: 'warn' | 'info' | 'debug';
+  /** `[MONSTER] Threads`, when set. */
+  threads?: string;
 }
 
 /**
@@ -267,6 +269,7 @@ export async function writePushSettings(file: string, o: PushSettings): Promise<
     `Database = ${o.database}`,
     `StableTime = ${o.stableTimeMs}`,
     `LogLevel = ${o.logLevel}`,
+    ...(o.threads === undefined ? [] : [`Threads = ${o.threads}`]),
     '[Directory bench]',
     `Location = ${o.location}`,
     ...o.vessels.flatMap((v) => [

@@ -17,6 +17,7 @@ import { locationProblem } from '../check/shore.js';
 import { Stabilizer } from './stabilizer.js';
 import { lockStateFolder, openStateStore } from '../state/database.js';
 import type { StateStore } from '../state/store.js';
+import { sshThreadCount, vesselConnections } from '../ssh/ssh-threads.js';
 import { VesselWorker } from './vessel-worker.js';
 import { Watcher } from './watcher.js';
 
@@ -110,7 +111,12 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
   };
   const report = new PushReport(metrics, log, waiting);
   const replicator = new Replicator(settings, store, log, { collectFailures: options.once, report });
-  const workers = settings.vessels.map((v) => new VesselWorker(v, store, replicator, log, { once: options.once, giveUpAfterMs: options.giveUpAfterMs, chunkSize: settings.monster.chunkSize }));
+  const sshThreads = sshThreadCount(settings.monster.threads, settings.vessels.length);
+  if (sshThreads > 0) log.info({ threads: sshThreads }, 'vessel connections in SSH threads');
+  const openConnection = vesselConnections(sshThreads);
+  const workers = settings.vessels.map((v) => new VesselWorker(v, store, replicator, log, {
+    once: options.once, giveUpAfterMs: options.giveUpAfterMs, chunkSize: settings.monster.chunkSize, openConnection,
+  }));
   workers.forEach((w) => replicator.addWorker(w));
   // Resolved by the stop, also one that came before this line (an abort listener added late
   // never hears it: waiting for one after a stop during the first scan hung the daemon until

@@ -4,6 +4,7 @@
  * outside (say, the remote rename and the state update). Off unless the environment variable
  * CONTENTMONSTER_FAILPOINT names the point; costs one string comparison otherwise. With
  * `:throw` after the name, the point throws an error nothing expects instead, as a bug would.
+ * `ssh-thread-write` (an SSH thread that dies mid-transfer) lives in ssh/ssh-thread.ts.
  */
 export type FailpointName = 'after-remote-rename' | 'processed-move' | 'small-file-written' | 'scan-folder';
 

@@ -2,7 +2,7 @@
  * A vessel's connections ("lanes") and what each carries: one large file at a time and up to
  * SMALL_FILES_PER_LANE small ones, with a cap on the bytes of small files in flight.
  */
-import type { SftpConnection } from '../ssh/connection.js';
+import type { VesselConnection } from '../ssh/remote-fs.js';
 import type { QueuedFile } from './delivery-queue.js';
 
 /**
@@ -21,7 +21,7 @@ const SMALL_FILE_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 /** One connection to the vessel and what it carries. */
 export interface Lane {
   number: number;
-  connection?: SftpConnection;
+  connection?: VesselConnection;
   /** Aborts the connection attempt under way. */
   connecting?: AbortController;
   large: number;
@@ -44,7 +44,7 @@ export class Lanes {
   }
 
   /** A live connection, if any lane has one. */
-  get anyConnection(): SftpConnection | undefined {
+  get anyConnection(): VesselConnection | undefined {
     return this.all.find((l) => l.connection && !l.connection.closed)?.connection;
   }
 

@@ -14,7 +14,7 @@
  */
 import { FileError, VesselRefusedError, describe } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { SftpConnection } from '../ssh/connection.js';
+import type { VesselConnection } from '../ssh/remote-fs.js';
 import { shownPath } from '../one-line.js';
 import { proveCommands, type CommandsProof } from './commands-probe.js';
 import { proveSeparateStorage, type StoragePair } from './same-storage.js';
@@ -55,7 +55,7 @@ export class VesselProof {
   }
 
   /** Proves the vessel (once) and sets `connection` up to check small files; a connection that fails it is dropped. */
-  async prove(connection: SftpConnection): Promise<void> {
+  async prove(connection: VesselConnection): Promise<void> {
     try {
       const proof = await this.#proof(connection);
       if (proof.checker === 'batch') checkByDigests(connection);
@@ -70,7 +70,7 @@ export class VesselProof {
    * its Location; rejects with SameStorageError (the vessel is refused) when it is, and with a
    * FileError (the file waits, counted) when it cannot be told.
    */
-  async proveDirectory(connection: SftpConnection, directory: string): Promise<void> {
+  async proveDirectory(connection: VesselConnection, directory: string): Promise<void> {
     if (this.#separate.has(directory)) return;
     let proving = this.#provingDirectory.get(directory);
     if (!proving) {
@@ -80,7 +80,7 @@ export class VesselProof {
     await proving;
   }
 
-  async #proveOne(connection: SftpConnection, directory: string): Promise<void> {
+  async #proveOne(connection: VesselConnection, directory: string): Promise<void> {
     const pair = this.#storagePairs().find((p) => p.directory === directory);
     if (!pair) throw new FileError(`[Directory ${directory}] is not sent to vessel ${this.#vessel}`);
     const unknown = await this.#proveStorage(connection, [pair]);
@@ -93,13 +93,13 @@ export class VesselProof {
    * Looks at `pairs` in one round trip: refuses the vessel when any is the shore's own storage,
    * records the others as proven, and returns those that could not be looked at.
    */
-  async #proveStorage(connection: SftpConnection, pairs: readonly StoragePair[]) {
+  async #proveStorage(connection: VesselConnection, pairs: readonly StoragePair[]) {
     const unknown = await proveSeparateStorage(connection, this.#vessel, pairs);
     for (const p of pairs) if (!unknown.some((u) => u.pair === p)) this.#separate.add(p.directory);
     return unknown;
   }
 
-  async #proof(connection: SftpConnection): Promise<CommandsProof> {
+  async #proof(connection: VesselConnection): Promise<CommandsProof> {
     for (;;) {
       if (this.#commands) return this.#commands;
       const mine = this.#proving === undefined;

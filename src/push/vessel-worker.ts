@@ -28,9 +28,10 @@ import { FileError, UnexpectedError, classify, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { VesselSettings } from '../settings/load.js';
 import type { StateStore } from '../state/store.js';
-import { SftpConnection } from '../ssh/connection.js';
 import { logFirstUse } from '../ssh/host-key.js';
 import { LinkPolicy, isRefusal, type LinkFailure } from '../ssh/link.js';
+import type { VesselConnection } from '../ssh/remote-fs.js';
+import type { OpenVesselConnection } from '../ssh/ssh-threads.js';
 import { vesselEndpoint } from './endpoint.js';
 import { Lanes, SMALL_FILES_PER_LANE, type Lane } from './lanes.js';
 import { LeftoverRemover } from './leftovers.js';
@@ -72,6 +73,8 @@ export interface WorkerOptions {
   giveUpAfterMs: number;
   /** `[MONSTER] ChunkSize`: with the size, it decides which files are small (see isSmallFile). */
   chunkSize: number;
+  /** Where its connections live: on this thread or in an SSH thread (see ssh-threads.ts). */
+  openConnection: OpenVesselConnection;
 }
 
 interface Running {
@@ -105,6 +108,7 @@ export class VesselWorker {
   readonly #stop = new AbortController();
   readonly #hooks: TransferHooks;
   #lastError = '';
+  readonly #openConnection: OpenVesselConnection;
 
   constructor(settings: VesselSettings, store: StateStore, host: WorkerHost, log: Logger, options: WorkerOptions) {
     this.name = settings.name;
@@ -112,6 +116,7 @@ export class VesselWorker {
     this.#store = store;
     this.#host = host;
     this.#log = log.child({ vessel: settings.name });
+    this.#openConnection = options.openConnection;
     const smallMax = smallFileMax(options.chunkSize);
     this.#queue = new PagedQueue(
       (kind, afterId, limit) => store.waitingPage(settings.name, kind, smallMax, afterId, limit),
@@ -233,7 +238,7 @@ export class VesselWorker {
   }
 
   /** One attempt at one file on one connection; it never throws. */
-  async #attempt(running: Running, job: WorkerJob, connection: SftpConnection): Promise<void> {
+  async #attempt(running: Running, job: WorkerJob, connection: VesselConnection): Promise<void> {
     const { file, lane, cancel } = running;
     const started = performance.now();
     try {
@@ -350,7 +355,7 @@ export class VesselWorker {
     await this.#link.wait();
     if (this.#stop.signal.aborted || this.#link.gaveUp || this.idle) return;
     try {
-      const connection = await SftpConnection.open({
+      const connection = await this.#openConnection({
         endpoint: vesselEndpoint(this.#settings),
         hostKeys: this.#store,
         signal,
@@ -393,7 +398,7 @@ export class VesselWorker {
    * lived, and the link policy how long the next connection waits: briefly after a link that
    * moved data, longer and longer after one that did not.
    */
-  #lost(lane: Lane, connection: SftpConnection, err: Error): void {
+  #lost(lane: Lane, connection: VesselConnection, err: Error): void {
     if (lane.connection !== connection) return;
     lane.connection = undefined;
     if (this.#stop.signal.aborted || this.#link.gaveUp) return;

@@ -13,7 +13,7 @@ import { Expected } from '../errors.js';
 import { logLevels, type LogLevel } from '../log.js';
 import {
   commaList, globList, hostKey, hostName, identityPath, localPath, logLevel, maxTimerMs, maxTimerS, metricsSocket,
-  nonEmpty, positiveSeconds, remotePath, wholeNumber, type Parser, type ValueContext,
+  nonEmpty, positiveSeconds, remotePath, threads, wholeNumber, type Parser, type ValueContext,
 } from './values.js';
 
 /** Global options, from the optional `[MONSTER]` section. */
@@ -31,6 +31,8 @@ export interface MonsterSettings {
   /** Absolute path of the Telegraf unix stream socket; null = no metrics. */
   metricsSocket: string | null;
   logLevel: LogLevel;
+  /** SSH threads: `auto` (see sshThreadCount), or how many; 0 = off (every connection on the main thread). */
+  threads: 'auto' | number;
 }
 
 /** One `[Directory NAME]`: a local folder replicated to the vessels. */
@@ -142,6 +144,16 @@ export const monsterOptions: SectionOptions<MonsterSettings> = {
     key: 'LogLevel', type: logLevels.map((l) => `\`${l}\``).join(', '), default: 'info',
     parse: logLevel,
     help: 'Log level: lines less severe than it are not written.',
+  },
+  threads: {
+    key: 'Threads', type: '`off`, `auto` or 1 to 64', default: 'off',
+    parse: threads,
+    help: "Worker threads for the vessels' SSH connections (ssh2 encrypts and frames in JavaScript: one thread feeds "
+      + 'about 0.5 GiB/s of vessel traffic in all). `off`: every connection on the main thread. A number: that many SSH '
+      + "threads, each vessel's connections in one of them. `auto`: one thread per vessel, at most one per core, and only "
+      + 'with at least 2 vessels and 2 cores. Threads cost CPU (each write is copied once more, and each request is a '
+      + 'message: 0.8-1 CPU-s per GiB delivered and 60 MiB of memory more, measured) and pay only when the main thread '
+      + 'is the limit and the shore has idle cores; see "Performance" in the README.',
   },
 };
 

@@ -34,6 +34,13 @@ export function wholeNumber(min: number, max: number, expected: string): Parser<
   };
 }
 
+/** `[MONSTER] Threads`: `off` (0), `auto`, or a count of SSH threads. */
+export function threads(value: string, ctx: ValueContext): 'auto' | number {
+  if (value === 'off') return 0;
+  if (value === 'auto') return 'auto';
+  return wholeNumber(1, 64, 'expected off, auto or a whole number from 1 to 64')(value, ctx);
+}
+
 export function positiveSeconds(value: string): number {
   const n = /^(\d+\.?\d*|\.\d+)$/.test(value) ? Number(value) : NaN;
   return n > 0 && n <= maxTimerS ? n : invalid(`expected a number of seconds > 0 and <= ${maxTimerS}`);

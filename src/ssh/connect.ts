@@ -40,6 +40,11 @@ export interface ConnectOptions {
    * or is refused: `check` learns known / new / changed without connecting twice.
    */
   onHostKey?: (fingerprint: string, verdict: HostKeyVerdict) => void;
+  /**
+   * Judges the offered key instead of judgeHostKey with `hostKeys`: an SSH thread asks the main
+   * thread, which holds the state database (see threaded-connection.ts).
+   */
+  verifyHostKey?: (fingerprint: string, host: string) => Promise<HostKeyVerdict>;
   signal?: AbortSignal;
 }
 
@@ -73,13 +78,21 @@ export async function connect(options: ConnectOptions): Promise<Connected> {
     keepaliveCountMax: 4,
     sock: socket,
     algorithms: { cipher: ciphers },
-    hostVerifier: (key: Buffer) => {
+    hostVerifier: ((key: Buffer, verify: (ok: boolean) => void) => {
       const seen = fingerprint(key);
-      const verdict = judgeHostKey(vessel.label, host, seen, vessel.hostKey, hostKeys, vessel.hostKeySetting);
-      options.onHostKey?.(seen, verdict);
-      if (!verdict.ok) refusal = verdict.reason;
-      return verdict.ok;
-    },
+      const decide = (verdict: HostKeyVerdict) => {
+        options.onHostKey?.(seen, verdict);
+        if (!verdict.ok) refusal = verdict.reason;
+        return verdict.ok;
+      };
+      if (!options.verifyHostKey) return decide(judgeHostKey(vessel.label, host, seen, vessel.hostKey, hostKeys, vessel.hostKeySetting));
+      // Asked elsewhere: ssh2 waits for `verify`.
+      options.verifyHostKey(seen, host).then(
+        (verdict) => verify(decide(verdict)),
+        (err: unknown) => verify(decide({ ok: false, reason: `host key of ${vessel.label} (${host}) could not be checked: ${(err as Error).message}` })),
+      );
+      return undefined;
+    }),
   };
   answerPrompts(client, vessel);
   const abort = () => client.destroy();

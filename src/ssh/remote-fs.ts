@@ -106,3 +106,17 @@ export interface RemoteProcess {
   /** Its exit; rejects when the connection dies, or `timeoutMs` after this call. */
   result(timeoutMs: number): Promise<ExecResult>;
 }
+
+/**
+ * A live connection to a vessel as the push side holds it: SftpConnection on this thread, or
+ * ThreadedConnection (threaded-connection.ts), its stand-in for one that lives in an SSH thread.
+ */
+export interface VesselConnection extends RemoteFs {
+  /** The vessel's name. */
+  readonly vessel: string;
+  readonly closed: boolean;
+  /** Called once with the reason when the connection dies (at once if it is dead already). */
+  onClose(listener: (err: Error) => void): () => void;
+  /** Tears the connection down; every pending request fails. */
+  disconnect(reason?: string): void;
+}

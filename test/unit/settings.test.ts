@@ -136,6 +136,7 @@ describe('defaults', () => {
       rescanIntervalS: 600,
       metricsSocket: null,
       logLevel: 'info',
+      threads: 0,
     });
     assert.deepEqual(settings.directories, [{ name: 'd', location: '/srv/d', remoteLocation: '/srv/d' }]);
     assert.deepEqual(settings.vessels, [
@@ -167,6 +168,7 @@ describe('every key set', () => {
       rescanIntervalS: 0,
       metricsSocket: '/run/telegraf/telegraf.sock',
       logLevel: 'debug',
+      threads: 'auto',
     });
   });
 
@@ -252,6 +254,13 @@ describe('comments and values', () => {
     assert.equal(parse('[MONSTER]', 'MetricsSocket = m.sock', minimal).monster.metricsSocket, '/etc/cm/m.sock');
   });
 
+  it('Threads: off (0) by default, auto, or a count', () => {
+    assert.equal(parse(minimal).monster.threads, 0);
+    assert.equal(parse('[MONSTER]', 'Threads = off', minimal).monster.threads, 0);
+    assert.equal(parse('[MONSTER]', 'Threads = auto', minimal).monster.threads, 'auto');
+    assert.equal(parse('[MONSTER]', 'Threads = 3', minimal).monster.threads, 3);
+  });
+
   it('a HostKey with base64 padding is accepted without it', () => {
     const key = 'SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU';
     assert.equal(parse(minimal, `HostKey = ${key}=`).vessels[0]?.hostKey, key);
@@ -290,6 +299,8 @@ describe('errors, one line each', () => {
     assert.match(failureOf(minimal, 'Timeout = 0'), /Timeout: expected a number of seconds > 0/);
     assert.match(failureOf(minimal, 'Timeout = 1e1'), /Timeout: expected a number of seconds > 0/);
     assert.match(failureOf('[MONSTER]', 'RescanInterval = -5', minimal), /RescanInterval: expected a whole number of seconds from 0 \(off\)/);
+    assert.match(failureOf('[MONSTER]', 'Threads = 0', minimal), /:2: \[MONSTER\] Threads: expected off, auto or a whole number from 1 to 64, got `0`$/);
+    assert.match(failureOf('[MONSTER]', 'Threads = on', minimal), /Threads: expected off, auto or a whole number from 1 to 64, got `on`$/);
     assert.equal(parse(minimal, 'Timeout = .5').vessels[0]?.timeoutS, 0.5);
   });
 
