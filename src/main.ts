@@ -59,6 +59,7 @@ function buildProgram(): Command {
     .summary('replicate the files of every Directory to every Vessel, then move them to processed/ (the push daemon)')
     .description('replicate every file in the configured Directories to every Vessel, then move it to processed/')
     .showHelpAfterError(helpHint('run'))
+    .addHelpText('after', '\nSignals: SIGHUP (systemctl reload) reads the settings again and applies what\nchanged (README: Reloading settings); SIGTERM/SIGINT stop cleanly.')
     .option('-c, --config <file>', 'settings file (default: $CONTENTMONSTER_CONFIG, else ./settings.ini)')
     .option('--once', 'replicate what is there now and exit: 0 when all of it is processed, 1 if anything failed')
     .addOption(numberOption('--give-up-after <seconds>', 'with --once: give up a vessel that made no progress for this long', 60))

@@ -4,7 +4,7 @@ import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import { runPush } from '../push/daemon.js';
 import { writeEventsToFd } from '../push/events.js';
 import { secondsFlag } from './flags.js';
-import { stopOnSignals } from './signals.js';
+import { hangups, stopOnSignals } from './signals.js';
 import { loadSettings, resolveSettingsPath } from '../settings/load.js';
 
 export interface RunFlags {
@@ -26,9 +26,15 @@ export async function run(flags: RunFlags): Promise<number> {
     { stopping: 'signal received; stopping', tooLong: 'stop took too long; exiting now (the next start resumes)' },
     once ? ExitCode.failure : ExitCode.ok,
   );
+  // SIGHUP re-reads the settings in daemon mode; --once has nothing to reload into.
+  const onHangup = hangups(log, once ? 'SIGHUP ignored: a --once run does not reload its settings' : 'SIGHUP ignored: the daemon is stopping');
   // Tests only: the daemon's events as JSON lines on CONTENTMONSTER_EVENTS_FD (see push/events.ts).
   const stopEvents = writeEventsToFd();
-  const result = await runPush(settings, log, { once, giveUpAfterMs: giveUpAfterS * 1000, signal: stopping }).finally(stopEvents);
+  const result = await runPush(settings, log, {
+    once, giveUpAfterMs: giveUpAfterS * 1000, signal: stopping,
+    ...(once ? {} : { hangups: onHangup }),
+    logLevelFixed: flags.logLevel !== undefined,
+  }).finally(stopEvents);
   if (!once) {
     log.info('stopped');
     return ExitCode.ok;

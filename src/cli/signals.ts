@@ -24,3 +24,23 @@ export function stopOnSignals(log: Logger, messages: { stopping: string; tooLong
   process.on('SIGINT', onSignal);
   return stop.signal;
 }
+
+/**
+ * SIGHUP (`systemctl reload`): each one calls the handler of the moment (the daemon's reload),
+ * or, while there is none (`--once`, the start, the stop), is said and ignored. Either way the
+ * process lives on: Node's default for SIGHUP is to end it, which a daemon must never do.
+ * Returns the subscribe function the daemon takes (see PushOptions.hangups).
+ */
+export function hangups(log: Logger, whenNone: string): (onHangup: () => void) => () => void {
+  let handler: (() => void) | undefined;
+  process.on('SIGHUP', () => {
+    if (handler) handler();
+    else log.info({ signal: 'SIGHUP' }, whenNone);
+  });
+  return (onHangup) => {
+    handler = onHangup;
+    return () => {
+      if (handler === onHangup) handler = undefined;
+    };
+  };
+}

@@ -18,8 +18,10 @@ import { Stabilizer } from './stabilizer.js';
 import { lockStateFolder, openStateStore } from '../state/database.js';
 import type { StateStore } from '../state/store.js';
 import { sshThreadCount, vesselConnections } from '../ssh/ssh-threads.js';
-import { VesselWorker } from './vessel-worker.js';
+import type { VesselWorker } from './vessel-worker.js';
 import { Watcher } from './watcher.js';
+import { Fleet } from './fleet.js';
+import { reload, type Reloadable } from './reload.js';
 
 export interface PushOptions {
   once: boolean;
@@ -27,6 +29,13 @@ export interface PushOptions {
   giveUpAfterMs: number;
   /** Aborted when the process is asked to stop. */
   signal: AbortSignal;
+  /**
+   * Daemon mode: subscribes to reload requests (SIGHUP); returns the unsubscribe. Each one reads
+   * the settings file again and applies what changed (push/reload.ts).
+   */
+  hangups?: (onHangup: () => void) => () => void;
+  /** `--log-level` was given: a reload leaves the level alone. */
+  logLevelFixed?: boolean;
 }
 
 export interface PushResult {
@@ -51,7 +60,9 @@ const STOP_GRACE_MS = 7000;
 /** How often a Location that cannot be used (yet) is looked at again, in daemon mode. */
 const LOCATION_RETRY_MS = 1000;
 
-export async function runPush(settings: Settings, log: Logger, options: PushOptions): Promise<PushResult> {
+export async function runPush(initial: Settings, log: Logger, options: PushOptions): Promise<PushResult> {
+  /** The settings in force: those of the start, then of each reload. */
+  let settings = initial;
   // One daemon per database: the lock comes before anything is opened, cleared or replayed.
   const lock = lockStateFolder(settings);
   // Aborted by the caller's signal, or when the state database fails under us.
@@ -103,21 +114,23 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
   const capturing = !process.hasUncaughtExceptionCaptureCallback();
   if (capturing) process.setUncaughtExceptionCaptureCallback(onUncaught);
   process.on('unhandledRejection', onRejection);
-  const metrics = new MetricsSink(settings.monster.metricsSocket ?? undefined, log);
+  let metrics = new MetricsSink(settings.monster.metricsSocket ?? undefined, log);
   // Every vessel appears in the queue figures, also one with nothing waiting.
   const waiting = (): QueueDepth[] => {
     const rows = new Map(store.waitingByVessel().map((w) => [w.vessel, w]));
     return settings.vessels.map((v) => ({ vessel: v.name, files: rows.get(v.name)?.files ?? 0, bytes: rows.get(v.name)?.bytes ?? 0 }));
   };
-  const report = new PushReport(metrics, log, waiting);
+  // Through the variable: a reload may point the metrics at another socket.
+  const report = new PushReport({ send: (point) => metrics.send(point) }, log, waiting);
   const replicator = new Replicator(settings, store, log, { collectFailures: options.once, report });
+  // Threads are counted for the vessels at the start; vessels a reload adds share them.
   const sshThreads = sshThreadCount(settings.monster.threads, settings.vessels.length);
   if (sshThreads > 0) log.info({ threads: sshThreads }, 'vessel connections in SSH threads');
   const openConnection = vesselConnections(sshThreads);
-  const workers = settings.vessels.map((v) => new VesselWorker(v, store, replicator, log, {
+  const fleet = new Fleet(store, replicator, log, {
     once: options.once, giveUpAfterMs: options.giveUpAfterMs, chunkSize: settings.monster.chunkSize, openConnection,
-  }));
-  workers.forEach((w) => replicator.addWorker(w));
+  });
+  for (const v of settings.vessels) fleet.start(v);
   // Resolved by the stop, also one that came before this line (an abort listener added late
   // never hears it: waiting for one after a stop during the first scan hung the daemon until
   // the 9.5 s hard stop).
@@ -127,15 +140,19 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
   // took more than the stop's 9.5 s to come back, and the workers went on taking files until
   // the process was ended (thousands of small files delivered after SIGTERM).
   let workersStopped: Promise<unknown> | undefined;
-  const stopWorkers = () => (workersStopped ??= Promise.all(workers.map((w) => w.stop())));
+  const stopWorkers = () => (workersStopped ??= fleet.stop());
   void stopped.then(stopWorkers);
   // What the start waits for (the watcher's walk, the first scan) is left behind on a stop: a
   // walk of a hung mount may never come back, and the stop must.
   const unlessStopped = (work: Promise<unknown>) => Promise.race([work, stopped]);
+  // One object for the scanner and the watcher: a reload replaces its matcher.
   const filter = { isIgnored: makeIgnoreMatcher(settings.monster.ignore) };
   const scanner = new Scanner(filter, log);
   const locations = new Map(settings.directories.map((d) => [d.name, d.location]));
-  const scanFolder = (d: string, r: string) => void scanner.scan(locations.get(d)!, (rel) => stabilizer.observe(d, rel), signal, r);
+  const scanFolder = (d: string, r: string) => {
+    const location = locations.get(d);
+    if (location !== undefined) void scanner.scan(location, (rel) => stabilizer.observe(d, rel), signal, r);
+  };
   const stabilizer: Stabilizer = new Stabilizer(settings.monster.stableTimeMs, locations, {
     stable: (f) => replicator.dispatch(f),
     gone: (d, r) => replicator.gone(d, r),
@@ -151,10 +168,51 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
 
   let watcher: Watcher | undefined;
   let rescanTimer: NodeJS.Timeout | undefined;
+  const rescanEvery = (seconds: number) => {
+    clearInterval(rescanTimer);
+    rescanTimer = undefined;
+    if (seconds <= 0) return;
+    rescanTimer = setInterval(() => {
+      replicator.retryFailed();
+      void scanAll();
+    }, seconds * 1000);
+  };
   let retryTimer: NodeJS.Timeout | undefined;
   let settled = false;
   let scanned = false;
   let interrupted: PushResult['interrupted'];
+  const live: Reloadable = {
+    fleet, replicator, stabilizer, locations, filter,
+    unwatch: (d) => watcher?.remove(d),
+    takeUp: (all, fresh) => {
+      for (const d of shore.replace(all, fresh)) {
+        replicator.locationTakenUp(d.name); // proven again on every vessel before its files go out
+        void watcher?.add({ directory: d.name, location: d.location }).then(() => (signal.aborted ? undefined : scanOne(d)));
+      }
+    },
+    replay: () => void replicator.replay((d) => shore.isUsable(d), signal),
+    rescanEvery,
+    metricsTo: (socket) => {
+      void metrics.close();
+      metrics = new MetricsSink(socket ?? undefined, log);
+    },
+    ...(options.logLevelFixed ? {} : { logLevel: (level) => void (log.level = level) }),
+  };
+  // One reload at a time, in the order asked, the first once the daemon is watching (one asked
+  // for during the start waits for that); each first stops at once the removed vessels an
+  // earlier reload left finishing their transfers.
+  let watching = () => {};
+  let reloading = new Promise<void>((resolve) => (watching = resolve));
+  fleet.onRetired = () => live.replay();
+  const stopHangups = options.hangups?.(() => {
+    fleet.hurry();
+    reloading = reloading.then(async () => {
+      if (!signal.aborted) settings = await reload(settings, live, log);
+    }).catch((err: unknown) => {
+      if (err instanceof StateDatabaseError) databaseFailed(err);
+      else log.error({ err }, 'unexpected error while reloading the settings (a bug: please report it)');
+    });
+  }) ?? (() => {});
   try {
     log.info({ directories: settings.directories.length, vessels: settings.vessels.length, once: options.once }, 'starting');
     for (const w of settings.warnings) log.warn(w);
@@ -184,23 +242,19 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
     await unlessStopped(scanAll());
     scanned = !signal.aborted;
     if (options.once) {
-      settled = await untilSettled(stabilizer, replicator, workers, signal);
+      settled = await untilSettled(stabilizer, replicator, fleet.workers, signal);
     } else {
-      const every = settings.monster.rescanIntervalS * 1000;
-      if (every > 0) {
-        rescanTimer = setInterval(() => {
-          replicator.retryFailed();
-          void scanAll();
-        }, every);
-      }
+      rescanEvery(settings.monster.rescanIntervalS);
       // Not after a stop that cut the first scan short: nothing is being watched any more.
       if (!signal.aborted) {
         log.info('watching for new files');
         pushEvents.emit({ type: 'ready' });
+        watching();
       }
       await stopped;
     }
   } finally {
+    stopHangups();
     clearInterval(rescanTimer);
     clearInterval(retryTimer);
     if (options.once && !settled && !fatal) interrupted = { waiting: unprocessed(store, stabilizer), scanned };
@@ -229,7 +283,7 @@ export async function runPush(settings: Settings, log: Logger, options: PushOpti
   return {
     failures: replicator.failures,
     failuresNotListed: replicator.failuresNotListed,
-    gaveUp: workers.flatMap((w) => (w.gaveUp ? [{ vessel: w.name, reason: w.gaveUp }] : [])),
+    gaveUp: fleet.workers.flatMap((w) => (w.gaveUp ? [{ vessel: w.name, reason: w.gaveUp }] : [])),
     shoreProblems: shore.problems,
     ...(interrupted ? { interrupted } : {}),
   };
@@ -253,7 +307,7 @@ function unprocessed(store: StateStore, stabilizer: Stabilizer): number {
  * is watched from then on, not from the next rescan.
  */
 class ShoreLocations {
-  readonly #all: readonly DirectorySettings[];
+  #all: readonly DirectorySettings[];
   readonly #log: Logger;
   readonly #once: boolean;
   /** Directory name -> the problem last said. */
@@ -276,16 +330,29 @@ class ShoreLocations {
   }
 
   lookAtAll(): void {
-    for (const d of this.#all) {
-      const p = locationProblem(d);
-      if (!p) continue;
-      this.#unusable.set(d.name, p.message);
-      this.problems.push(p.message);
-      pushEvents.emit({ type: 'locationUnusable', directory: d.name, reason: p.message });
-      if (this.#once) this.#log.error({ directory: d.name }, `${p.message}; nothing is sent from it`);
-      else if (p.kind === 'missing') this.#log.warn({ directory: d.name }, `${p.message}; it is taken up as soon as it appears`);
-      else this.#log.error({ directory: d.name }, `${p.message}; nothing is sent from it until this is fixed`);
-    }
+    for (const d of this.#all) this.#lookAt(d);
+  }
+
+  /** A reload: the Directories are now `all`; returns those of `fresh` (added or changed) usable now. */
+  replace(all: readonly DirectorySettings[], fresh: readonly DirectorySettings[]): DirectorySettings[] {
+    this.#all = all;
+    const names = new Set(all.map((d) => d.name));
+    for (const name of [...this.#unusable.keys()]) if (!names.has(name)) this.#unusable.delete(name);
+    for (const d of fresh) this.#unusable.delete(d.name);
+    return fresh.filter((d) => this.#lookAt(d));
+  }
+
+  /** True when the Location can be used; else the problem is said and it is looked at again later. */
+  #lookAt(d: DirectorySettings): boolean {
+    const p = locationProblem(d);
+    if (!p) return true;
+    this.#unusable.set(d.name, p.message);
+    this.problems.push(p.message);
+    pushEvents.emit({ type: 'locationUnusable', directory: d.name, reason: p.message });
+    if (this.#once) this.#log.error({ directory: d.name }, `${p.message}; nothing is sent from it`);
+    else if (p.kind === 'missing') this.#log.warn({ directory: d.name }, `${p.message}; it is taken up as soon as it appears`);
+    else this.#log.error({ directory: d.name }, `${p.message}; nothing is sent from it until this is fixed`);
+    return false;
   }
 
   /** The Locations that have become usable since the last look. */

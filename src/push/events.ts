@@ -47,8 +47,22 @@ export type PushEvent =
   | { type: 'locationUnusable'; directory: string; reason: string }
   /** A Location that could not be used is usable now and watched. */
   | { type: 'locationUsable'; directory: string; location: string }
+  /** A reload (SIGHUP) applied new settings: what changed, by name; [MONSTER] keys applied and kept for a restart. */
+  | { type: 'reloaded'; vessels: ReloadChanges; directories: ReloadChanges; monster: string[]; needRestart: string[] }
+  /** A reload found the settings file broken (`reason`, the loader's one line); the old settings stay. */
+  | { type: 'reloadRejected'; reason: string }
+  /** A vessel removed by a reload has ended its transfers (or been stopped by the next reload) and disconnected. */
+  | { type: 'retired'; vessel: string }
   /** A stop began (a signal, or the state database failed). */
   | { type: 'stopping' };
+
+/** Names of the vessels or Directories a reload added, removed, changed, and kept as they were. */
+export interface ReloadChanges {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: string[];
+}
 
 export type PushEventType = PushEvent['type'];
 /** The event of one type: `PushEventOf<'delivered'>`. */

@@ -34,11 +34,14 @@ export const FAILURES_LISTED = 1000;
 const REPLAY_PAGE = 500;
 
 export class Replicator implements WorkerHost {
-  readonly #settings: Settings;
+  /** The settings in force: replaced by a reload (see reconfigure). */
+  #settings: Settings;
   readonly #store: StateStore;
   readonly #log: Logger;
-  readonly #directories: Map<string, DirectorySettings>;
+  #directories: Map<string, DirectorySettings>;
   readonly #workers = new Map<string, VesselWorker>();
+  /** Workers of vessels removed by a reload, while their transfers in flight end. */
+  readonly #leaving = new Set<VesselWorker>();
   readonly #shore = hostname();
   /** Files whose processed/ move is under way. */
   readonly #moving = new Set<number>();
@@ -68,6 +71,45 @@ export class Replicator implements WorkerHost {
     this.#workers.set(worker.name, worker);
   }
 
+  /** The vessel's worker leaves (removed or changed by a reload): nothing is queued for it any more. */
+  removeWorker(name: string): void {
+    this.#workers.delete(name);
+  }
+
+  /**
+   * A vessel removed by a reload: nothing is queued for it, and until `retired`, no file it has
+   * in flight is moved to processed/ (its transfer reads the shore file to the end).
+   */
+  retireWorker(name: string): void {
+    const worker = this.#workers.get(name);
+    this.#workers.delete(name);
+    if (worker) this.#leaving.add(worker);
+  }
+
+  retired(worker: VesselWorker): void {
+    this.#leaving.delete(worker);
+  }
+
+  /**
+   * A reload: the vessels and Directories files are sent to from now on. The delivery rows
+   * follow at the next replay (as at a start), which the daemon runs right after.
+   */
+  reconfigure(settings: Settings): void {
+    this.#settings = settings;
+    this.#directories = new Map(settings.directories.map((d) => [d.name, d]));
+  }
+
+  /**
+   * A Directory removed or changed by a reload: its files are forgotten, as a start without it
+   * forgets them. They stay where they are on the shore, never moved to processed/; should the
+   * Directory come back, its scan finds them again (and their chunks on the vessels, which
+   * belong to the same versions). Transfers in flight end; what they deliver is not recorded.
+   */
+  forgetDirectory(directory: string): void {
+    const n = this.#store.forgetDirectory(directory);
+    if (n > 0) this.#log.info({ directory, files: n }, 'Directory removed or changed by the reload; its waiting files are forgotten (they stay on the shore)');
+  }
+
   /** True while a processed move or other bookkeeping is under way. */
   get busy(): boolean {
     return this.#moving.size > 0 || this.#replaying !== undefined;
@@ -88,7 +130,8 @@ export class Replicator implements WorkerHost {
   dispatch(f: StableFile): void {
     // A vessel worker's marker (see same-storage.ts), should the Ignore globs let one through.
     if (f.relpath.indexOf('/') === -1 && isStorageMarker(f.relpath)) return;
-    const directory = this.#directories.get(f.directory)!;
+    const directory = this.#directories.get(f.directory);
+    if (!directory) return; // removed by a reload while the file was settling
     const version = this.#store.recordVersion(
       { directory: f.directory, relpath: f.relpath, size: f.size, mtimeMs: f.mtimeMs, versionKey: this.#versionKey(directory, f) },
       this.targets(f.directory),
@@ -244,6 +287,8 @@ export class Replicator implements WorkerHost {
    */
   async #process(fileId: number): Promise<void> {
     if (this.#moving.has(fileId)) return;
+    // Looked at again once that vessel has retired (see Fleet).
+    for (const w of this.#leaving) if (w.carries(fileId)) return;
     this.#moving.add(fileId);
     try {
       const version = this.#store.file(fileId);

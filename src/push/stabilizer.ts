@@ -33,7 +33,8 @@ export class Stabilizer {
   #stopped = false;
 
   constructor(
-    private readonly stableTimeMs: number,
+    /** `StableTime`; a reload may change it, for the files that settle from then on. */
+    public stableTimeMs: number,
     private readonly locations: ReadonlyMap<string, string>,
     private readonly events: StabilizerEvents,
     private readonly now: () => number = Date.now,
@@ -63,8 +64,22 @@ export class Stabilizer {
     this.#check(key, p, directory, relpath);
   }
 
+  /** A Directory removed or changed by a reload: what of it was settling is let go. */
+  forget(directory: string): void {
+    for (const [key, p] of this.#pending) {
+      if (!key.startsWith(`${directory}\0`)) continue;
+      clearTimeout(p.timer);
+      this.#pending.delete(key);
+    }
+  }
+
   #check(key: string, p: Pending, directory: string, relpath: string): void {
-    const path = join(this.locations.get(directory)!, relpath);
+    const location = this.locations.get(directory);
+    if (location === undefined) {
+      this.#pending.delete(key); // its Directory was removed by a reload
+      return;
+    }
+    const path = join(location, relpath);
     const st = lstatOrNone(path);
     if (!st || st.isDirectory()) {
       this.#pending.delete(key);

@@ -84,6 +84,10 @@ export class TreeWatch {
   }
 
   /** Watches the Location and every folder below it; resolves once all of it was walked. */
+  get directory(): string {
+    return this.#directory;
+  }
+
   start(): Promise<void> {
     return this.#walk(undefined, '', '');
   }

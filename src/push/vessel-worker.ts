@@ -106,6 +106,8 @@ export class VesselWorker {
   readonly #leftovers: LeftoverRemover;
   #dispatchQueued = false;
   readonly #stop = new AbortController();
+  /** Removed from the settings by a reload: takes no new work, lets what is in flight end (see retire). */
+  #retiring = false;
   readonly #hooks: TransferHooks;
   #lastError = '';
   readonly #openConnection: OpenVesselConnection;
@@ -156,7 +158,7 @@ export class VesselWorker {
    * from the database later; a file in flight is looked at again when its attempt ends.
    */
   enqueue(fileId: number, size: number): void {
-    if (this.#stop.signal.aborted) return;
+    if (this.#stop.signal.aborted || this.#retiring) return;
     if (this.#running.has(fileId)) {
       this.#again.add(fileId);
       return;
@@ -167,9 +169,14 @@ export class VesselWorker {
 
   /** Deliveries may have become pending anywhere in the database (a retry round, a Location taken up): read it all again. */
   rewind(): void {
-    if (this.#stop.signal.aborted) return;
+    if (this.#stop.signal.aborted || this.#retiring) return;
     this.#queue.rewind();
     this.#dispatchSoon();
+  }
+
+  /** The file is in flight to this vessel now. */
+  carries(fileId: number): boolean {
+    return this.#running.has(fileId);
   }
 
   cancel(fileId: number): void {
@@ -194,7 +201,7 @@ export class VesselWorker {
 
   /** Starts queued files on lanes with room, as far as FlightControl allows; connects lanes while there is work. */
   #dispatch(): void {
-    if (this.#stop.signal.aborted) return;
+    if (this.#stop.signal.aborted || this.#retiring) return;
     const gaveUp = this.gaveUp;
     if (gaveUp) {
       this.#failQueued(gaveUp);
@@ -446,6 +453,20 @@ export class VesselWorker {
       this.#leave(f.id);
     }
     this.#host.failedAll(this.name, reason);
+  }
+
+  /**
+   * The vessel was removed by a reload: no new work; the transfers in flight end as they would
+   * (delivered, or put back when their connection drops: nothing reconnects for them), then the
+   * connections close. `stop()` meanwhile cuts them short (a second reload).
+   */
+  async retire(): Promise<void> {
+    this.#retiring = true;
+    this.#queue.drain();
+    while (this.#running.size > 0 && !this.#stop.signal.aborted) {
+      await Promise.all([...this.#running.values()].map((r) => r.done));
+    }
+    await this.stop();
   }
 
   /** Takes no new work, cuts transfers short (the vessel keeps what it has), and waits for them to end. */

@@ -31,7 +31,7 @@ export interface WatchEvents {
 }
 
 export class Watcher {
-  readonly #trees: TreeWatch[] = [];
+  #trees: TreeWatch[] = [];
   readonly #ready: Promise<void>[] = [];
   readonly #filter: ScanFilter;
   readonly #events: WatchEvents;
@@ -80,6 +80,12 @@ export class Watcher {
     this.#queue = walked.catch(() => {}); // a walk never rejects; if one did, the next would still run
     this.#ready.push(walked);
     return walked;
+  }
+
+  /** Stops watching a Directory's Location (removed or changed by a reload). */
+  remove(directory: string): void {
+    for (const t of this.#trees.filter((t) => t.directory === directory)) t.close();
+    this.#trees = this.#trees.filter((t) => t.directory !== directory);
   }
 
   /** Resolves once every watch added so far is in place. */

@@ -66,6 +66,7 @@ function prepare(db: StateConnection) {
     updateFile: `UPDATE files SET size = ?, mtime_ms = ?, version_key = ?, sha256 = NULL, queued_at = ? WHERE id = ?`,
     setSha: `UPDATE files SET sha256 = ? WHERE id = ? AND version_key = ?`,
     deleteFile: `DELETE FROM files WHERE id = ?`,
+    deleteDirectory: `DELETE FROM files WHERE directory = ?`,
     deliveries: `SELECT file_id AS fileId, vessel, state, attempts, error FROM deliveries WHERE file_id = ?`,
     delivery: `SELECT file_id AS fileId, vessel, state, attempts, error FROM deliveries WHERE file_id = ? AND vessel = ?`,
     upsertDelivery: `INSERT INTO deliveries (file_id, vessel, state, updated_at, size) VALUES (?, ?, 'pending', ?, ?)
@@ -246,6 +247,11 @@ export class StateStore {
   deleteFile(fileId: number): void {
     this.#db.write();
     this.#stmt.deleteFile.run(fileId);
+  }
+
+  /** Forgets every file of a Directory (removed or changed by a reload); returns how many. */
+  forgetDirectory(directory: string): number {
+    return this.#db.alone(() => this.#stmt.deleteDirectory.run(directory).changes);
   }
 
   deliveries(fileId: number): Delivery[] {

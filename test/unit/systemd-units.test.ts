@@ -255,7 +255,7 @@ const allowed: Record<string, ReadonlySet<string>> = {
     'StartLimitIntervalSec', 'StartLimitBurst',
   ]),
   Service: new Set([
-    'Type', 'User', 'Group', 'ExecStart', 'Environment', 'EnvironmentFile', 'WorkingDirectory',
+    'Type', 'User', 'Group', 'ExecStart', 'ExecReload', 'Environment', 'EnvironmentFile', 'WorkingDirectory',
     'StateDirectory', 'StateDirectoryMode', 'SyslogIdentifier',
     'Restart', 'RestartSec', 'RestartPreventExitStatus', 'KillMode', 'TimeoutStopSec',
     'NoNewPrivileges', 'ProtectSystem', 'ProtectHome', 'ReadWritePaths', 'PrivateTmp',
@@ -563,6 +563,10 @@ describe('the push daemon units', () => {
       assert.ok(timeout !== undefined && seconds(timeout) >= 10, `TimeoutStopSec=${timeout}`);
       assert.ok((values(p, 'Service', 'ExecStart')[0] ?? '').startsWith(`/usr/bin/node ${nodeFlag} /opt/contentmonster/dist/main.js run `));
       assert.equal(value(p, 'Service', 'SyslogIdentifier'), 'contentmonster', 'without it the journal says node[PID]');
+    });
+
+    it(`${e.file}: systemctl reload sends SIGHUP to the daemon (it reads its settings again)`, () => {
+      assert.deepEqual(values(e.parsed, 'Service', 'ExecReload'), ['/bin/kill -HUP $MAINPID']);
     });
 
     it(`${e.file}: the state database defaults to its StateDirectory= (the daemon reads $STATE_DIRECTORY)`, () => {
