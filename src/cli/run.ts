@@ -6,6 +6,7 @@ import { writeEventsToFd } from '../push/events.js';
 import { secondsFlag } from './flags.js';
 import { hangups, stopOnSignals } from './signals.js';
 import { loadSettings, resolveSettingsPath } from '../settings/load.js';
+import { systemdNotifier } from '../systemd-notify.js';
 
 export interface RunFlags {
   config?: string;
@@ -30,11 +31,16 @@ export async function run(flags: RunFlags): Promise<number> {
   const onHangup = hangups(log, once ? 'SIGHUP ignored: a --once run does not reload its settings' : 'SIGHUP ignored: the daemon is stopping');
   // Tests only: the daemon's events as JSON lines on CONTENTMONSTER_EVENTS_FD (see push/events.ts).
   const stopEvents = writeEventsToFd();
+  // Under a Type=notify unit (NOTIFY_SOCKET set): READY=1, STATUS=, WATCHDOG=1, STOPPING=1.
+  const service = systemdNotifier(log);
   const result = await runPush(settings, log, {
-    once, giveUpAfterMs: giveUpAfterS * 1000, signal: stopping,
+    once, giveUpAfterMs: giveUpAfterS * 1000, signal: stopping, service,
     ...(once ? {} : { hangups: onHangup }),
     logLevelFixed: flags.logLevel !== undefined,
-  }).finally(stopEvents);
+  }).finally(() => {
+    stopEvents();
+    service?.close();
+  });
   if (!once) {
     log.info('stopped');
     return ExitCode.ok;

@@ -9,7 +9,7 @@ import { makeIgnoreMatcher } from '../settings/glob.js';
 import type { Logger } from '../log.js';
 import { MetricsSink } from '../metrics/sink.js';
 import { pushEvents } from './events.js';
-import { PushReport, type QueueDepth } from './report.js';
+import { PushReport, statusLine, type QueueDepth } from './report.js';
 import { Replicator, type Failure } from './replicator.js';
 import { Scanner } from './scanner.js';
 import type { DirectorySettings, Settings } from '../settings/load.js';
@@ -18,6 +18,7 @@ import { Stabilizer } from './stabilizer.js';
 import { lockStateFolder, openStateStore } from '../state/database.js';
 import type { StateStore } from '../state/store.js';
 import { sshThreadCount, vesselConnections } from '../ssh/ssh-threads.js';
+import type { ServiceNotifier } from '../systemd-notify.js';
 import type { VesselWorker } from './vessel-worker.js';
 import { Watcher } from './watcher.js';
 import { Fleet } from './fleet.js';
@@ -36,6 +37,8 @@ export interface PushOptions {
   hangups?: (onHangup: () => void) => () => void;
   /** `--log-level` was given: a reload leaves the level alone. */
   logLevelFixed?: boolean;
+  /** The service manager (a `Type=notify` unit): READY=1, STATUS=, STOPPING=1. */
+  service?: ServiceNotifier;
 }
 
 export interface PushResult {
@@ -121,7 +124,8 @@ export async function runPush(initial: Settings, log: Logger, options: PushOptio
     return settings.vessels.map((v) => ({ vessel: v.name, files: rows.get(v.name)?.files ?? 0, bytes: rows.get(v.name)?.bytes ?? 0 }));
   };
   // Through the variable: a reload may point the metrics at another socket.
-  const report = new PushReport({ send: (point) => metrics.send(point) }, log, waiting);
+  const service = options.service;
+  const report = new PushReport({ send: (point) => metrics.send(point) }, log, waiting, { service });
   const replicator = new Replicator(settings, store, log, { collectFailures: options.once, report });
   // Threads are counted for the vessels at the start; vessels a reload adds share them.
   const sshThreads = sshThreadCount(settings.monster.threads, settings.vessels.length);
@@ -141,6 +145,8 @@ export async function runPush(initial: Settings, log: Logger, options: PushOptio
   // the process was ended (thousands of small files delivered after SIGTERM).
   let workersStopped: Promise<unknown> | undefined;
   const stopWorkers = () => (workersStopped ??= fleet.stop());
+  // STOPPING=1 at the stop itself (a signal, or the database failing), not once the watcher is closed.
+  void stopped.then(() => service?.stopping());
   void stopped.then(stopWorkers);
   // What the start waits for (the watcher's walk, the first scan) is left behind on a stop: a
   // walk of a hung mount may never come back, and the stop must.
@@ -239,7 +245,13 @@ export async function runPush(initial: Settings, log: Logger, options: PushOptio
         }
       }, LOCATION_RETRY_MS);
     }
-    await unlessStopped(scanAll());
+    const firstScan = unlessStopped(scanAll());
+    // READY=1 now: the state database is open, the Locations are watched (daemon) and the first
+    // scan is under way, so nothing written from here on is missed. Not once the scan is done:
+    // recording a first backlog of a million files takes about two minutes, past systemd's 90 s
+    // start timeout (TimeoutStartSec=).
+    if (!signal.aborted) service?.ready(statusLine(waiting()));
+    await firstScan;
     scanned = !signal.aborted;
     if (options.once) {
       settled = await untilSettled(stabilizer, replicator, fleet.workers, signal);

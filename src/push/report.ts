@@ -3,10 +3,13 @@
  * - metrics to Telegraf (`MetricsSocket`): `contentmonster_transfer` per file and vessel, and
  *   `contentmonster_queue` per vessel every `intervalMs`;
  * - a summary log line per vessel at info once a minute while there is work, so `journalctl` shows
- *   progress on a long backlog without reading every transfer line.
+ *   progress on a long backlog without reading every transfer line;
+ * - under a `Type=notify` unit, the one-line STATUS= `systemctl status` shows (statusLine),
+ *   looked at every few seconds and sent when it changed.
  * The sink never blocks or throws: a missing or dead socket cannot slow replication.
  */
 import type { Logger } from '../log.js';
+import type { ServiceNotifier } from '../systemd-notify.js';
 import { transferFields, type Point } from '../metrics/line-protocol.js';
 import { formatBytes } from '../cli/format.js';
 
@@ -42,6 +45,10 @@ export interface PushReportOptions {
   queueIntervalMs?: number;
   /** Between two summary lines while busy. */
   summaryIntervalMs?: number;
+  /** Where the STATUS= line goes (the daemon's service manager), if anywhere. */
+  service?: Pick<ServiceNotifier, 'status'>;
+  /** Between two looks at the STATUS= line (sent only when it changed). */
+  statusIntervalMs?: number;
 }
 
 export class PushReport {
@@ -61,6 +68,8 @@ export class PushReport {
     const summaryMs = options.summaryIntervalMs ?? 60_000;
     this.#summaryEvery = summaryMs === 60_000 ? 'minute' : `${summaryMs / 1000} s`;
     this.#timers.push(setInterval(() => this.#summarize(), summaryMs).unref());
+    const service = options.service;
+    if (service) this.#timers.push(setInterval(() => service.status(statusLine(this.#waiting())), options.statusIntervalMs ?? 5000).unref());
   }
 
   delivered(d: Delivered): void {
@@ -96,6 +105,39 @@ export class PushReport {
     for (const t of this.#timers) clearInterval(t);
     this.#sendQueue();
   }
+}
+
+/** systemd shows STATUS= on one line of `systemctl status`: past this, the line is shortened. */
+export const STATUS_MAX_CHARS = 160;
+
+/**
+ * The STATUS= line: every vessel, in the order of the settings, with what waits for it
+ * (`2 vessels: backup1 12 waiting (3.4 MiB), backup2 up to date`). Too long for one line (many
+ * vessels, long names), it names the vessels with the most bytes waiting first and counts the rest.
+ */
+export function statusLine(depths: readonly QueueDepth[], maxChars = STATUS_MAX_CHARS): string {
+  if (depths.length === 0) return 'no vessels';
+  const head = `${depths.length} ${depths.length === 1 ? 'vessel' : 'vessels'}`;
+  const part = (q: QueueDepth) => (q.files === 0 ? `${q.vessel} up to date` : `${q.vessel} ${q.files} waiting (${formatBytes(q.bytes)})`);
+  const full = `${head}: ${depths.map(part).join(', ')}`;
+  if (full.length <= maxChars) return full;
+  const waiting = depths.filter((q) => q.files > 0).sort((a, b) => b.bytes - a.bytes || b.files - a.files);
+  if (waiting.length === 0) return `${head}, all up to date`;
+  const upToDate = depths.length - waiting.length;
+  const tail = upToDate > 0 ? `; ${upToDate} up to date` : '';
+  // As many of the vessels with the most waiting as fit, then how many more wait and how much.
+  for (let shown = waiting.length; shown > 0; shown--) {
+    const rest = waiting.slice(shown);
+    const more = rest.length === 0 ? '' : `, ${rest.length} more with ${sumOf(rest)}`;
+    const line = `${head}: ${waiting.slice(0, shown).map(part).join(', ')}${more}${tail}`;
+    if (line.length <= maxChars) return line;
+  }
+  return `${head}, ${waiting.length} with ${sumOf(waiting)}${tail}`;
+}
+
+function sumOf(depths: readonly QueueDepth[]): string {
+  const files = depths.reduce((n, q) => n + q.files, 0);
+  return `${files} waiting (${formatBytes(depths.reduce((n, q) => n + q.bytes, 0))})`;
 }
 
 function amount(files: number, bytes: number): string {

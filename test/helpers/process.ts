@@ -56,7 +56,9 @@ onTestExit(killLeftovers);
 /** Environment for the child: ours plus overrides, minus the test runner's own marker. */
 function childEnv(env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
   // NODE_TEST_CONTEXT makes a Node child think it is a test file of our runner; the CLI is not.
-  return { ...process.env, NODE_TEST_CONTEXT: undefined, ...env };
+  // A runner under a systemd unit must not lend its NOTIFY_SOCKET (and watchdog) to the daemons
+  // it starts: they would tell that unit they are ready or stopping. A test gives its own.
+  return { ...process.env, NODE_TEST_CONTEXT: undefined, NOTIFY_SOCKET: undefined, WATCHDOG_USEC: undefined, WATCHDOG_PID: undefined, ...env };
 }
 
 /**

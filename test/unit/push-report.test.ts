@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatPoint } from '../../src/metrics/line-protocol.js';
-import { PushReport, queuePoint, transferPoint, type QueueDepth } from '../../src/push/report.js';
+import { PushReport, queuePoint, STATUS_MAX_CHARS, statusLine, transferPoint, type QueueDepth } from '../../src/push/report.js';
 import type { Logger } from '../../src/log.js';
 import type { Point } from '../../src/metrics/line-protocol.js';
 
@@ -63,5 +63,40 @@ describe('PushReport', () => {
     await new Promise((r) => setTimeout(r, 100));
     report.stop();
     assert.ok(lines.length <= seen + 1, 'at most the line for the round that was still busy');
+  });
+});
+
+describe('statusLine: the STATUS= systemctl status shows', () => {
+  const q = (vessel: string, files: number, bytes: number): QueueDepth => ({ vessel, files, bytes });
+
+  it('every vessel in the order of the settings, with what waits for it', () => {
+    assert.equal(statusLine([q('backup1', 12, 3.4 * 1024 * 1024), q('backup2', 0, 0), q('far', 1, 10)]),
+      '3 vessels: backup1 12 waiting (3.4 MiB), backup2 up to date, far 1 waiting (10 B)');
+    assert.equal(statusLine([q('v1', 0, 0)]), '1 vessel: v1 up to date');
+    assert.equal(statusLine([]), 'no vessels');
+  });
+
+  it('too long for one line: the vessels with the most bytes waiting first, then how many more and how much', () => {
+    const many = Array.from({ length: 20 }, (_, i) => q(`vessel-number-${i}`, i % 3 ? i : 0, i * 1_000_000));
+    const line = statusLine(many);
+    assert.ok(line.length <= STATUS_MAX_CHARS, line);
+    assert.equal(line, '20 vessels: vessel-number-19 19 waiting (18.1 MiB), vessel-number-17 17 waiting (16.2 MiB), 11 more with 91 waiting (86.8 MiB); 7 up to date');
+    assert.equal(statusLine(many.map((v) => q(v.vessel, 0, 0))), '20 vessels, all up to date');
+    // Not even one name fits: totals only.
+    assert.equal(statusLine([q('x'.repeat(200), 2, 5), q('y', 0, 0)]), '2 vessels, 1 with 2 waiting (5 B); 1 up to date');
+  });
+});
+
+describe('PushReport and the service manager', () => {
+  it('looks at the STATUS= line on its timer and hands it over (the notifier sends it only when it changed)', async () => {
+    const lines: string[] = [];
+    let waiting: QueueDepth[] = [{ vessel: 'v1', files: 2, bytes: 2048 }];
+    const report = new PushReport({ send: () => {} }, fakeLog().log, () => waiting, {
+      queueIntervalMs: 60_000, summaryIntervalMs: 60_000, statusIntervalMs: 10, service: { status: (l) => lines.push(l) },
+    });
+    await until(() => lines.includes('1 vessel: v1 2 waiting (2.0 KiB)'));
+    waiting = [{ vessel: 'v1', files: 0, bytes: 0 }];
+    await until(() => lines.includes('1 vessel: v1 up to date'));
+    report.stop();
   });
 });
