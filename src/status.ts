@@ -8,6 +8,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Settings } from './settings/load.js';
+import { rateAt, type Timetable } from './settings/timetable.js';
+import type { BandwidthRow } from './state/status-queries.js';
 import { openStateStore } from './state/database.js';
 import type { StateStore } from './state/store.js';
 
@@ -28,7 +30,22 @@ export interface StatusReport {
    */
   failed: FailedFile[];
   failedTotal: number;
+  /** `[MONSTER] BandwidthLimit`: the limit on all vessels together, and their rate. */
+  bandwidth: Bandwidth;
 }
+
+/** A bandwidth limit (`BandwidthLimit`) and the rate actually sent. */
+export interface Bandwidth {
+  /** The setting as written (`off` when not set). */
+  setting: string;
+  /** Bytes a second in force now (what the daemon applies, else what the settings give now); null = no limit. */
+  limitBytesPerSecond: number | null;
+  /** Bytes a second sent over the last few seconds, as the daemon measured it; null when no daemon runs. */
+  bytesPerSecond: number | null;
+}
+
+/** A published rate older than this is a daemon's that stopped (it publishes every 2 s). */
+const BANDWIDTH_FRESH_MS = 10_000;
 
 /** Failed deliveries listed at most (a vessel given up with a million files waiting fails them all). */
 export const FAILED_LISTED = 100;
@@ -42,6 +59,8 @@ export interface VesselStatus {
   done: { files: number; bytes: number };
   lastSuccessAt: string | null;
   lastError: { message: string; at: string } | null;
+  /** Its `BandwidthLimit` and the rate it is sent. */
+  bandwidth: Bandwidth;
 }
 
 export interface InFlightFile {
@@ -98,9 +117,11 @@ function summarize(settings: Settings, store: StateStore, at: Date): StatusRepor
   const stats = new Map(store.vesselStats().map((s) => [s.vessel, s]));
   const transfers = store.transfers();
   const names = [...new Set([...settings.vessels.map((v) => v.name), ...waiting.keys(), ...transfers.map((t) => t.vessel)])];
+  const published = new Map(store.bandwidth().filter((b) => at.getTime() - b.updatedAt <= BANDWIDTH_FRESH_MS).map((b) => [b.vessel, b]));
   const vessels = names.map((name): VesselStatus => {
     const w = waiting.get(name);
     const s = stats.get(name);
+    const configured = settings.vessels.find((v) => v.name === name);
     return {
       name,
       waiting: { files: w?.files ?? 0, bytes: w?.bytes ?? 0 },
@@ -115,6 +136,7 @@ function summarize(settings: Settings, store: StateStore, at: Date): StatusRepor
       done: { files: s?.filesDone ?? 0, bytes: s?.bytesDone ?? 0 },
       lastSuccessAt: s?.lastSuccessAt == null ? null : iso(s.lastSuccessAt),
       lastError: s?.lastError == null || s.lastErrorAt == null ? null : { message: s.lastError, at: iso(s.lastErrorAt) },
+      bandwidth: bandwidthOf(configured, published.get(name), at),
     };
   });
   const oldest = store.oldestWaiting();
@@ -137,7 +159,19 @@ function summarize(settings: Settings, store: StateStore, at: Date): StatusRepor
       attempts: f.attempts,
       at: iso(f.updatedAt),
     })),
+    bandwidth: bandwidthOf(settings.monster, published.get(''), at),
   };
+}
+
+/**
+ * The limit the daemon applies and the rate it measured, when it published them lately; else
+ * the limit the settings give now (in UTC or the zone set) and no rate.
+ */
+function bandwidthOf(configured: { bandwidthLimit: Timetable; timeZone: string } | undefined, row: BandwidthRow | undefined, at: Date): Bandwidth {
+  const setting = configured?.bandwidthLimit.text ?? 'off';
+  if (row) return { setting, limitBytesPerSecond: row.limit, bytesPerSecond: Math.round(row.rate) };
+  const limit = configured ? rateAt(configured.bandwidthLimit, at.getTime(), configured.timeZone) : null;
+  return { setting, limitBytesPerSecond: limit, bytesPerSecond: null };
 }
 
 function empty(settings: Settings, at: Date): StatusReport {
@@ -147,10 +181,12 @@ function empty(settings: Settings, at: Date): StatusReport {
     generatedAt: at.toISOString(),
     vessels: settings.vessels.map((v) => ({
       name: v.name, waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 0, bytes: 0 }, lastSuccessAt: null, lastError: null,
+      bandwidth: bandwidthOf(v, undefined, at),
     })),
     oldestWaiting: null,
     failed: [],
     failedTotal: 0,
+    bandwidth: bandwidthOf(settings.monster, undefined, at),
   };
 }
 

@@ -49,6 +49,15 @@ export function renderStatus(r: StatusReport): string {
   if (inFlight.length === 0) out.push('In flight: none');
   else out.push('In flight:', ...table(['VESSEL', 'DONE', 'SENT', 'STARTED', 'UPDATED', 'FILE'], inFlight));
   out.push('');
+  // Only where a limit is set: without one there is nothing to say.
+  const limited = [...r.vessels.map((v) => [v.name, v.bandwidth] as const), ['(all vessels)', r.bandwidth] as const];
+  if (limited.some(([, b]) => b.setting !== 'off')) {
+    const rate = (n: number | null) => (n === null ? 'off' : `${formatBytes(n)}/s`);
+    out.push('Bandwidth (limit in force now; rate over the last 5 s):', ...table(['VESSEL', 'LIMIT', 'RATE', 'BANDWIDTHLIMIT'], limited.map(([name, b]) => [
+      name, rate(b.limitBytesPerSecond), b.bytesPerSecond === null ? '- (no daemon running)' : `${formatBytes(b.bytesPerSecond)}/s`, b.setting,
+    ])));
+    out.push('');
+  }
   if (r.failed.length === 0) out.push('Failed: none');
   else {
     out.push('Failed (tried again at the next rescan and at every start):', ...table(['VESSEL', 'ATTEMPTS', 'WHEN', 'FILE', 'REASON'], r.failed.map((f) => [

@@ -8,6 +8,7 @@ import { StateDatabaseError, describe } from '../errors.js';
 import { makeIgnoreMatcher } from '../settings/glob.js';
 import type { Logger } from '../log.js';
 import { MetricsSink } from '../metrics/sink.js';
+import { BandwidthLimits } from './bandwidth/limiter.js';
 import { pushEvents } from './events.js';
 import { PushReport, statusLine, type QueueDepth } from './report.js';
 import { Replicator, type Failure } from './replicator.js';
@@ -118,10 +119,15 @@ export async function runPush(initial: Settings, log: Logger, options: PushOptio
   if (capturing) process.setUncaughtExceptionCaptureCallback(onUncaught);
   process.on('unhandledRejection', onRejection);
   let metrics = new MetricsSink(settings.monster.metricsSocket ?? undefined, log);
+  const bandwidth = new BandwidthLimits(settings, log);
   // Every vessel appears in the queue figures, also one with nothing waiting.
   const waiting = (): QueueDepth[] => {
     const rows = new Map(store.waitingByVessel().map((w) => [w.vessel, w]));
-    return settings.vessels.map((v) => ({ vessel: v.name, files: rows.get(v.name)?.files ?? 0, bytes: rows.get(v.name)?.bytes ?? 0 }));
+    const figures = new Map(bandwidth.figures().map((f) => [f.vessel, f]));
+    return settings.vessels.map((v) => ({
+      vessel: v.name, files: rows.get(v.name)?.files ?? 0, bytes: rows.get(v.name)?.bytes ?? 0,
+      limitBytesPerSecond: figures.get(v.name)?.limit ?? null, bytesPerSecond: figures.get(v.name)?.rate ?? 0,
+    }));
   };
   // Through the variable: a reload may point the metrics at another socket.
   const service = options.service;
@@ -133,8 +139,15 @@ export async function runPush(initial: Settings, log: Logger, options: PushOptio
   const openConnection = vesselConnections(sshThreads);
   const fleet = new Fleet(store, replicator, log, {
     once: options.once, giveUpAfterMs: options.giveUpAfterMs, chunkSize: settings.monster.chunkSize, openConnection,
-  });
+  }, (v) => bandwidth.throttleFor(v));
+  // For `status`, a separate process: the limits in force and the rates measured, every 2 s,
+  // where a limit is set (status shows nothing of them otherwise: no write every 2 s for it).
+  const publishBandwidth = () => store.recordBandwidth(bandwidth.figures().map((f) => ({ vessel: f.vessel ?? '', limit: f.limit, rate: f.rate })));
+  bandwidth.start();
   for (const v of settings.vessels) fleet.start(v);
+  if (bandwidth.configured) publishBandwidth();
+  // Checked at each turn: a reload may set a limit where there was none.
+  const bandwidthTimer = setInterval(() => bandwidth.configured && publishBandwidth(), 2000).unref();
   // Resolved by the stop, also one that came before this line (an abort listener added late
   // never hears it: waiting for one after a stop during the first scan hung the daemon until
   // the 9.5 s hard stop).
@@ -213,7 +226,10 @@ export async function runPush(initial: Settings, log: Logger, options: PushOptio
   const stopHangups = options.hangups?.(() => {
     fleet.hurry();
     reloading = reloading.then(async () => {
-      if (!signal.aborted) settings = await reload(settings, live, log);
+      if (!signal.aborted) {
+        settings = await reload(settings, live, log);
+        bandwidth.keepOnly(settings.vessels.map((v) => v.name));
+      }
     }).catch((err: unknown) => {
       if (err instanceof StateDatabaseError) databaseFailed(err);
       else log.error({ err }, 'unexpected error while reloading the settings (a bug: please report it)');
@@ -277,7 +293,9 @@ export async function runPush(initial: Settings, log: Logger, options: PushOptio
       pushEvents.emit({ type: 'stopping' });
     }
     await Promise.race([stopWorkers(), sleep(STOP_GRACE_MS)]);
-    report.stop();
+    clearInterval(bandwidthTimer);
+    report.stop(); // its last points carry the limits in force, so before they are stopped
+    bandwidth.stop(); // the writes still waiting for their bytes were cancelled with their transfers
     try {
       store.close();
     } catch (err) {

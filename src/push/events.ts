@@ -53,6 +53,8 @@ export type PushEvent =
   | { type: 'reloadRejected'; reason: string }
   /** A vessel removed by a reload has ended its transfers (or been stopped by the next reload) and disconnected. */
   | { type: 'retired'; vessel: string }
+  /** A bandwidth limit took effect (at the start and at each timetable boundary): `vessel` null is the global one; `bytesPerSecond` null is `off`. */
+  | { type: 'bandwidthLimit'; vessel: string | null; bytesPerSecond: number | null }
   /** A stop began (a signal, or the state database failed). */
   | { type: 'stopping' };
 

@@ -29,11 +29,15 @@ export class Fleet {
    */
   onRetired: () => void = () => {};
 
-  constructor(store: StateStore, replicator: Replicator, log: Logger, options: WorkerOptions) {
+  readonly #throttleFor: ((vessel: VesselSettings) => WorkerOptions['throttle']) | undefined;
+
+  /** `throttleFor`: the bandwidth limit of a vessel's writes, from its settings (see push/bandwidth/limiter.ts). */
+  constructor(store: StateStore, replicator: Replicator, log: Logger, options: WorkerOptions, throttleFor?: (vessel: VesselSettings) => WorkerOptions['throttle']) {
     this.#store = store;
     this.#replicator = replicator;
     this.#log = log;
     this.#options = options;
+    this.#throttleFor = throttleFor;
   }
 
   /** The workers of the vessels in the settings now. */
@@ -43,7 +47,7 @@ export class Fleet {
 
   start(vessel: VesselSettings): void {
     if (this.#stopped) return; // a changed vessel whose old worker stopped as the run ended
-    const worker = new VesselWorker(vessel, this.#store, this.#replicator, this.#log, this.#options);
+    const worker = new VesselWorker(vessel, this.#store, this.#replicator, this.#log, { ...this.#options, throttle: this.#throttleFor?.(vessel) });
     this.#active.set(vessel.name, worker);
     this.#replicator.addWorker(worker);
   }

@@ -14,7 +14,8 @@
  *   have it moves to processed/. "Delivered everywhere" always means to every vessel the
  *   settings in force name.
  * - [MONSTER]: StableTime, Ignore, RescanInterval, MetricsSocket and LogLevel take effect;
- *   Database, ChunkSize and Threads need a restart (one WARN each, the old value stays).
+ *   Database, ChunkSize, Threads and the global BandwidthLimit and TimeZone need a restart (one
+ *   WARN each, the old value stays); a vessel's own BandwidthLimit changes with the vessel.
  */
 import { ConfigError, describe } from '../errors.js';
 import type { Logger, LogLevel } from '../log.js';

@@ -17,6 +17,10 @@ export interface QueueDepth {
   vessel: string;
   files: number;
   bytes: number;
+  /** The vessel's bandwidth limit in force (BandwidthLimit), bytes a second; null or absent = none. */
+  limitBytesPerSecond?: number | null;
+  /** Bytes a second sent to the vessel over the last few seconds. */
+  bytesPerSecond?: number;
 }
 
 export interface Delivered {
@@ -36,8 +40,12 @@ export function transferPoint(d: Delivered, time = new Date()): Point {
   };
 }
 
+/** Without a limit in force, `bandwidth_limit_bytes_per_second` is left out (no number means "none"). */
 export function queuePoint(q: QueueDepth, time = new Date()): Point {
-  return { measurement: 'contentmonster_queue', tags: { vessel: q.vessel }, fields: { files: q.files, bytes: q.bytes }, time };
+  const fields: Point['fields'] = { files: q.files, bytes: q.bytes };
+  if (q.bytesPerSecond !== undefined) fields.bytes_per_second = q.bytesPerSecond;
+  if (q.limitBytesPerSecond != null) fields.bandwidth_limit_bytes_per_second = q.limitBytesPerSecond;
+  return { measurement: 'contentmonster_queue', tags: { vessel: q.vessel }, fields, time };
 }
 
 export interface PushReportOptions {

@@ -75,6 +75,8 @@ export interface WorkerOptions {
   chunkSize: number;
   /** Where its connections live: on this thread or in an SSH thread (see ssh-threads.ts). */
   openConnection: OpenVesselConnection;
+  /** Waits for this vessel's bandwidth limits before each write (see push/bandwidth/limiter.ts). */
+  throttle?: (bytes: number, signal: AbortSignal) => Promise<void> | undefined;
 }
 
 interface Running {
@@ -109,6 +111,7 @@ export class VesselWorker {
   /** Removed from the settings by a reload: takes no new work, lets what is in flight end (see retire). */
   #retiring = false;
   readonly #hooks: TransferHooks;
+  readonly #throttle: WorkerOptions['throttle'];
   #lastError = '';
   readonly #openConnection: OpenVesselConnection;
 
@@ -117,6 +120,7 @@ export class VesselWorker {
     this.#settings = settings;
     this.#store = store;
     this.#host = host;
+    this.#throttle = options.throttle;
     this.#log = log.child({ vessel: settings.name });
     this.#openConnection = options.openConnection;
     const smallMax = smallFileMax(options.chunkSize);
@@ -259,6 +263,7 @@ export class VesselWorker {
           pieceBytes: () => this.#flight.piece(connection.maxWriteLength, lane.carried),
           windowBytes: () => this.#flight.window(),
           joinWhileSending: (bytes) => this.#flight.lasts(bytes),
+          throttle: this.#throttle,
         },
       );
       if (outcome.kind === 'done') await failpoint('after-remote-rename');

@@ -17,8 +17,10 @@ import { monsterOptions } from './table.js';
  * of every file version's key (and of its chunks' names on the vessels), so a new value
  * mid-run would make every waiting file a new version at once; a restart does the same, but
  * on purpose. `Threads`: the SSH threads are started with the run (vessels a reload adds share them).
+ * `BandwidthLimit` and `TimeZone` of [MONSTER]: every vessel's throttle holds the global limit
+ * it started with (a vessel's own limit is reloaded with the vessel: a changed vessel).
  */
-export const RESTART_KEYS: readonly (keyof MonsterSettings)[] = ['database', 'chunkSize', 'threads'];
+export const RESTART_KEYS: readonly (keyof MonsterSettings)[] = ['database', 'chunkSize', 'threads', 'bandwidthLimit', 'timeZone'];
 
 export interface NamedChanges {
   added: string[];

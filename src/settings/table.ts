@@ -11,9 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Expected } from '../errors.js';
 import { logLevels, type LogLevel } from '../log.js';
+import { parseTimetable, type Timetable } from './timetable.js';
 import {
   commaList, globList, hostKey, hostName, identityPath, localPath, logLevel, maxTimerMs, maxTimerS, metricsSocket,
-  nonEmpty, positiveSeconds, remotePath, threads, wholeNumber, type Parser, type ValueContext,
+  nonEmpty, positiveSeconds, remotePath, threads, timeZone, wholeNumber, type Parser, type ValueContext,
 } from './values.js';
 
 /** Global options, from the optional `[MONSTER]` section. */
@@ -33,6 +34,10 @@ export interface MonsterSettings {
   logLevel: LogLevel;
   /** SSH threads: `auto` (see sshThreadCount), or how many; 0 = off (every connection on the main thread). */
   threads: 'auto' | number;
+  /** The limit on all vessels together: a rate or a timetable (one entry `off` = none). */
+  bandwidthLimit: Timetable;
+  /** IANA time zone the global timetable is read in. */
+  timeZone: string;
 }
 
 /** One `[Directory NAME]`: a local folder replicated to the vessels. */
@@ -65,6 +70,10 @@ export interface VesselSettings {
   hostKey?: string;
   /** Files in flight to this vessel at once. */
   concurrency: number;
+  /** The limit on this vessel: a rate or a timetable (one entry `off` = none). */
+  bandwidthLimit: Timetable;
+  /** IANA time zone this vessel's timetable is read in. */
+  timeZone: string;
 }
 
 export type Kind = 'MONSTER' | 'Directory' | 'Vessel';
@@ -155,6 +164,20 @@ export const monsterOptions: SectionOptions<MonsterSettings> = {
       + 'message: 0.8-1 CPU-s per GiB delivered and 60 MiB of memory more, measured) and pay only when the main thread '
       + 'is the limit and the shore has idle cores; see "Performance" in the README.',
   },
+  bandwidthLimit: {
+    key: 'BandwidthLimit', type: 'rate or timetable', default: 'off', example: '08:00,4M 18:00,off',
+    parse: parseTimetable,
+    help: 'The most all vessels together may send, in bytes a second (each vessel has its own `BandwidthLimit` too): '
+      + 'a rate, `512k`, `2M`, `1G` (binary units: `k` is 1024 bytes a second) or a whole number of bytes (at least 1024), '
+      + 'or `off`; or a timetable of space-separated `HH:MM,RATE` pairs in `TimeZone`, optionally per weekday '
+      + '(`08:00,4M 18:00,off`, `Mon-08:00,1M Sat-00:00,off`). Before the first time of a day (of the week, with weekdays) '
+      + 'the last one goes on. Changes apply live at each time, without dropping transfers (see "Bandwidth limits" in the README).',
+  },
+  timeZone: {
+    key: 'TimeZone', type: 'IANA time zone', default: 'UTC', example: 'Europe/Berlin',
+    parse: timeZone,
+    help: "Time zone of the `[MONSTER]` `BandwidthLimit` timetable (`Europe/Berlin`, `America/New_York`, `UTC`); daylight saving time is followed.",
+  },
 };
 
 export const directoryOptions: SectionOptions<Omit<DirectorySettings, 'name'>> = {
@@ -237,6 +260,18 @@ export const vesselOptions: SectionOptions<Omit<VesselSettings, 'name'>> = {
       + 'each is mostly waiting on round trips), within 8 MiB of small files per vessel. When one drops, the others take its '
       + 'files over at once from what the vessel already has, so with 2 or more a flaky link keeps moving while the dropped one '
       + 'reconnects (see "Unreliable links" in the README).',
+  },
+  bandwidthLimit: {
+    key: 'BandwidthLimit', type: 'rate or timetable', default: 'off', example: '512k',
+    parse: parseTimetable,
+    help: 'The most this vessel may be sent, in bytes a second, as for `[MONSTER]` `BandwidthLimit`: a rate (`512k`, `2M`, `off`) '
+      + 'or a timetable (`08:00,512k 18:00,off`, `Mon-08:00,1M`) in this vessel\'s `TimeZone`. Small files are not starved: '
+      + 'the files in flight share it in turns of 32 KiB.',
+  },
+  timeZone: {
+    key: 'TimeZone', type: 'IANA time zone', default: 'UTC', example: 'Europe/Berlin',
+    parse: timeZone,
+    help: "Time zone of this vessel's `BandwidthLimit` timetable; daylight saving time is followed.",
   },
 };
 

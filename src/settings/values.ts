@@ -8,6 +8,7 @@ import { globToRegExp } from './glob.js';
 import { logLevels, type LogLevel } from '../log.js';
 import { Expected } from '../errors.js';
 import { fingerprintExpected, parseFingerprint } from '../ssh/host-key.js';
+import { isTimeZone } from './timetable.js';
 
 export function invalid(expected: string): never {
   throw new Expected(expected);
@@ -101,4 +102,8 @@ export function metricsSocket(value: string, { base }: ValueContext): string | n
 
 export function hostName(value: string): string {
   return /^[^\s]+$/.test(value) ? value : invalid('expected a host name or IP address');
+}
+
+export function timeZone(value: string): string {
+  return isTimeZone(value) ? value : invalid('expected an IANA time zone such as `UTC`, `Europe/Berlin` or `America/New_York`');
 }

@@ -8,7 +8,10 @@
  * half-assembled files on vessels that belong to no live version any more; they are removed
  * when the vessel is reachable. `transfers` lists the deliveries under way and how far they got,
  * for `status`. `host_keys` are the fingerprints trusted on first use; `vessel_stats` the
- * counts and last outcomes per vessel, for `status`. What each vessel already has of a version
+ * counts and last outcomes per vessel, for `status`; `bandwidth` the limit in force and the rate
+ * measured per vessel (and `''` for all of them), which the daemon writes every few seconds for
+ * `status` (it needs no migration step: a table only the daemon writes and `status` reads when
+ * it is there). What each vessel already has of a version
  * is not kept here: a resumed transfer asks the vessel (the sizes of its chunks in TempDir).
  */
 import type Database from 'better-sqlite3';
@@ -70,6 +73,12 @@ CREATE TABLE IF NOT EXISTS transfers (
   started_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (file_id, vessel)
+);
+CREATE TABLE IF NOT EXISTS bandwidth (
+  vessel TEXT PRIMARY KEY,
+  limit_bps INTEGER,
+  rate_bps REAL NOT NULL,
+  updated_at INTEGER NOT NULL
 );
 `;
 

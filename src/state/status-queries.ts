@@ -44,6 +44,15 @@ export interface VesselStats {
   lastErrorAt: number | null;
 }
 
+/** What the daemon last published of one bandwidth limit; `vessel` '' is the global one. */
+export interface BandwidthRow {
+  vessel: string;
+  /** Bytes a second; null = no limit. */
+  limit: number | null;
+  rate: number;
+  updatedAt: number;
+}
+
 export class StatusQueries {
   readonly #waiting: Statement;
   readonly #oldestWaiting: Statement;
@@ -52,6 +61,8 @@ export class StatusQueries {
   readonly #vesselStats: Statement;
   /** Undefined only when reading a database written before `transfers` existed. */
   readonly #transfers: Statement | undefined;
+  /** Undefined when reading a database no daemon with bandwidth limits has written yet. */
+  readonly #bandwidth: Statement | undefined;
 
   constructor(db: StateConnection) {
     // Schema 5 keeps the totals per vessel (see schema.ts); schema 4 has each delivery's size
@@ -81,6 +92,13 @@ export class StatusQueries {
       ? db.prepare(`SELECT t.vessel, f.directory, f.relpath, t.bytes_sent AS bytesSent, t.size, t.started_at AS startedAt, t.updated_at AS updatedAt
         FROM transfers t JOIN files f ON f.id = t.file_id ORDER BY t.vessel, t.started_at, f.relpath`)
       : undefined;
+    this.#bandwidth = db.hasTable('bandwidth')
+      ? db.prepare(`SELECT vessel, limit_bps AS "limit", rate_bps AS rate, updated_at AS updatedAt FROM bandwidth ORDER BY vessel`)
+      : undefined;
+  }
+
+  bandwidth(): BandwidthRow[] {
+    return (this.#bandwidth?.all() ?? []) as BandwidthRow[];
   }
 
   /** Deliveries under way; empty for a database from before they were recorded. */

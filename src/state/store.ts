@@ -6,7 +6,7 @@
  * the summaries for `status` in ./status-queries.ts.
  */
 import { StateConnection, type StateStoreOptions, type Statement } from './sqlite.js';
-import { StatusQueries, type FailedDelivery, type OldestWaiting, type Transfer, type VesselStats, type Waiting } from './status-queries.js';
+import { StatusQueries, type BandwidthRow, type FailedDelivery, type OldestWaiting, type Transfer, type VesselStats, type Waiting } from './status-queries.js';
 
 export type { StateStoreOptions } from './sqlite.js';
 export type { FailedDelivery, OldestWaiting, Transfer, VesselStats, Waiting } from './status-queries.js';
@@ -93,6 +93,8 @@ function prepare(db: StateConnection) {
       ON CONFLICT (vessel) DO UPDATE SET files_done = files_done + 1, bytes_done = bytes_done + excluded.bytes_done, last_success_at = excluded.last_success_at`,
     statsError: `INSERT INTO vessel_stats (vessel, last_error, last_error_at) VALUES (?, ?, ?)
       ON CONFLICT (vessel) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at`,
+    bandwidthClear: `DELETE FROM bandwidth`,
+    bandwidth: `INSERT INTO bandwidth (vessel, limit_bps, rate_bps, updated_at) VALUES (?, ?, ?, ?)`,
   };
   // Each prepared on first use: `status` reading an older daemon's database (schema 3 has no
   // `deliveries.size`) never prepares what it cannot, and never needs.
@@ -340,6 +342,21 @@ export class StateStore {
     if (!this.#db.open) return;
     this.#db.write();
     this.#transfer!.end.run(fileId, vessel);
+  }
+
+  /** The bandwidth limits in force and the rates measured (`vessel` '' for all vessels), for `status`. */
+  recordBandwidth(rows: { vessel: string; limit: number | null; rate: number }[]): void {
+    if (!this.#db.open) return;
+    this.#db.write();
+    const now = Date.now();
+    // All rows anew: a vessel no longer in the settings leaves none behind.
+    this.#stmt.bandwidthClear.run();
+    for (const r of rows) this.#stmt.bandwidth.run(r.vessel, r.limit, r.rate, now);
+  }
+
+  /** What the daemon last published of the bandwidth limits. */
+  bandwidth(): BandwidthRow[] {
+    return this.#status.bandwidth();
   }
 
   /** Runs `fn` in one transaction: every query in it sees the database as of the same moment. */

@@ -67,6 +67,9 @@ describe('push metrics', () => {
       const last = queue.filter((q) => q.tags.vessel === v.name).at(-1);
       assert.ok(last, `a queue point for ${v.name}`);
       assert.deepEqual([last.fields.files, last.fields.bytes], [0, 0], 'nothing waits at the end');
+      // The rate sent to the vessel lately; no BandwidthLimit, so no limit field.
+      assert.ok(Number(last.fields.bytes_per_second) >= 0, metrics.lines().join('\n'));
+      assert.equal(last.fields.bandwidth_limit_bytes_per_second, undefined);
     }
   });
 

@@ -162,6 +162,7 @@ describe('status', () => {
     assert.deepEqual(vessel(report, 'v1').waiting, { files: 0, bytes: 0 }, 'a failed file is not waiting');
     assert.deepEqual(vessel(report, 'v2'), {
       name: 'v2', waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 0, bytes: 0 }, lastSuccessAt: null, lastError: null,
+      bandwidth: { setting: 'off', limitBytesPerSecond: null, bytesPerSecond: null },
     });
     assert.equal(report.oldestWaiting, null);
 

@@ -43,7 +43,7 @@ describe('diffSettings', () => {
     const d = diffSettings(old, read);
     assert.deepEqual(d.monster, ['StableTime', 'Ignore', 'RescanInterval', 'MetricsSocket', 'LogLevel']);
     assert.deepEqual(d.needRestart, ['ChunkSize', 'Database', 'Threads']);
-    assert.deepEqual(RESTART_KEYS, ['database', 'chunkSize', 'threads']);
+    assert.deepEqual(RESTART_KEYS, ['database', 'chunkSize', 'threads', 'bandwidthLimit', 'timeZone']);
     assert.equal(d.next.monster.threads, 0);
     assert.equal(d.next.monster.chunkSize, 1048576);
     assert.equal(d.next.monster.database, '/var/lib/cm/a.sqlite3');

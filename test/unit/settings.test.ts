@@ -32,6 +32,9 @@ function failure(load: () => unknown): string {
 
 const failureOf = (...lines: string[]) => failure(() => parse(...lines));
 
+/** BandwidthLimit when not set. */
+const unlimited = { entries: [{ weekMinute: 0, rate: null, token: 'off' }], text: 'off' };
+
 /**
  * The ConfigError message of loadSettings(file). Root reads any file, so as root the load runs
  * in a child process that becomes `nobody` to see a real EACCES. The child loads the code as
@@ -72,6 +75,8 @@ describe('the seed README snippets', () => {
         tempDir: '/tmp/.ContentMonster',
         ignoreDirs: ['sampledir', 'anotherdir'],
         concurrency: 2,
+        bandwidthLimit: unlimited,
+        timeZone: 'UTC',
       },
     ]);
   });
@@ -137,6 +142,8 @@ describe('defaults', () => {
       metricsSocket: null,
       logLevel: 'info',
       threads: 0,
+      bandwidthLimit: unlimited,
+      timeZone: 'UTC',
     });
     assert.deepEqual(settings.directories, [{ name: 'd', location: '/srv/d', remoteLocation: '/srv/d' }]);
     assert.deepEqual(settings.vessels, [
@@ -149,6 +156,8 @@ describe('defaults', () => {
         tempDir: '/tmp/.ContentMonster',
         ignoreDirs: [],
         concurrency: 2,
+        bandwidthLimit: unlimited,
+        timeZone: 'UTC',
       },
     ]);
     assert.deepEqual(settings.warnings, []);
@@ -169,6 +178,14 @@ describe('every key set', () => {
       metricsSocket: '/run/telegraf/telegraf.sock',
       logLevel: 'debug',
       threads: 'auto',
+      bandwidthLimit: {
+        entries: [
+          { weekMinute: 480, rate: 4 * 1024 * 1024, token: 'Mon-08:00,4M' },
+          { weekMinute: 5 * 1440, rate: null, token: 'Sat-00:00,off' },
+        ],
+        text: 'Mon-08:00,4M Sat-00:00,off',
+      },
+      timeZone: 'Europe/Berlin',
     });
   });
 
@@ -193,6 +210,8 @@ describe('every key set', () => {
       identityFile: path.join(os.homedir(), '.ssh/id_ed25519'),
       hostKey: 'SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU',
       concurrency: 8,
+      bandwidthLimit: { entries: [{ weekMinute: 0, rate: 512 * 1024, token: '512k' }], text: '512k' },
+      timeZone: 'America/New_York',
     });
     assert.equal(settings.vessels[1]?.identityFile, path.join(fixtures, 'keys/two'));
     assert.deepEqual(settings.warnings, []);
@@ -553,5 +572,30 @@ describe('resolveSettingsPath', () => {
       if (saved === undefined) delete process.env.CONTENTMONSTER_CONFIG;
       else process.env.CONTENTMONSTER_CONFIG = saved;
     }
+  });
+});
+
+describe('BandwidthLimit and TimeZone', () => {
+  it('off by default, in UTC; a rate or a timetable per vessel and in [MONSTER]', () => {
+    const plain = parse(minimal);
+    assert.deepEqual(plain.monster.bandwidthLimit.entries.map((e) => e.rate), [null]);
+    assert.equal(plain.monster.timeZone, 'UTC');
+    assert.deepEqual(plain.vessels[0].bandwidthLimit.entries.map((e) => e.rate), [null]);
+    const s = parse('[MONSTER]', 'BandwidthLimit = 08:00,4M 18:00,off  # office hours', 'TimeZone = Europe/Berlin', minimal, 'BandwidthLimit = 512k', 'TimeZone = America/New_York');
+    assert.equal(s.monster.bandwidthLimit.text, '08:00,4M 18:00,off');
+    assert.equal(s.monster.bandwidthLimit.entries.length, 14);
+    assert.equal(s.monster.timeZone, 'Europe/Berlin');
+    assert.deepEqual(s.vessels[0].bandwidthLimit.entries.map((e) => e.rate), [512 * 1024]);
+    assert.equal(s.vessels[0].timeZone, 'America/New_York');
+  });
+
+  it('a bad value is one line naming the key, the section and the bad token', () => {
+    assert.equal(failureOf(minimal, 'BandwidthLimit = 08:00,512k 25:00,off'),
+      '/etc/cm/settings.ini:5: [Vessel v] BandwidthLimit: expected a rate in bytes a second (`512k`, `2M`, `1G`, a whole number of bytes, at least 1k) or `off`, '
+      + 'or a timetable of space-separated `HH:MM,RATE` pairs, optionally per weekday (`08:00,512k 18:00,off`, `Mon-08:00,1M`): '
+      + '`25:00,off` is not [Mon-]HH:MM,RATE, got `08:00,512k 25:00,off`');
+    assert.match(failureOf('[MONSTER]', 'BandwidthLimit = 2 MB', minimal), /^\/etc\/cm\/settings\.ini:2: \[MONSTER\] BandwidthLimit: expected .*, got `2 MB`$/);
+    assert.equal(failureOf(minimal, 'TimeZone = Mars/Olympus'),
+      '/etc/cm/settings.ini:5: [Vessel v] TimeZone: expected an IANA time zone such as `UTC`, `Europe/Berlin` or `America/New_York`, got `Mars/Olympus`');
   });
 });

@@ -311,7 +311,7 @@ describe('older schemas', () => {
     }
   }
 
-  const current = ['deliveries', 'files', 'host_keys', 'leftovers', 'meta', 'transfers', 'vessel_stats', 'waiting_totals'];
+  const current = ['bandwidth', 'deliveries', 'files', 'host_keys', 'leftovers', 'meta', 'transfers', 'vessel_stats', 'waiting_totals'];
 
   it('a new database is version 5, without a chunks table', () => {
     const { store, file } = newStore();
@@ -392,6 +392,9 @@ describe('older schemas', () => {
   });
 });
 
+/** The bandwidth of a vessel (or of all) without a BandwidthLimit, and no daemon running. */
+const unlimited = { setting: 'off', limitBytesPerSecond: null, bytesPerSecond: null };
+
 describe('readStatus', () => {
   function settingsFor(database: string) {
     return parseSettings([
@@ -411,7 +414,7 @@ describe('readStatus', () => {
   it('a missing database: a report with every vessel and every count 0, databaseFound false; nothing is created', () => {
     const database = join(root, 'never', 'state.sqlite');
     const report = readStatus(settingsFor(database), () => new Date('2025-01-01T00:02:00Z'));
-    const idle = (name: string) => ({ name, waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 0, bytes: 0 }, lastSuccessAt: null, lastError: null });
+    const idle = (name: string) => ({ name, waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 0, bytes: 0 }, lastSuccessAt: null, lastError: null, bandwidth: unlimited });
     assert.deepEqual(report, {
       database,
       databaseFound: false,
@@ -420,6 +423,7 @@ describe('readStatus', () => {
       oldestWaiting: null,
       failed: [],
       failedTotal: 0,
+      bandwidth: unlimited,
     });
     assert.throws(() => reader(database));
   });
@@ -458,7 +462,7 @@ describe('readStatus', () => {
       vessels: [
         {
           name: 'fast', waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 2, bytes: 5000 },
-          lastSuccessAt: '2025-01-01T00:01:50.000Z', lastError: null,
+          lastSuccessAt: '2025-01-01T00:01:50.000Z', lastError: null, bandwidth: unlimited,
         },
         {
           name: 'slow',
@@ -470,13 +474,46 @@ describe('readStatus', () => {
           done: { files: 0, bytes: 0 },
           lastSuccessAt: null,
           lastError: { message: 'permission denied', at: '2025-01-01T00:01:55.000Z' },
+          bandwidth: unlimited,
         },
-        { name: 'idle', waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 0, bytes: 0 }, lastSuccessAt: null, lastError: null },
+        { name: 'idle', waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 0, bytes: 0 }, lastSuccessAt: null, lastError: null, bandwidth: unlimited },
       ],
       oldestWaiting: { path: '/srv/outbox/big.bin', vessel: 'slow', queuedAt: '2025-01-01T00:00:00.000Z', ageSeconds: 120 },
       failed: [{ vessel: 'slow', path: 'removed/x.bin', reason: 'permission denied', attempts: 1, at: '2025-01-01T00:01:40.000Z' }],
       failedTotal: 1,
+      bandwidth: unlimited,
     });
+  });
+
+  it('bandwidth: what a running daemon published (limit and rate), else the limit the settings give now and no rate', () => {
+    const { store, file } = newStore();
+    const settings = parseSettings([
+      '[MONSTER]', `Database = ${file}`, 'BandwidthLimit = 08:00,4M 18:00,off', 'TimeZone = Europe/Berlin',
+      '[Directory outbox]', 'Location = /srv/outbox',
+      '[Vessel fast]', 'Address = 127.0.0.1', 'BandwidthLimit = 512k',
+      '[Vessel slow]', 'Address = 127.0.0.1',
+    ].join('\n'), join(root, 'settings.ini'));
+    const at = new Date();
+    // 12:00 in Berlin: the 4M of the timetable.
+    const noon = new Date('2025-01-01T11:00:00Z');
+    let report = readStatus(settings, () => noon);
+    assert.deepEqual(report.bandwidth, { setting: '08:00,4M 18:00,off', limitBytesPerSecond: 4 * 1024 * 1024, bytesPerSecond: null });
+    assert.deepEqual(report.vessels.map((v) => v.bandwidth), [
+      { setting: '512k', limitBytesPerSecond: 512 * 1024, bytesPerSecond: null },
+      unlimited,
+    ]);
+    store.recordBandwidth([{ vessel: 'fast', limit: 512 * 1024, rate: 500_000.4 }, { vessel: 'slow', limit: null, rate: 2_000_000 }, { vessel: '', limit: null, rate: 2_500_000 }]);
+    store.flush();
+    report = readStatus(settings, () => at);
+    assert.deepEqual(report.bandwidth, { setting: '08:00,4M 18:00,off', limitBytesPerSecond: null, bytesPerSecond: 2_500_000 });
+    assert.deepEqual(report.vessels.map((v) => v.bandwidth), [
+      { setting: '512k', limitBytesPerSecond: 512 * 1024, bytesPerSecond: 500_000 },
+      { setting: 'off', limitBytesPerSecond: null, bytesPerSecond: 2_000_000 },
+    ]);
+    // A minute later, with no daemon publishing any more: the rate is unknown.
+    report = readStatus(settings, () => new Date(at.getTime() + 60_000));
+    assert.equal(report.vessels[0].bandwidth.bytesPerSecond, null);
+    store.close();
   });
 
   it('percentOf rounds down to a tenth, never reads 100 before the last byte, and is 0 for an empty file', () => {

@@ -3,8 +3,10 @@ import { describe, it } from 'node:test';
 import { renderStatus } from '../../src/cli/status.js';
 import type { StatusReport, VesselStatus } from '../../src/status.js';
 
+const unlimited = { setting: 'off', limitBytesPerSecond: null, bytesPerSecond: 0 };
+
 const idle = (name: string): VesselStatus => ({
-  name, waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 0, bytes: 0 }, lastSuccessAt: null, lastError: null,
+  name, waiting: { files: 0, bytes: 0 }, inFlight: [], done: { files: 0, bytes: 0 }, lastSuccessAt: null, lastError: null, bandwidth: unlimited,
 });
 
 const busy: StatusReport = {
@@ -19,6 +21,7 @@ const busy: StatusReport = {
       done: { files: 1, bytes: 3 * 1024 * 1024 },
       lastSuccessAt: '2025-01-01T11:59:48.000Z',
       lastError: null,
+      bandwidth: unlimited,
     },
     {
       name: 'far-away',
@@ -30,12 +33,14 @@ const busy: StatusReport = {
       done: { files: 0, bytes: 0 },
       lastSuccessAt: null,
       lastError: { message: 'connection reset', at: '2025-01-01T11:56:48.000Z' },
+      bandwidth: unlimited,
     },
     idle('spare'),
   ],
   oldestWaiting: { path: '/srv/outbox/big.bin', vessel: 'far-away', queuedAt: '2025-01-01T11:56:48.000Z', ageSeconds: 192 },
   failed: [{ vessel: 'far-away', path: '/srv/outbox/line\nbreak.txt', reason: 'permission denied', attempts: 3, at: '2025-01-01T11:58:00.000Z' }],
   failedTotal: 1,
+  bandwidth: unlimited,
 };
 
 describe('renderStatus', () => {
@@ -62,6 +67,27 @@ describe('renderStatus', () => {
   it('a long list of failures: the first ones listed, the rest counted', () => {
     const many: StatusReport = { ...busy, failedTotal: 250_001 };
     assert.ok(renderStatus(many).endsWith('far-away  3         2m00s ago  /srv/outbox/line\\nbreak.txt  permission denied\n… and 250000 more (250001 in all; --json lists the first 1 too)\n'), renderStatus(many));
+  });
+
+  it('with a BandwidthLimit set: each limit in force and the rate, the global one last', () => {
+    const limited: StatusReport = {
+      ...busy,
+      vessels: [
+        { ...idle('a'), bandwidth: { setting: '08:00,512k 18:00,off', limitBytesPerSecond: 512 * 1024, bytesPerSecond: 500_000 } },
+        { ...idle('b'), bandwidth: { setting: 'off', limitBytesPerSecond: null, bytesPerSecond: null } },
+      ],
+      oldestWaiting: null, failed: [], failedTotal: 0,
+      bandwidth: { setting: '2M', limitBytesPerSecond: 2 * 1024 * 1024, bytesPerSecond: 500_000 },
+    };
+    assert.match(renderStatus(limited), new RegExp([
+      'Bandwidth \\(limit in force now; rate over the last 5 s\\):',
+      'VESSEL         LIMIT        RATE                   BANDWIDTHLIMIT',
+      'a              512\\.0 KiB/s  488\\.3 KiB/s            08:00,512k 18:00,off',
+      'b              off          - \\(no daemon running\\)  off',
+      '\\(all vessels\\)  2\\.0 MiB/s    488\\.3 KiB/s            2M',
+      '',
+      'Failed: none',
+    ].join('\n')));
   });
 
   it('says so when nothing waits, moves or failed', () => {

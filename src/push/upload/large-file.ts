@@ -29,7 +29,7 @@ import { AssembleExit, joinScript } from './join.js';
 import { forgetHasher, largeFileHasher } from './large-hasher.js';
 import { ProbeExit, tempDirProbeScript } from './probes.js';
 import { execTimeout, firstLine, placed } from './remote-outcome.js';
-import { DEFAULT_WINDOW, openCreatingFolder, readBuffers, writePiece } from './sftp-writes.js';
+import { DEFAULT_WINDOW, openCreatingFolder, readBuffers, throttled, writePiece } from './sftp-writes.js';
 import { versionHash, type VersionHash } from './shore-hash.js';
 import { checkLocalVersion, hashLocalFile, openLocalSync, readBlock } from './shore-file.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryOutcome, UploadOptions } from './upload.js';
@@ -202,6 +202,8 @@ async function sendChunks(
             for (let at = 0; at < n;) {
               const m = Math.min(piece, n - at);
               await window.room(m);
+              const limited = throttled(options, m, hooks.signal);
+              if (limited) await limited;
               const write = window.track(remote.write(handle, data.subarray(at, at + m), pos + at), m).then(() => {
                 hooks.progress(m);
               });

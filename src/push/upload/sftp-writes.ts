@@ -3,6 +3,7 @@
  * flight, the buffers they carry, the size of one write request, and opening a file in a
  * folder that may not exist yet.
  */
+import { StoppedError } from '../../errors.js';
 import type { OpenFlags, RemoteFs } from '../../ssh/remote-fs.js';
 import { isNoSuchFile } from '../../ssh/sftp-errors.js';
 import { BufferPool } from './buffer-pool.js';
@@ -16,6 +17,18 @@ export const readBuffers = new BufferPool(8 * DEFAULT_WINDOW);
 /** The size of one SFTP write: the server's limit, or less on a link that drops often. */
 export function writePiece(remote: RemoteFs, options: UploadOptions): number {
   return Math.max(1024, Math.min(remote.maxWriteLength, options.pieceBytes?.() ?? Infinity));
+}
+
+/**
+ * The one hook of the bandwidth limits on the upload path: called before every SFTP write of
+ * file bytes, small or large file. Undefined when the write may go at once (no limit in force,
+ * or the bucket holds the bytes), so the unlimited path awaits nothing; a wait cut short by
+ * the transfer's stop or cancel ends the transfer as a stop.
+ */
+export function throttled(options: UploadOptions, bytes: number, signal: AbortSignal): Promise<void> | undefined {
+  return options.throttle?.(bytes, signal)?.catch(() => {
+    throw new StoppedError('stopping');
+  });
 }
 
 /** Folders each connection has opened a file in: they exist (or were removed by hand: see below). */

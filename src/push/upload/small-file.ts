@@ -13,7 +13,7 @@ import { failpoint } from '../failpoint.js';
 import { MAX_HASH_BATCH } from './hash-batch.js';
 import { checkOnVessel, prepareChecker } from './remote-check.js';
 import { confirmPlaced, execTimeout } from './remote-outcome.js';
-import { openCreatingFolder, readBuffers, writePiece } from './sftp-writes.js';
+import { openCreatingFolder, readBuffers, throttled, writePiece } from './sftp-writes.js';
 import { readWhole } from './shore-file.js';
 import type { DeliveryHooks, DeliveryJob, DeliveryOutcome, UploadOptions } from './upload.js';
 
@@ -142,17 +142,27 @@ async function writeResumable(
   }
   hooks.sending?.(have);
   const writes: Promise<void>[] = [];
+  let stopped: { error: unknown } | undefined;
   for (let pos = have; pos < data.length;) {
     const slice = data.subarray(pos, pos + writePiece(remote, options));
+    const limited = throttled(options, slice.length, hooks.signal);
+    if (limited) {
+      // The writes already issued are awaited below, whatever happens to this wait.
+      const error = await limited.then(() => undefined, (err: unknown) => ({ error: err }));
+      if (error) {
+        stopped = error;
+        break;
+      }
+    }
     writes.push(remote.write(handle, slice, pos).then(() => hooks.progress(slice.length)));
     pos += slice.length;
   }
   const written = await Promise.allSettled(writes);
   const closed = remote.close(handle);
   const failed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected');
-  if (failed) {
+  if (failed || stopped) {
     closed.catch(() => {});
-    throw failed.reason;
+    throw failed ? failed.reason : stopped!.error;
   }
   closed.catch(() => {}); // awaited by the caller before the rename
   return { bytesSent: data.length - have, closed };

@@ -93,6 +93,12 @@ export interface UploadOptions {
    * send (default: yes); else the join starts once every chunk is there (see deliverLargeFile).
    */
   joinWhileSending?: (bytesToSend: number) => boolean;
+  /**
+   * Waits until `bytes` may be written under the bandwidth limits (push/bandwidth/limiter.ts):
+   * undefined when they may go at once. Asked before each SFTP write, through `throttled`.
+   * @default no limit
+   */
+  throttle?: (bytes: number, signal: AbortSignal) => Promise<void> | undefined;
 }
 
 /** Whether a file takes the small-file way (deliverSmallFile); the worker queues it by the same rule. */
