@@ -3,17 +3,18 @@
  *
  * Files already started go first, so that a short-lived link finishes what it began before it
  * begins anything new: first those whose bytes are all on the vessel (only the check and the
- * rename, or the join, are left), then those partly sent. New files follow in the order they
- * came, small and large each in their own line, so that the oldest of either goes first when
- * both could start and a stream of small files never keeps a large one waiting (nor the
- * reverse): the worker gives each kind its own slots.
+ * rename, or the join, are left), then those partly sent. New files follow in queue order
+ * (state/queue-order.ts: Priority, then Order, then the order they came), small and large each
+ * in their own line, so that a stream of small files never keeps a large one waiting (nor the
+ * reverse): the worker gives each kind its own slots. When both kinds could start, the one
+ * first in queue order goes first.
  */
+import { compareKeys, type QueueKey } from '../state/queue-order.js';
 import type { DeliveryStage } from './upload/upload.js';
 
 export type FileKind = 'small' | 'large';
 
-export interface QueuedFile {
-  id: number;
+export interface QueuedFile extends QueueKey {
   kind: FileKind;
   size: number;
   /** How far an earlier attempt got; absent for a file not started yet. */
@@ -23,32 +24,49 @@ export interface QueuedFile {
 export class DeliveryQueue {
   /** Started files, in the order they were put back. */
   readonly #started = new Map<number, QueuedFile>();
-  readonly #fresh: Record<FileKind, Map<number, QueuedFile>> = { small: new Map(), large: new Map() };
+  /** New files of each kind, in queue order (a few hundred at most: see PagedQueue). */
+  readonly #fresh: Record<FileKind, QueuedFile[]> = { small: [], large: [] };
+  readonly #freshById = new Map<number, QueuedFile>();
 
   get size(): number {
-    return this.#started.size + this.#fresh.small.size + this.#fresh.large.size;
+    return this.#started.size + this.#freshById.size;
   }
 
   /** New files of one kind waiting here. */
   freshCount(kind: FileKind): number {
-    return this.#fresh[kind].size;
+    return this.#fresh[kind].length;
   }
 
   has(id: number): boolean {
-    return this.#started.has(id) || this.#fresh.small.has(id) || this.#fresh.large.has(id);
+    return this.#started.has(id) || this.#freshById.has(id);
   }
 
-  /** Queues a file: behind the others of its kind when new, with the started ones when it has a stage. */
+  /** Queues a file: in its place among the new ones of its kind, or with the started ones when it has a stage. */
   add(file: QueuedFile): void {
     this.delete(file.id);
-    if (file.stage) this.#started.set(file.id, file);
-    else this.#fresh[file.kind].set(file.id, file);
+    if (file.stage) {
+      this.#started.set(file.id, file);
+      return;
+    }
+    const line = this.#fresh[file.kind];
+    line.splice(insertionPoint(line, file), 0, file);
+    this.#freshById.set(file.id, file);
   }
 
   delete(id: number): void {
     if (this.#started.delete(id)) return;
-    if (this.#fresh.small.delete(id)) return;
-    this.#fresh.large.delete(id);
+    const file = this.#freshById.get(id);
+    if (!file) return;
+    this.#freshById.delete(id);
+    const line = this.#fresh[file.kind];
+    line.splice(insertionPoint(line, file) - 1, 1);
+  }
+
+  /** Removes and returns the new file of `kind` that goes last, if any. */
+  dropLast(kind: FileKind): QueuedFile | undefined {
+    const last = this.#fresh[kind].pop();
+    if (last) this.#freshById.delete(last.id);
+    return last;
   }
 
   /** Removes and returns the next file that `accept` takes, or undefined when it takes none. */
@@ -68,23 +86,31 @@ export class DeliveryQueue {
     return partly;
   }
 
-  /** The older of the two heads that `accept` takes. */
+  /** The head of either kind that `accept` takes, the one first in queue order when both are. */
   #nextFresh(accept: (f: QueuedFile) => boolean): QueuedFile | undefined {
-    const heads = [first(this.#fresh.small), first(this.#fresh.large)].filter((f): f is QueuedFile => f !== undefined && accept(f));
-    return heads.sort((a, b) => a.id - b.id)[0];
+    const heads = [this.#fresh.small[0], this.#fresh.large[0]].filter((f): f is QueuedFile => f !== undefined && accept(f));
+    return heads.sort(compareKeys)[0];
   }
 
   /** Empties the queue, returning what was in it. */
   drain(): QueuedFile[] {
-    const all = [...this.#started.values(), ...this.#fresh.small.values(), ...this.#fresh.large.values()];
+    const all = [...this.#started.values(), ...this.#fresh.small, ...this.#fresh.large];
     this.#started.clear();
-    this.#fresh.small.clear();
-    this.#fresh.large.clear();
+    this.#fresh.small = [];
+    this.#fresh.large = [];
+    this.#freshById.clear();
     return all;
   }
 }
 
-function first<K, V>(map: Map<K, V>): V | undefined {
-  for (const v of map.values()) return v;
-  return undefined;
+/** The index after every file of `line` (in queue order) that goes before `key` or is it. */
+function insertionPoint(line: readonly QueuedFile[], key: QueueKey): number {
+  let lo = 0;
+  let hi = line.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeys(line[mid], key) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -141,15 +141,15 @@ export class Replicator implements WorkerHost {
         this.#recordLeftovers(old, vessels);
         this.#cancelTransfers(old.id);
       },
+      directory,
     );
     this.#queueVersion(version);
   }
 
   #queueVersion(version: FileVersion): void {
-    const deliveries = this.#store.deliveries(version.id);
-    const pending = deliveries.filter((d) => d.state === 'pending');
-    for (const d of pending) this.#workers.get(d.vessel)?.enqueue(version.id, version.size);
-    if (pending.length === 0 && deliveries.every((d) => d.state === 'done')) void this.#process(version.id);
+    const waiting = this.#store.waitingOf(version.id);
+    for (const row of waiting) this.#workers.get(row.vessel)?.enqueue(row);
+    if (waiting.length === 0 && this.#store.deliveries(version.id).every((d) => d.state === 'done')) void this.#process(version.id);
   }
 
   /** A path disappeared from the shore: forget it unless it has been processed meanwhile. */
@@ -329,7 +329,11 @@ export class Replicator implements WorkerHost {
    * Resolves when done; `busy` is true until then.
    */
   replay(usable: (directory: string) => boolean = () => true, signal?: AbortSignal): Promise<void> {
-    this.#store.syncAllTargets(new Map(this.#settings.directories.map((d) => [d.name, this.targets(d.name)])));
+    // Each delivery's place in its vessel's queue follows the settings: a changed Priority or
+    // Order moves what waits, and rows added for a vessel new in the settings take theirs.
+    const orders = new Map(this.#settings.directories.map((d) => [d.name, { priority: d.priority, order: d.order }]));
+    this.#store.syncQueueOrder(orders);
+    this.#store.syncAllTargets(new Map(this.#settings.directories.map((d) => [d.name, this.targets(d.name)])), orders);
     for (const w of this.#workers.values()) w.rewind();
     const replaying = this.#replayPages(usable, signal).finally(() => {
       this.#replaying = undefined;

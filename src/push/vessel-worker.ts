@@ -27,7 +27,7 @@ import { FlightControl } from './flight-control.js';
 import { FileError, UnexpectedError, classify, describe } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { VesselSettings } from '../settings/load.js';
-import type { StateStore } from '../state/store.js';
+import type { StateStore, WaitingRow } from '../state/store.js';
 import { logFirstUse } from '../ssh/host-key.js';
 import { LinkPolicy, isRefusal, type LinkFailure } from '../ssh/link.js';
 import type { VesselConnection } from '../ssh/remote-fs.js';
@@ -125,7 +125,7 @@ export class VesselWorker {
     this.#openConnection = options.openConnection;
     const smallMax = smallFileMax(options.chunkSize);
     this.#queue = new PagedQueue(
-      (kind, afterId, limit) => store.waitingPage(settings.name, kind, smallMax, afterId, limit),
+      (kind, after, limit) => store.waitingPage(settings.name, kind, smallMax, after, limit),
       (size) => (isSmallFile(size, options.chunkSize) ? 'small' : 'large'),
       (id) => this.#running.has(id),
     );
@@ -158,16 +158,16 @@ export class VesselWorker {
   }
 
   /**
-   * A delivery of this file (of `size` bytes) to this vessel is pending: it is queued, or read
-   * from the database later; a file in flight is looked at again when its attempt ends.
+   * A delivery of this file to this vessel is pending: it is queued in its place, or read from
+   * the database later; a file in flight is looked at again when its attempt ends.
    */
-  enqueue(fileId: number, size: number): void {
+  enqueue(row: WaitingRow): void {
     if (this.#stop.signal.aborted || this.#retiring) return;
-    if (this.#running.has(fileId)) {
-      this.#again.add(fileId);
+    if (this.#running.has(row.id)) {
+      this.#again.add(row.id);
       return;
     }
-    this.#queue.offer(fileId, size);
+    this.#queue.offer(row);
     this.#dispatchSoon();
   }
 
@@ -231,9 +231,11 @@ export class VesselWorker {
     this.#lanes.occupy(lane, file, 1);
     if (file.kind === 'large' && !this.#tracked.has(file.id)) {
       // A small file is in flight for milliseconds: `status` would never see it, and its state
-      // writes would cost more than its transfer.
+      // writes would cost more than its transfer. A large one, once begun, goes first from now
+      // on, after a restart too (see STARTED_TIER).
       this.#tracked.add(file.id);
       this.#store.transferStarted(file.id, this.name);
+      this.#store.markStarted(file.id, this.name);
     }
     const running = { file, lane, cancel: new AbortController() } as Running;
     this.#running.set(file.id, running);
@@ -311,8 +313,7 @@ export class VesselWorker {
 
   /** A file enqueued while in flight: queued again if its delivery is still pending. */
   #enqueueAgain(fileId: number): void {
-    const size = this.#host.jobFor(fileId, this.name)?.size;
-    if (size !== undefined) this.enqueue(fileId, size);
+    for (const row of this.#store.waitingOf(fileId, this.name)) this.enqueue(row);
   }
 
   /** The file leaves this worker (delivered, failed, gone or replaced). */

@@ -14,8 +14,9 @@ import { logLevels, type LogLevel } from '../log.js';
 import { parseTimetable, type Timetable } from './timetable.js';
 import {
   commaList, globList, hostKey, hostName, identityPath, localPath, logLevel, maxTimerMs, maxTimerS, metricsSocket,
-  nonEmpty, positiveSeconds, remotePath, threads, timeZone, wholeNumber, type Parser, type ValueContext,
+  nonEmpty, oneOf, positiveSeconds, remotePath, signedWholeNumber, threads, timeZone, wholeNumber, type Parser, type ValueContext,
 } from './values.js';
+import { MAX_PRIORITY, ORDERS, type QueueOrderName } from '../state/queue-order.js';
 
 /** Global options, from the optional `[MONSTER]` section. */
 export interface MonsterSettings {
@@ -47,6 +48,10 @@ export interface DirectorySettings {
   location: string;
   /** Absolute, normalised POSIX folder on the vessels, no trailing slash. */
   remoteLocation: string;
+  /** Its files go before those of Directories with a lower one, to every vessel. */
+  priority: number;
+  /** Which of its files go first: the smallest, the oldest (mtime), or by relative path. */
+  order: QueueOrderName;
 }
 
 /** One `[Vessel NAME]`: an SFTP server the files are pushed to. Optional fields are absent when not set. */
@@ -191,6 +196,19 @@ export const directoryOptions: SectionOptions<Omit<DirectorySettings, 'name'>> =
     parse: remotePath,
     default: (_ctx, before) => before.location!,
     help: "Absolute folder on the vessels where the files land; it must be writable by the vessel's `Username`.",
+  },
+  priority: {
+    key: 'Priority', type: `whole number, -${MAX_PRIORITY} to ${MAX_PRIORITY}`, default: '0', example: '10',
+    parse: signedWholeNumber(-MAX_PRIORITY, MAX_PRIORITY, `expected a whole number from -${MAX_PRIORITY} to ${MAX_PRIORITY}`),
+    help: "Files of a Directory with a higher Priority start before those of one with a lower, to every vessel "
+      + '(a position report before a video); a file whose upload has begun is finished first all the same '
+      + '(see "Priority and order" in the README).',
+  },
+  order: {
+    key: 'Order', type: ORDERS.map((o) => `\`${o}\``).join(', '), default: 'size',
+    parse: oneOf(ORDERS),
+    help: 'Which of the Directory\'s waiting files start first: `size` the smallest, `mtime` the oldest (first come, first served), '
+      + '`name` by path relative to `Location` (byte order). Directories of the same Priority and Order share one line.',
   },
 };
 

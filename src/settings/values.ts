@@ -42,6 +42,19 @@ export function threads(value: string, ctx: ValueContext): 'auto' | number {
   return wholeNumber(1, 64, 'expected off, auto or a whole number from 1 to 64')(value, ctx);
 }
 
+/** A whole number that may be negative (`-5`), within [min, max]. */
+export function signedWholeNumber(min: number, max: number, expected: string): Parser<number> {
+  return (value) => {
+    const n = /^[-+]?\d+$/.test(value) ? Number(value) : NaN;
+    return n >= min && n <= max ? n + 0 : invalid(expected); // + 0: `-0` is 0
+  };
+}
+
+/** One of a few words, as written (case-sensitive, like every key). */
+export function oneOf<T extends string>(values: readonly T[]): Parser<T> {
+  return (value) => values.find((v) => v === value) ?? invalid(`expected one of ${values.join(', ')}`);
+}
+
 export function positiveSeconds(value: string): number {
   const n = /^(\d+\.?\d*|\.\d+)$/.test(value) ? Number(value) : NaN;
   return n > 0 && n <= maxTimerS ? n : invalid(`expected a number of seconds > 0 and <= ${maxTimerS}`);

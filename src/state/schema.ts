@@ -20,9 +20,11 @@ import type Database from 'better-sqlite3';
  * 1: files, deliveries, chunks, leftovers, host_keys, vessel_stats. 2 added `transfers`. 3
  * dropped `chunks`, which was written once per chunk and never read. 4 gave `deliveries` the
  * file's size and the indexes a queue of millions is read through (see below). 5 keeps the
- * per-vessel totals of what waits in `waiting_totals`, maintained by triggers.
+ * per-vessel totals of what waits in `waiting_totals`, maintained by triggers. 6 gave
+ * `deliveries` their place in the vessel's queue (`tier`, `rank`: see queue-order.ts) and the
+ * index that reads the queue in that order.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 const tables = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,6 +84,9 @@ CREATE TABLE IF NOT EXISTS bandwidth (
 );
 `;
 
+/** The index each vessel's queue is read through, in its order (see queue-order.ts). */
+export const QUEUE_INDEX = 'CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries (state, vessel, tier, rank, file_id, size)';
+
 /**
  * What takes a database from the version before to this one, beyond the tables above (which
  * are created when missing: version 2's `transfers` needs nothing else).
@@ -122,6 +127,21 @@ const migrations: ReadonlyArray<{ version: number; sql: string }> = [
         INSERT INTO waiting_totals (vessel, files, bytes) SELECT NEW.vessel, 1, NEW.size WHERE NEW.state = 'pending'
           ON CONFLICT (vessel) DO UPDATE SET files = files + 1, bytes = bytes + excluded.bytes;
       END;`,
+  },
+  {
+    // Each vessel reads its queue in the order of queue-order.ts (started files, Priority,
+    // Order, arrival) from `deliveries_queue`, which replaces `deliveries_waiting` (same
+    // columns, the key added before file_id). What the rows of an older database get is the
+    // key of the default Priority and Order (0, size): their Directories' settings are not known
+    // here, and the daemon re-keys those that differ at its start (StateStore.syncQueueOrder).
+    // `rank` has no declared type, so that SQLite keeps a path such as `123` as text (a column
+    // of numeric affinity would turn it into a number).
+    version: 6,
+    sql: `ALTER TABLE deliveries ADD COLUMN tier INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE deliveries ADD COLUMN rank NOT NULL DEFAULT 0;
+      UPDATE deliveries SET rank = size;
+      DROP INDEX IF EXISTS deliveries_waiting;
+      ${QUEUE_INDEX};`,
   },
 ];
 

@@ -83,8 +83,11 @@ export class StatusQueries {
         WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.file_id = f.id AND d.state = 'pending') ORDER BY f.queued_at, f.id LIMIT 1`)
       : db.prepare(`SELECT d.vessel, f.directory, f.relpath, f.queued_at AS queuedAt FROM files f JOIN deliveries d ON d.file_id = f.id
         WHERE d.state = 'pending' ORDER BY f.queued_at, f.id, d.vessel LIMIT 1`);
+    // In queue order where the queue's index has it (schema 6): a vessel given up fails every
+    // file it had waiting, and the first 100 of a million are then read off the index, not sorted.
+    const queueOrder = db.hasColumn('deliveries', 'tier') ? 'd.tier, d.rank, ' : '';
     this.#failed = db.prepare(`SELECT d.vessel, f.directory, f.relpath, d.error, d.attempts, d.updated_at AS updatedAt
-      FROM deliveries d JOIN files f ON f.id = d.file_id WHERE d.state = 'failed' ORDER BY d.vessel, d.file_id LIMIT ?`);
+      FROM deliveries d JOIN files f ON f.id = d.file_id WHERE d.state = 'failed' ORDER BY d.vessel, ${queueOrder}d.file_id LIMIT ?`);
     this.#failedByVessel = db.prepare(`SELECT vessel, COUNT(*) AS files FROM deliveries WHERE state = 'failed' GROUP BY vessel ORDER BY vessel`);
     this.#vesselStats = db.prepare(`SELECT vessel, files_done AS filesDone, bytes_done AS bytesDone, last_success_at AS lastSuccessAt,
       last_error AS lastError, last_error_at AS lastErrorAt FROM vessel_stats ORDER BY vessel`);
@@ -116,7 +119,7 @@ export class StatusQueries {
     return this.#oldestWaiting.get() as OldestWaiting | undefined;
   }
 
-  /** The first `limit` failed deliveries, by vessel and in the order their files came. */
+  /** The first `limit` failed deliveries, by vessel and in the order they go when tried again. */
   failedDeliveries(limit: number): FailedDelivery[] {
     return this.#failed.all(limit) as FailedDelivery[];
   }

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DeliveryQueue, type QueuedFile } from '../../src/push/delivery-queue.js';
 
-const small = (id: number, extra: Partial<QueuedFile> = {}): QueuedFile => ({ id, kind: 'small', size: 1000, ...extra });
-const large = (id: number, extra: Partial<QueuedFile> = {}): QueuedFile => ({ id, kind: 'large', size: 50_000_000, ...extra });
+// Of one tier and rank unless said: then they go in the order they came (their ids).
+const small = (id: number, extra: Partial<QueuedFile> = {}): QueuedFile => ({ id, kind: 'small', size: 1000, tier: 0, rank: 0, ...extra });
+const large = (id: number, extra: Partial<QueuedFile> = {}): QueuedFile => ({ id, kind: 'large', size: 50_000_000, tier: 0, rank: 0, ...extra });
 const any = () => true;
 
 function takeAll(q: DeliveryQueue, accept: (f: QueuedFile) => boolean = any): number[] {
@@ -47,6 +48,26 @@ describe('DeliveryQueue', () => {
     assert.equal(q.take((f) => f.kind === 'small')?.id, 2);
     // Both could start: the oldest, the large one.
     assert.equal(q.take(any)?.id, 1);
+  });
+
+  it('new files go in queue order (tier, rank, then as they came), whatever order they were added in; of both kinds, the first in that order', () => {
+    const q = new DeliveryQueue();
+    q.add(small(1, { tier: 0, rank: 500 }));
+    q.add(large(2, { tier: -30, rank: 9e9 })); // a higher Priority
+    q.add(small(3, { tier: 0, rank: 20 }));
+    q.add(small(4, { tier: 0, rank: 20 }));
+    q.add(large(5, { tier: 0, rank: 5e7 }));
+    q.add(small(6, { tier: 3, rank: 1 })); // a lower Priority
+    assert.deepEqual(takeAll(q), [2, 3, 4, 1, 5, 6]);
+  });
+
+  it('dropLast gives back the new file of a kind that goes last', () => {
+    const q = new DeliveryQueue();
+    [small(1, { rank: 5 }), small(2, { rank: 9 }), small(3, { rank: 7 }), large(4, { rank: 99 })].forEach((f) => q.add(f));
+    assert.equal(q.dropLast('small')?.id, 2);
+    assert.ok(!q.has(2));
+    assert.equal(q.freshCount('small'), 2);
+    assert.deepEqual(takeAll(q), [1, 3, 4]);
   });
 
   it('takes nothing that is not accepted, and keeps it', () => {

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FileKind } from '../../src/push/delivery-queue.js';
 import { PagedQueue, WINDOW, type WaitingRow } from '../../src/push/paged-queue.js';
+import { compareKeys, type QueueKey } from '../../src/state/queue-order.js';
 
 const SMALL_MAX = 100;
 const kindOf = (size: number): FileKind => (size <= SMALL_MAX ? 'small' : 'large');
@@ -14,15 +15,17 @@ function database(rows: WaitingRow[]) {
   const db = {
     pending,
     pages: 0,
-    source: (kind: FileKind, afterId: number, limit: number): WaitingRow[] => {
+    source: (kind: FileKind, after: QueueKey, limit: number): WaitingRow[] => {
       db.pages++;
-      return [...pending.values()].filter((r) => kindOf(r.size) === kind && r.id > afterId).sort((a, b) => a.id - b.id).slice(0, limit);
+      return [...pending.values()].filter((r) => kindOf(r.size) === kind && compareKeys(r, after) > 0).sort(compareKeys).slice(0, limit);
     },
   };
   return db;
 }
 
-const rows = (from: number, n: number, size: number): WaitingRow[] => Array.from({ length: n }, (_, i) => ({ id: from + i, size }));
+/** Rows of one tier and rank: in the order they came (their ids). */
+const rows = (from: number, n: number, size: number): WaitingRow[] => Array.from({ length: n }, (_, i) => row(from + i, size));
+const row = (id: number, size: number, tier = 0, rank: number | string = 0): WaitingRow => ({ id, size, tier, rank });
 
 /** Takes everything, as a vessel would, deleting each taken row as delivered; returns the ids in order. */
 function deliverAll(q: PagedQueue, db: ReturnType<typeof database>, accept: (kind: FileKind) => boolean = () => true): number[] {
@@ -75,14 +78,14 @@ describe('PagedQueue', () => {
     const q = new PagedQueue(db.source, kindOf, () => false);
     q.refill();
     assert.equal(q.size, WINDOW.small);
-    db.pending.set(5000, { id: 5000, size: 10 });
-    q.offer(5000, 10);
+    db.pending.set(5000, row(5000, 10));
+    q.offer(row(5000, 10));
     assert.equal(q.size, WINDOW.small, 'not in memory while the window is full');
     assert.deepEqual(deliverAll(q, db).slice(-1), [5000], 'read from the database when its turn came');
     assert.ok(q.empty);
     const pages = db.pages;
-    db.pending.set(6000, { id: 6000, size: 10 });
-    q.offer(6000, 10);
+    db.pending.set(6000, row(6000, 10));
+    q.offer(row(6000, 10));
     assert.equal(q.size, 1, 'nothing else waits: taken in at once');
     assert.deepEqual(deliverAll(q, db), [6000]);
     assert.equal(db.pages, pages, 'without reading the database');
@@ -100,12 +103,40 @@ describe('PagedQueue', () => {
     }
     // Fill the window up so that the offer cannot take it in.
     q.refill();
-    q.offer(3, 10);
+    q.offer(row(3, 10));
     const rest = deliverAll(q, db);
     assert.ok(rest.includes(3), 'read again from where it is');
-    db.pending.set(7, { id: 7, size: 10 });
+    db.pending.set(7, row(7, 10));
     q.rewind();
     assert.deepEqual(deliverAll(q, db), [7]);
+  });
+
+  it('a file of a higher Priority offered while the window is full of lower ones goes next; the one it pushed out is read again, none is lost', () => {
+    const db = database(rows(1, WINDOW.small + 100, 10));
+    const q = new PagedQueue(db.source, kindOf, () => false);
+    q.refill();
+    assert.equal(q.size, WINDOW.small);
+    const urgent = row(9000, 10, -30);
+    db.pending.set(urgent.id, urgent);
+    q.offer(urgent);
+    assert.equal(q.size, WINDOW.small, 'the window stays its size');
+    const order = deliverAll(q, db);
+    assert.equal(order[0], 9000, 'the urgent file first');
+    assert.deepEqual(order.slice(1), rows(1, WINDOW.small + 100, 10).map((r) => r.id), 'then the rest in order, the one pushed out included');
+    assert.ok(q.empty);
+  });
+
+  it('a file offered after the cursor while nothing more waits in the database goes in at its place', () => {
+    const db = database([row(1, 10, 0, 5), row(2, 10, 0, 50)]);
+    const q = new PagedQueue(db.source, kindOf, () => false);
+    q.refill();
+    const later = row(3, 10, 0, 500);
+    const between = row(4, 10, 0, 20);
+    for (const r of [later, between]) {
+      db.pending.set(r.id, r);
+      q.offer(r);
+    }
+    assert.deepEqual(deliverAll(q, db), [1, 4, 2, 3]);
   });
 
   it('rows in flight are not queued again when a page reads them; drain empties memory and stops reading', () => {

@@ -61,7 +61,7 @@ describe('the seed README snippets', () => {
     assert.equal(settings.file, fixture);
     assert.equal(settings.monster.chunkSize, 10485760);
     assert.deepEqual(settings.directories, [
-      { name: 'sampledir', location: '/home/user/replication', remoteLocation: '/home/user/replication' },
+      { name: 'sampledir', location: '/home/user/replication', remoteLocation: '/home/user/replication', priority: 0, order: 'size' },
     ]);
     assert.deepEqual(settings.vessels, [
       {
@@ -145,7 +145,7 @@ describe('defaults', () => {
       bandwidthLimit: unlimited,
       timeZone: 'UTC',
     });
-    assert.deepEqual(settings.directories, [{ name: 'd', location: '/srv/d', remoteLocation: '/srv/d' }]);
+    assert.deepEqual(settings.directories, [{ name: 'd', location: '/srv/d', remoteLocation: '/srv/d', priority: 0, order: 'size' }]);
     assert.deepEqual(settings.vessels, [
       {
         name: 'v',
@@ -191,8 +191,8 @@ describe('every key set', () => {
 
   it('normalises Directory paths', () => {
     assert.deepEqual(settings.directories, [
-      { name: 'photos', location: '/srv/photos', remoteLocation: '/data/photos' },
-      { name: 'docs', location: path.join(fixtures, 'docs'), remoteLocation: path.join(fixtures, 'docs') },
+      { name: 'photos', location: '/srv/photos', remoteLocation: '/data/photos', priority: -3, order: 'mtime' },
+      { name: 'docs', location: path.join(fixtures, 'docs'), remoteLocation: path.join(fixtures, 'docs'), priority: 0, order: 'size' },
     ]);
   });
 
@@ -400,6 +400,19 @@ describe('errors, one line each', () => {
   it('two Directories on the same Location', () => {
     const message = failureOf('[Directory a]', 'Location = /srv/x', '[Directory b]', 'Location = /srv/x/', '[Vessel v]', 'Address = h');
     assert.match(message, /^\/etc\/cm\/settings\.ini:4: \[Directory b\] Location: expected a folder no other Directory uses, got `\/srv\/x`, the Location of \[Directory a\]$/);
+  });
+
+  it('Priority is a whole number, negative allowed, within its range; Order one of its words', () => {
+    const dir = (...lines: string[]) => ['[Directory d]', 'Location = /d', ...lines, '[Vessel v]', 'Address = h'];
+    assert.equal(parse(...dir('Priority = -7')).directories[0]?.priority, -7);
+    assert.equal(parse(...dir('Priority = +2')).directories[0]?.priority, 2);
+    assert.equal(parse(...dir('Priority = -0')).directories[0]?.priority, 0);
+    assert.equal(failureOf(...dir('Priority = high')), '/etc/cm/settings.ini:3: [Directory d] Priority: expected a whole number from -1000 to 1000, got `high`');
+    assert.match(failureOf(...dir('Priority = 1001')), /Priority: expected a whole number from -1000 to 1000, got `1001`$/);
+    assert.match(failureOf(...dir('Priority = 1.5')), /Priority: expected a whole number/);
+    assert.equal(parse(...dir('Order = name')).directories[0]?.order, 'name');
+    assert.equal(failureOf(...dir('Order = newest')), '/etc/cm/settings.ini:3: [Directory d] Order: expected one of size, mtime, name, got `newest`');
+    assert.match(failureOf(...dir('Odrer = size')), /Odrer: unknown key; did you mean `Order`\?$/);
   });
 
   it('LogLevel lists the pino levels', () => {

@@ -9,6 +9,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../../src/errors.js';
 import { parseSettings } from '../../src/settings/load.js';
+import { BEFORE_ALL } from '../../src/state/queue-order.js';
 import { StateStore } from '../../src/state/store.js';
 import { percentOf, readStatus } from '../../src/status.js';
 
@@ -259,12 +260,24 @@ describe('older schemas', () => {
     PRIMARY KEY (file_id, vessel, idx)
   )`;
 
-  /** A database as version 4 left it: no totals of what waits, nor the triggers that keep them. */
-  function versionFourDatabase(): { file: string; id: number } {
+  /** A database as version 5 left it: deliveries without their place in the queue, read in id order. */
+  function versionFiveDatabase(): { file: string; id: number } {
     const { store, file } = newStore();
     const v = store.recordVersion(version('f'), ['s1'], () => {});
     store.close();
     store.flush();
+    sql(file, 'DROP INDEX deliveries_queue');
+    sql(file, 'ALTER TABLE deliveries DROP COLUMN tier');
+    sql(file, 'ALTER TABLE deliveries DROP COLUMN rank');
+    sql(file, 'CREATE INDEX deliveries_waiting ON deliveries (state, vessel, file_id, size)');
+    sql(file, `UPDATE meta SET value = '5' WHERE key = 'schema_version'`);
+    return { file, id: v.id };
+  }
+
+  /** A database as version 4 left it: no totals of what waits, nor the triggers that keep them. */
+  function versionFourDatabase(): { file: string; id: number } {
+    const { file, id } = versionFiveDatabase();
+    const v = { id };
     for (const trigger of ['waiting_added', 'waiting_removed', 'waiting_changed']) sql(file, `DROP TRIGGER ${trigger}`);
     sql(file, 'DROP TABLE waiting_totals');
     sql(file, `UPDATE meta SET value = '4' WHERE key = 'schema_version'`);
@@ -313,10 +326,37 @@ describe('older schemas', () => {
 
   const current = ['bandwidth', 'deliveries', 'files', 'host_keys', 'leftovers', 'meta', 'transfers', 'vessel_stats', 'waiting_totals'];
 
-  it('a new database is version 5, without a chunks table', () => {
+  it('a new database is version 6, without a chunks table', () => {
     const { store, file } = newStore();
     store.close();
-    assert.deepEqual(tables(file), { version: '5', tables: current });
+    assert.deepEqual(tables(file), { version: '6', tables: current });
+  });
+
+  it('a reader of a version 5 database (an older daemon still running) reads it as usual', () => {
+    const r = reader(versionFiveDatabase().file);
+    assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
+    assert.deepEqual(r.failedDeliveries(10), []);
+  });
+
+  it('opening a version 5 database for writing gives each delivery the place of the default Priority and Order, in place, and records version 6', () => {
+    const { file, id } = versionFiveDatabase();
+    sql(file, `INSERT INTO files (directory, relpath, size, mtime_ms, version_key, queued_at) VALUES ('inbox', 'g', 7, 1, 'k', 1)`);
+    sql(file, `INSERT INTO deliveries (file_id, vessel, state, updated_at, size) SELECT id, 's1', 'pending', 1, 7 FROM files WHERE relpath = 'g'`);
+    const store = new StateStore(file);
+    open.push(store);
+    const g = store.fileByPath('inbox', 'g')!;
+    // Smallest first: the 7-byte file before the 100-byte one recorded earlier.
+    assert.deepEqual(store.waitingPage('s1', 'small', 1000, BEFORE_ALL, 10), [{ id: g.id, size: 7, tier: 0, rank: 7 }, { id, size: 100, tier: 0, rank: 100 }]);
+    assert.deepEqual(store.waitingByVessel(), [{ vessel: 's1', files: 2, bytes: 107 }]);
+    store.flush();
+    assert.deepEqual(tables(file), { version: '6', tables: current });
+    const db = new Database(file, { readonly: true });
+    try {
+      const indexes = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deliveries' AND sql IS NOT NULL`).all() as { name: string }[]).map((r) => r.name);
+      assert.deepEqual(indexes, ['deliveries_queue'], 'the queue index replaces deliveries_waiting');
+    } finally {
+      db.close();
+    }
   });
 
   it('a reader of a version 4 database (an older daemon still running) counts what waits', () => {
@@ -332,7 +372,7 @@ describe('older schemas', () => {
     store.markDone(id, 's1', 100);
     assert.deepEqual(store.waitingByVessel(), []);
     store.flush();
-    assert.deepEqual(tables(file), { version: '5', tables: current });
+    assert.deepEqual(tables(file), { version: '6', tables: current });
   });
 
   it('a reader of a version 3 database (an older daemon still running) sums what waits from the files', () => {
@@ -340,13 +380,13 @@ describe('older schemas', () => {
     assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
   });
 
-  it('opening a version 3 database for writing gives each delivery its file\'s size and records version 5', () => {
+  it('opening a version 3 database for writing gives each delivery its file\'s size and records version 6', () => {
     const { file, id } = versionThreeDatabase();
     const store = new StateStore(file);
     open.push(store);
     assert.deepEqual(store.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
-    assert.deepEqual(store.waitingPage('s1', 'small', 1000, 0, 10), [{ id, size: 100 }]);
-    assert.deepEqual(tables(file), { version: '5', tables: current });
+    assert.deepEqual(store.waitingPage('s1', 'small', 1000, BEFORE_ALL, 10), [{ id, size: 100, tier: 0, rank: 100 }]);
+    assert.deepEqual(tables(file), { version: '6', tables: current });
   });
 
   it('a reader of a version 2 database (an older daemon still running) reads it as usual, chunks and all', () => {
@@ -357,13 +397,13 @@ describe('older schemas', () => {
     assert.equal(tables(file).version, '2', 'a reader changes nothing');
   });
 
-  it('opening a version 2 database for writing drops the chunks table and records version 5, keeping the rest', () => {
+  it('opening a version 2 database for writing drops the chunks table and records version 6, keeping the rest', () => {
     const file = versionTwoDatabase();
     const store = new StateStore(file);
     open.push(store);
     assert.equal(store.fileByPath('inbox', 'f')!.relpath, 'f');
     assert.equal(store.deliveries(store.fileByPath('inbox', 'f')!.id).length, 1);
-    assert.deepEqual(tables(file), { version: '5', tables: current });
+    assert.deepEqual(tables(file), { version: '6', tables: current });
   });
 
   it('a reader of a version 1 database (an older daemon still running) sees no transfers, the rest as usual', () => {
@@ -372,7 +412,7 @@ describe('older schemas', () => {
     assert.deepEqual(r.waitingByVessel(), [{ vessel: 's1', files: 1, bytes: 100 }]);
   });
 
-  it('opening a version 1 database for writing adds transfers, drops chunks and records version 5', () => {
+  it('opening a version 1 database for writing adds transfers, drops chunks and records version 6', () => {
     const file = versionOneDatabase();
     const store = new StateStore(file);
     open.push(store);
@@ -380,7 +420,7 @@ describe('older schemas', () => {
     store.transferStarted(v.id, 's1');
     assert.equal(store.transfers().length, 1);
     store.flush();
-    assert.deepEqual(tables(file), { version: '5', tables: current });
+    assert.deepEqual(tables(file), { version: '6', tables: current });
   });
 
   it('a reader refuses a newer schema too', () => {
