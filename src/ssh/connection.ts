@@ -17,6 +17,7 @@ import ssh2 from 'ssh2';
 import type { Client, ClientChannel, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import { CommandsRefusedError, RenameUnsupported, TransientError, classify } from '../errors.js';
 import { connect, type ConnectOptions, type Endpoint } from './connect.js';
+import { ConnectionEnd } from './connection-end.js';
 import { carried } from './quote.js';
 import type { EntryKind, ExecResult, OpenFlags, RemoteEntry, RemoteFs, RemoteLineService, RemoteProcess, RemoteReader, RemoteStat } from './remote-fs.js';
 import { isNoSuchFile, requestError } from './sftp-errors.js';
@@ -46,8 +47,7 @@ export class SftpConnection implements RemoteFs, RemoteReader {
   readonly #client: Client;
   readonly #sftp: SFTPWrapper;
   readonly #timeoutMs: number;
-  #closedError: Error | undefined;
-  #closeListeners = new Set<(err: Error) => void>();
+  readonly #end = new ConnectionEnd();
   #execsRunning = 0;
   #execWaiters: (() => void)[] = [];
   #sftpPending = 0;
@@ -110,26 +110,19 @@ export class SftpConnection implements RemoteFs, RemoteReader {
   }
 
   get closed(): boolean {
-    return this.#closedError !== undefined;
+    return this.#end.reason !== undefined;
   }
 
   /** Called once with the reason when the connection dies. */
   onClose(listener: (err: Error) => void): () => void {
-    if (this.#closedError) {
-      listener(this.#closedError);
-      return () => {};
-    }
-    this.#closeListeners.add(listener);
-    return () => this.#closeListeners.delete(listener);
+    return this.#end.listen(listener);
   }
 
   #fail(err: Error): void {
-    if (this.#closedError) return;
-    this.#closedError = err;
-    clearInterval(this.#stallWatch);
-    this.#client.destroy();
-    for (const l of this.#closeListeners) l(err);
-    this.#closeListeners.clear();
+    this.#end.end(err, () => {
+      clearInterval(this.#stallWatch);
+      this.#client.destroy();
+    });
   }
 
   /** Tears the connection down; every pending request fails. */
@@ -142,7 +135,7 @@ export class SftpConnection implements RemoteFs, RemoteReader {
    * fails at once (ssh2 does not always call back requests in flight on a cut link).
    */
   #request<T>(what: string, path: string, start: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
-    if (this.#closedError) return Promise.reject(this.#closedError);
+    if (this.#end.reason) return Promise.reject(this.#end.reason);
     this.#busy();
     this.#sftpPending++;
     return new Promise<T>((resolve, reject) => {
@@ -344,7 +337,7 @@ export class SftpConnection implements RemoteFs, RemoteReader {
    * `exited` settles with the exit code once its output has ended.
    */
   #start(command: string, keepStdout = true): Promise<{ stream: ClientChannel; exited: Promise<ExecResult> }> {
-    if (this.#closedError) return Promise.reject(this.#closedError);
+    if (this.#end.reason) return Promise.reject(this.#end.reason);
     return new Promise((resolve, reject) => {
       const off = this.onClose(reject);
       const { command: line, prologue } = carried(command);
@@ -354,7 +347,7 @@ export class SftpConnection implements RemoteFs, RemoteReader {
           if (err) {
             // A channel that could not open says why (`reason`: too many sessions, say); one that
             // opened and was then refused the command means the server runs no commands at all.
-            reject('reason' in err || this.#closedError ? classify(err, { vessel: this.vessel }) : commandsRefused(this.vessel, err));
+            reject('reason' in err || this.#end.reason ? classify(err, { vessel: this.vessel }) : commandsRefused(this.vessel, err));
             return;
           }
           stream.on('error', () => {}); // a write after the peer closed; the exit says what happened

@@ -17,6 +17,7 @@
 import { Worker } from 'node:worker_threads';
 import { TransientError } from '../errors.js';
 import type { ConnectOptions, Endpoint } from './connect.js';
+import { ConnectionEnd } from './connection-end.js';
 import { judgeHostKey } from './host-key.js';
 import type { ExecResult, OpenFlags, RemoteLineService, RemoteProcess, RemoteStat, VesselConnection } from './remote-fs.js';
 import type { FromThread, ServiceState, ToThread } from './thread-protocol.js';
@@ -206,8 +207,7 @@ export class ThreadedConnection implements VesselConnection {
   readonly pending = new Set<number>();
   readonly #thread: SshThread;
   readonly label: string;
-  #closedError: Error | undefined;
-  readonly #closeListeners = new Set<(err: Error) => void>();
+  readonly #end = new ConnectionEnd();
 
   constructor(thread: SshThread, readonly id: number, endpoint: Endpoint, maxWriteLength: number) {
     this.#thread = thread;
@@ -217,25 +217,16 @@ export class ThreadedConnection implements VesselConnection {
   }
 
   get closed(): boolean {
-    return this.#closedError !== undefined;
+    return this.#end.reason !== undefined;
   }
 
   onClose(listener: (err: Error) => void): () => void {
-    if (this.#closedError) {
-      listener(this.#closedError);
-      return () => {};
-    }
-    this.#closeListeners.add(listener);
-    return () => this.#closeListeners.delete(listener);
+    return this.#end.listen(listener);
   }
 
   /** The connection died (said by the thread, or dropped here): listeners first, then the requests, as SftpConnection does. */
   fail(err: Error): void {
-    if (this.#closedError) return;
-    this.#closedError = err;
-    for (const l of this.#closeListeners) l(err);
-    this.#closeListeners.clear();
-    this.#thread.ended(this, err);
+    if (this.#end.end(err)) this.#thread.ended(this, err);
   }
 
   disconnect(reason = 'closed by contentmonster'): void {
@@ -243,7 +234,7 @@ export class ThreadedConnection implements VesselConnection {
   }
 
   #call<T>(op: string, args: unknown[], transfer?: ArrayBuffer[], service?: Request['service']): Promise<T> {
-    if (this.#closedError) return Promise.reject(this.#closedError);
+    if (this.#end.reason) return Promise.reject(this.#end.reason);
     return this.#thread.call<T>(this, op, args, transfer, service);
   }
 
